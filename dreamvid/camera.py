@@ -1,0 +1,48 @@
+"""The camera move between frames: zoom, rotate and translate about the centre, on the device.
+
+One affine grid per frame and ``grid_sample``: the image never leaves the device.
+``zoom`` > 1 moves in (the centre grows), ``rotate`` is in degrees (counter-clockwise as
+seen), ``translate`` = (x, y) in pixels per frame moves the picture right/down. The output
+has the input's size; borders revealed by zooming out or moving are filled by reflection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def affine_theta(size: tuple[int, int], zoom: float, rotate: float, translate: tuple[float, float]) -> torch.Tensor:
+    """The 2x3 matrix that maps output to input coordinates, in grid_sample's [-1, 1] units.
+
+    Built in pixel units (so rotation keeps its shape on non-square frames) and then
+    converted: theta = N A N^-1 with N = diag(2/W, 2/H).
+    """
+    w, h = size
+    a = math.radians(rotate)
+    c, s = math.cos(a) / zoom, math.sin(a) / zoom
+    # out pixel p (from the centre) shows input pixel A (p - t); A = R(-angle) / zoom
+    ax = [[c, s], [-s, c]]
+    tx, ty = translate
+    bx = -(ax[0][0] * tx + ax[0][1] * ty)
+    by = -(ax[1][0] * tx + ax[1][1] * ty)
+    return torch.tensor(
+        [
+            [ax[0][0], ax[0][1] * h / w, bx * 2 / w],
+            [ax[1][0] * w / h, ax[1][1], by * 2 / h],
+        ],
+        dtype=torch.float32,
+    )
+
+
+def move(image: torch.Tensor, zoom: float, rotate: float = 0.0, translate=(0.0, 0.0)) -> torch.Tensor:
+    """Apply one frame's camera move to ``image`` (1, 3, H, W)."""
+    if zoom == 1 and rotate == 0 and translate[0] == 0 and translate[1] == 0:
+        return image
+    h, w = image.shape[-2:]
+    theta = affine_theta((w, h), zoom, rotate, translate).to(image.device)[None]
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.clamp_(0.0, 1.0)

@@ -1,0 +1,88 @@
+"""Reading, fitting and writing still images (OpenCV on the CPU, once per render).
+
+Images travel inside dreamvid as float32 tensors (1, 3, H, W), RGB in [0, 1].
+Any image OpenCV reads works: grayscale is repeated to RGB, 16-bit is scaled down, and
+transparency is composited over white (logos are usually drawn on transparent canvases).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import InputError
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """HxWx3 float32 RGB in [0, 1]."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image not found")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"{path}: not a readable image (expected PNG, JPEG, TIFF, WebP, BMP ...)")
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+    img = img.astype(np.float32) / scale
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif img.shape[2] == 4:
+        alpha = img[:, :, 3:4]
+        img = img[:, :, :3] * alpha + (1.0 - alpha)  # over white
+    elif img.shape[2] == 2:  # gray + alpha
+        alpha = img[:, :, 1:2]
+        img = np.repeat(img[:, :, :1] * alpha + (1.0 - alpha), 3, axis=2)
+    img = img[:, :, :3][:, :, ::-1]  # BGR -> RGB
+    return np.ascontiguousarray(np.clip(img, 0.0, 1.0))
+
+
+def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale to cover ``size`` = (width, height), then crop the centre."""
+    w, h = size
+    ih, iw = img.shape[:2]
+    s = max(w / iw, h / ih)
+    nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    img = cv2.resize(img, (nw, nh), interpolation=interp)
+    x0, y0 = (nw - w) // 2, (nh - h) // 2
+    return np.clip(img[y0 : y0 + h, x0 : x0 + w], 0.0, 1.0)
+
+
+def noise_image(size: tuple[int, int], generator: torch.Generator) -> np.ndarray:
+    """Soft grey noise, the usual start for dreaming from nothing."""
+    w, h = size
+    return (0.5 + 0.1 * torch.randn(h, w, 3, generator=generator)).clamp(0, 1).numpy()
+
+
+def to_tensor(img: np.ndarray, device="cpu") -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, on the tensor's device."""
+    return (x[0].clamp(0, 1) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
+
+
+def write_png(path: str | Path, rgb8: np.ndarray) -> Path:
+    """Write atomically: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb8[:, :, ::-1]))
+    if not ok:
+        raise InputError(f"{path}: could not encode PNG")
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,107 @@
+"""What to maximise, as small objects that add and scale (after lucent's objectives).
+
+An :class:`Objective` maps the activations a :class:`~dreamvid.model.FeatureNet` returns to
+a scalar, and knows which layers it reads, so the forward pass can stop at the deepest::
+
+    obj = layer("mixed3") + 0.5 * channel("mixed4", 97)
+    loss = obj(net(image, obj.layers))
+
+Reductions (``mode``):
+- ``square`` (default): mean of the squared activations, the L2 objective of Google's
+  original DeepDream notebook. Its gradient is the activation itself, which lets strongly
+  firing features win, giving the crisp, saturated DeepDream look.
+- ``mean``: mean activation (the TensorFlow DeepDream tutorial's choice); softer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .errors import InputError
+
+Activations = Mapping[str, torch.Tensor]
+MODES = ("square", "mean")
+
+
+@dataclass(frozen=True)
+class Objective:
+    fn: Callable[[Activations], torch.Tensor]
+    layers: frozenset[str]
+    name: str
+
+    def __call__(self, acts: Activations) -> torch.Tensor:
+        return self.fn(acts)
+
+    def __add__(self, other: Objective) -> Objective:
+        if isinstance(other, (int, float)) and other == 0:  # so that sum() works
+            return self
+        return Objective(lambda a: self(a) + other(a), self.layers | other.layers, f"{self.name} + {other.name}")
+
+    __radd__ = __add__
+
+    def __mul__(self, k: float) -> Objective:
+        k = float(k)
+        return Objective(lambda a: k * self(a), self.layers, f"{k:g} * {self.name}")
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Objective:
+        return -1.0 * self
+
+    def __sub__(self, other: Objective) -> Objective:
+        return self + (-other)
+
+
+def _reduce(x: torch.Tensor, mode: str) -> torch.Tensor:
+    x = x.float()  # the loss is always computed in fp32, also under autocast
+    if mode == "square":
+        return x.square().mean()
+    if mode == "mean":
+        return x.mean()
+    raise InputError(f"unknown objective mode {mode!r}; expected one of {', '.join(MODES)}")
+
+
+def layer(name: str, mode: str = "square") -> Objective:
+    """All channels of layer ``name``."""
+    return Objective(lambda a: _reduce(a[name], mode), frozenset([name]), name)
+
+
+def channel(name: str, channels: int | Sequence[int], mode: str = "square") -> Objective:
+    """One channel (``channel("mixed4", 97)``) or several (summed) of layer ``name``."""
+    idx = [channels] if isinstance(channels, int) else list(channels)
+    label = f"{name}:{','.join(map(str, idx))}"
+    if len(idx) == 1:
+        c = idx[0]
+        return Objective(lambda a: _reduce(a[name][:, c], mode), frozenset([name]), label)
+    return Objective(lambda a: _reduce(a[name][:, idx], mode) * len(idx), frozenset([name]), label)
+
+
+def parse(spec: str, mode: str = "square", catalogue: Mapping[str, int] | None = None) -> Objective:
+    """``"mixed3"`` -> layer, ``"mixed4:97"`` or ``"mixed4:97,12"`` -> channels.
+
+    With ``catalogue`` (layer -> channel count) names and channel indices are checked.
+    """
+    name, _, chans = spec.partition(":")
+    if catalogue is not None and name not in catalogue:
+        raise InputError(f"unknown layer {name!r}; expected one of {', '.join(catalogue)}")
+    if not chans:
+        return layer(name, mode)
+    try:
+        idx = [int(c) for c in chans.split(",")]
+    except ValueError:
+        raise InputError(f"bad channel list in {spec!r}; expected layer:channel[,channel...]") from None
+    if catalogue is not None:
+        bad = [c for c in idx if not 0 <= c < catalogue[name]]
+        if bad:
+            raise InputError(f"channel {bad[0]} out of range for {name}; expected 0..{catalogue[name] - 1}")
+    return channel(name, idx, mode)
+
+
+def weighted(weights: Mapping[str, float], mode: str = "square", catalogue=None) -> Objective:
+    """The sum of ``weight * parse(spec)``: the schedule's ``layers: {mixed3: 1.0, "mixed4:97": 0.5}``."""
+    if not weights:
+        raise InputError("an objective needs at least one layer")
+    return sum(w * parse(spec, mode, catalogue) for spec, w in weights.items())
