@@ -23,8 +23,9 @@ def affine_theta(size: tuple[int, int], zoom: float, rotate: float, translate: t
     w, h = size
     a = math.radians(rotate)
     c, s = math.cos(a) / zoom, math.sin(a) / zoom
-    # out pixel p (from the centre) shows input pixel A (p - t); A = R(-angle) / zoom
-    ax = [[c, s], [-s, c]]
+    # out pixel p (from the centre, y down) shows input pixel A (p - t), A = R / zoom with R
+    # the inverse of a counter-clockwise turn on screen
+    ax = [[c, -s], [s, c]]
     tx, ty = translate
     bx = -(ax[0][0] * tx + ax[0][1] * ty)
     by = -(ax[1][0] * tx + ax[1][1] * ty)

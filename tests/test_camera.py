@@ -1,0 +1,47 @@
+import torch
+import torch.nn.functional as F
+
+from dreamvid.camera import move
+
+
+def dot(h, w, y, x):
+    img = torch.zeros(1, 3, h, w)
+    img[..., y - 1 : y + 2, x - 1 : x + 2] = 1.0
+    return img
+
+
+def centroid(img):
+    m = img[0, 0]
+    ys, xs = torch.meshgrid(torch.arange(m.shape[0]), torch.arange(m.shape[1]), indexing="ij")
+    return (m * ys).sum().item() / m.sum().item(), (m * xs).sum().item() / m.sum().item()
+
+
+def test_identity_is_a_no_op():
+    x = torch.rand(1, 3, 20, 30)
+    assert move(x, 1.0) is x
+
+
+def test_zoom_in_scales_about_the_centre():
+    h, w = 60, 80  # centre at (29.5, 39.5) in pixel coordinates
+    out = move(dot(h, w, 20, 30), zoom=2.0)
+    y, x = centroid(out)
+    assert abs(y - (29.5 + 2 * (20 - 29.5))) < 0.6 and abs(x - (39.5 + 2 * (30 - 39.5))) < 0.6
+
+
+def test_zoom_matches_upscaled_centre_crop():
+    x = F.interpolate(torch.rand(1, 3, 16, 16), size=(64, 64), mode="bilinear", align_corners=False)
+    out = move(x, zoom=2.0)
+    crop = F.interpolate(x[..., 16:48, 16:48], size=(64, 64), mode="bilinear", align_corners=False)
+    assert (out - crop)[..., 4:-4, 4:-4].abs().max() < 0.02
+
+
+def test_translate_moves_right_and_down():
+    y, x = centroid(move(dot(40, 50, 20, 20), zoom=1.0, translate=(5.0, -3.0)))
+    assert abs(x - 25) < 0.01 and abs(y - 17) < 0.01
+
+
+def test_rotation_keeps_shape_on_wide_frames():
+    # a dot 20 px right of the centre, rotated 90 degrees counter-clockwise, ends 20 px above it
+    h, w = 61, 101  # centre (30, 50)
+    y, x = centroid(move(dot(h, w, 30, 70), zoom=1.0, rotate=90.0))
+    assert abs(y - 10) < 0.6 and abs(x - 50) < 0.6
