@@ -74,6 +74,88 @@ def cmd_dream(args) -> int:
     return 0
 
 
+def _load(args, check_files=True):
+    from .schedule import load_schedule
+
+    return load_schedule(args.schedule, check_files=check_files)
+
+
+class _Bar:
+    """The CLI's view of :class:`~dreamvid.render.Progress`: a tqdm bar and warning lines."""
+
+    def __init__(self, quiet: bool, unit="frame"):
+        self.quiet, self.unit, self.bar = quiet, unit, None
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        if p.event == "warning":
+            (self.bar.write if self.bar else print)(f"dreamvid: warning: {p.message}", file=sys.stderr)
+        if self.quiet:
+            return
+        if p.event == "start":
+            if p.start:
+                print(f"resuming at frame {p.start} of {p.total}", file=sys.stderr)
+            self.bar = tqdm(total=p.total, initial=p.start, unit=self.unit, dynamic_ncols=True, smoothing=0.1)
+        elif p.event == "frame" and self.bar is not None:
+            self.bar.set_postfix_str(f"segment {p.segment}", refresh=False)
+            self.bar.update(p.frame - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_render(args) -> int:
+    from .render import render
+
+    schedule = _load(args)
+    bar = _Bar(args.quiet)
+    try:
+        out = render(schedule, device=args.device, output=args.output, frames=args.frames, fresh=args.fresh,
+                     keep_parts=args.keep_parts, callback=bar)  # fmt: skip
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_preview(args) -> int:
+    from .images import write_png
+    from .render import preview
+
+    schedule = _load(args)
+    bar = _Bar(args.quiet)
+    try:
+        rgb = preview(schedule, args.frame, device=args.device, scale=args.scale, callback=bar)
+    finally:
+        bar.close()
+    path = write_png(args.output, rgb)
+    if not args.quiet:
+        print(f"wrote {path} (frame {args.frame})")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .images import read_image
+
+    schedule = _load(args)
+    if schedule.input_path is not None:
+        read_image(schedule.input_path)  # it must decode, not just exist
+    print(schedule.summary())
+    return 0
+
+
+def cmd_schema(args) -> int:
+    import json
+
+    from .schedule import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------
 # parser
 
@@ -113,12 +195,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_model_args(p)
     p.set_defaults(func=cmd_dream)
+
+    p = sub.add_parser("render", help="render a schedule to a video (resumes an interrupted render)")
+    p.add_argument("schedule", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="output video (default: the schedule's output)")
+    p.add_argument("--device", help="auto | cpu | cuda (default: the schedule's device)")
+    p.add_argument("--frames", type=_positive(int), help="render only the first N frames")
+    p.add_argument("--fresh", action="store_true", help="ignore and delete earlier checkpoints; start over")
+    p.add_argument("--keep-parts", action="store_true", help="keep the work folder (parts, checkpoints)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("preview", help="render one frame exactly as the video shows it")
+    p.add_argument("schedule", type=Path)
+    p.add_argument("--frame", type=int, required=True, help="frame index (0 = the fitted input)")
+    p.add_argument("-o", "--output", type=Path, default=Path("frame.png"))
+    p.add_argument("--device")
+    p.add_argument("--scale", type=_positive(float), default=1.0, help="render smaller for a fast, approximate look")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("validate", help="check a schedule (keys, layers, files) without dreaming")
+    p.add_argument("schedule", type=Path)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the schedule's JSON Schema (for editor completion)")
+    p.set_defaults(func=cmd_schema)
     return parser
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (kill, a scheduler's stop) ends a render like Ctrl-C: part closed, checkpoint kept."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (embedded use)
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _sigterm_as_interrupt()
     try:
         return args.func(args)
     except DreamvidError as e:

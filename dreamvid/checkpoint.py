@@ -1,0 +1,147 @@
+"""Checkpoints: what frame n+1 needs, saved atomically and verified on load.
+
+A render's work folder (``<output>.parts/``) holds encoded video parts and checkpoints::
+
+    part-00000000.mp4   frames 0..49      (each part closes at a checkpoint)
+    part-00000050.mp4   frames 50..99
+    ckpt-00000049.pt    frame 49 as float32, the part list, the fingerprint
+    ckpt-00000099.pt
+
+One checkpoint is one dict (see :func:`save`), written as ``MAGIC + sha256 + payload`` to a
+temp file, fsynced and renamed, so a reader sees either the old file or the whole new one;
+the checksum catches truncation and bit rot. The previous checkpoint is kept until a newer
+one is safely on disk.
+
+Fingerprints say whether a checkpoint belongs to this schedule: :func:`fingerprint` hashes
+what frames 0..n depend on (the input file's content, size, seed, model, encoder and every
+frame's parameters up to n), so appending segments or editing frames after n keeps n valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import DreamvidError
+
+MAGIC = b"DREAMVID-CKPT-1\n"
+KEEP = 2  # checkpoints kept in the work folder (the newest and the one before)
+
+
+def file_digest(path: Path | None) -> str:
+    if path is None:
+        return "noise"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def global_settings(schedule) -> dict:
+    """What every frame depends on (besides its own parameters)."""
+    return {
+        "input": file_digest(schedule.input_path),
+        "size": list(schedule.size),
+        "fps": schedule.fps,
+        "seed": schedule.seed,
+        "model": schedule.model,
+        "model_weights": file_digest(schedule.model_weights_path) if schedule.model_weights_path else None,
+        "encoder": schedule.encoder.model_dump(),
+    }
+
+
+def frame_digests(schedule, upto: int) -> list[str]:
+    """One short hash per frame 0..upto of that frame's parameters."""
+    out = []
+    for n in range(upto + 1):
+        p = asdict(schedule.params(n))
+        p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
+        out.append(hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16])
+    return out
+
+
+def fingerprint(settings: dict, digests: list[str]) -> str:
+    return hashlib.sha256(json.dumps([settings, digests], sort_keys=True).encode()).hexdigest()
+
+
+def describe_change(old: dict, settings: dict, old_digests: list[str], digests: list[str]) -> str:
+    """A short phrase naming what differs between a checkpoint and the schedule."""
+    for key in settings:
+        if old.get(key) != settings[key]:
+            what = "the input file's content" if key == "input" else key
+            return f"{what} changed"
+    for n, (a, b) in enumerate(zip(old_digests, digests)):
+        if a != b:
+            return f"the parameters of frame {n} changed"
+    return "the schedule changed"
+
+
+def save(path: Path, state: dict) -> None:
+    """Write ``state`` atomically with a checksum. ``state['frame']`` is a float32 tensor."""
+    buf = io.BytesIO()
+    torch.save({**state, "version": __version__}, buf)
+    payload = buf.getvalue()
+    data = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path) -> dict:
+    """Read and verify a checkpoint; :class:`DreamvidError` if it is not a whole, valid one."""
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        raise DreamvidError(f"{path}: not a dreamvid checkpoint")
+    digest, _, payload = data[len(MAGIC) :].partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise DreamvidError(f"{path}: checkpoint is truncated or corrupt (checksum mismatch)")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+CKPT_RE = re.compile(r"ckpt-(\d{8})\.pt$")
+
+
+def checkpoint_path(work: Path, index: int) -> Path:
+    return work / f"ckpt-{index:08d}.pt"
+
+
+def part_path(work: Path, first: int) -> Path:
+    return work / f"part-{first:08d}.mp4"
+
+
+def list_checkpoints(work: Path) -> list[Path]:
+    """Checkpoint files in the work folder, newest first."""
+    if not work.is_dir():
+        return []
+    found = [p for p in work.iterdir() if CKPT_RE.match(p.name)]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def prune(work: Path, keep: int = KEEP) -> None:
+    """Remove all but the ``keep`` newest checkpoints."""
+    for old in list_checkpoints(work)[keep:]:
+        old.unlink(missing_ok=True)
