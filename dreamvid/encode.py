@@ -447,10 +447,14 @@ class VideoWriter:
 # --- joining and reading --------------------------------------------------------
 
 
-def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None) -> Path:
+def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
+                durations: list[float] | None = None) -> Path:
     """Concatenate video files made with the same settings, without re-encoding.
 
     Optional ``audio`` is encoded to AAC, padded with silence and cut to the video length.
+    ``durations`` (seconds, one per part; frames / fps) spares the concat demuxer from
+    trusting the containers' rounded durations, which leave timestamp gaps at the joins
+    (a 12 fps video came out as 12.01 fps without them).
     """
     parts = [Path(p) for p in parts]
     out = Path(out)
@@ -461,6 +465,8 @@ def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None) -> P
             raise DreamvidError(f"video part not found: {p}")
     # concat demuxer list; paths quoted with '...' ('\'' for a quote inside)
     listing = "".join("file '{}'\n".format(str(p.resolve()).replace("'", "'\\''")) for p in parts)
+    if durations is not None:
+        listing = "".join(f"{line}\nduration {d:.9f}\n" for line, d in zip(listing.splitlines(), durations))
     fd, list_path = tempfile.mkstemp(prefix=f".{out.stem}.concat-", suffix=".txt", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

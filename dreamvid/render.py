@@ -204,7 +204,8 @@ def render(
             writer.abort()
         raise
 
-    join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path)
+    join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path,
+                durations=[(last - first + 1) / schedule.fps for _, first, last in parts])
     if not keep_parts:
         shutil.rmtree(work, ignore_errors=True)
     callback(Progress("done", frame=total, total=total, start=start, message=str(output)))

@@ -33,3 +33,28 @@ def run_cli(*args, cwd=None, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "dreamvid", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
+
+
+def write_schedule(folder, *, segments=None, **top):
+    """A tiny schedule (96x64, few frames, 2 iterations) in ``folder``; returns its path."""
+    import cv2
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "in.png").exists():
+        cv2.imwrite(str(folder / "in.png"), skimage.data.coffee()[::4, ::4, ::-1])
+    data = {
+        "input": "in.png",
+        "output": "out/video.mp4",
+        "size": [96, 64],
+        "fps": 12,
+        "seed": 3,
+        "checkpoint_every": 4,
+        "defaults": {"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02, "zoom": 1.05},
+        "segments": segments or [{"frames": 6, "layers": {"mixed0": 1.0}},
+                                 {"frames": 6, "layers": {"mixed3": 1.0}, "transition": 3}],
+    }
+    data.update(top)
+    path = folder / "s.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
