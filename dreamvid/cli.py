@@ -110,10 +110,11 @@ def cmd_render(args) -> int:
     from .render import render
 
     schedule = _load(args)
-    bar = _Bar(args.quiet)
+    bar, stop = _Bar(args.quiet), _StopRequest()
+    stop.install()
     try:
         out = render(schedule, device=args.device, output=args.output, frames=args.frames, fresh=args.fresh,
-                     keep_parts=args.keep_parts, callback=bar)  # fmt: skip
+                     keep_parts=args.keep_parts, callback=bar, should_stop=stop)  # fmt: skip
     finally:
         bar.close()
     if not args.quiet:
@@ -224,23 +225,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM (kill, a scheduler's stop) ends a render like Ctrl-C: part closed, checkpoint kept."""
-    import signal
+class _StopRequest:
+    """Ctrl-C or SIGTERM once: finish the frame, close the part, checkpoint, exit 130.
+    A second Ctrl-C aborts at once (the previous checkpoint stands)."""
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self):
+        self.requested = False
 
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (embedded use)
-        pass
+    def install(self) -> None:
+        import signal
+
+        try:
+            signal.signal(signal.SIGINT, self._handler)
+            signal.signal(signal.SIGTERM, self._handler)
+        except ValueError:  # not the main thread (embedded use)
+            pass
+
+    def _handler(self, signum, frame) -> None:
+        import signal
+
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\ndreamvid: stopping after this frame (Ctrl-C again to abort now)", file=sys.stderr)
+
+    def __call__(self) -> bool:
+        return self.requested
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _sigterm_as_interrupt()
     try:
         return args.func(args)
     except DreamvidError as e:

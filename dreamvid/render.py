@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -107,15 +108,17 @@ def find_checkpoint(schedule: Schedule, work: Path, settings: dict, upto: int, c
     Corrupt checkpoints are reported and skipped. Raises when checkpoints exist but none
     belongs to this schedule (unless there are none at all).
     """
-    mismatch = None
+    mismatch = corrupt = further = None
     for path in ckpt.list_checkpoints(work):
         try:
             state = ckpt.load(path)
         except (DreamvidError, OSError, RuntimeError) as e:
+            corrupt = corrupt or str(e)
             callback(Progress("warning", message=f"{e}; falling back to the previous checkpoint"))
             continue
         n = state["index"]
         if n > upto:
+            further = further or n
             continue
         digests = ckpt.frame_digests(schedule, n)
         if state["settings"] != settings or state["digests"] != digests:
@@ -126,14 +129,14 @@ def find_checkpoint(schedule: Schedule, work: Path, settings: dict, upto: int, c
             callback(Progress("warning", message=f"{path}: part {missing[0]} is missing; trying an earlier checkpoint"))
             continue
         return state
+    fresh = f"rerun with --fresh to start over (deletes {work})"
     if mismatch:
         path, why = mismatch
-        raise InputError(
-            f"{path}: this checkpoint belongs to another schedule ({why}); "
-            f"rerun with --fresh to start over (deletes {work})"
-        )
-    if ckpt.list_checkpoints(work) and upto >= 0:
-        raise InputError(f"{work}: no usable checkpoint (all corrupt); rerun with --fresh to start over")
+        raise InputError(f"{path}: this checkpoint belongs to another schedule ({why}); {fresh}")
+    if further is not None:
+        raise InputError(f"{work}: holds a render that is further along (frame {further}); {fresh}, or render to another -o")
+    if corrupt:
+        raise InputError(f"{work}: no usable checkpoint ({corrupt}); {fresh}")
     return None
 
 
@@ -146,8 +149,14 @@ def render(
     fresh: bool = False,
     keep_parts: bool = False,
     callback: Callback = _ignore,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Path:
-    """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can."""
+    """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can.
+
+    ``should_stop`` is asked after each frame; when it says yes the current part is closed,
+    a checkpoint written and :class:`Interrupted` raised (the CLI wires it to Ctrl-C and
+    SIGTERM). A ``KeyboardInterrupt`` instead aborts at once, keeping the last checkpoint.
+    """
     output = Path(output or schedule.output_path).absolute()
     if schedule.input_path is not None and output.resolve() == schedule.input_path.resolve():
         raise InputError(f"{output}: the output path is the input image; choose another output")
@@ -162,44 +171,42 @@ def render(
     state = find_checkpoint(schedule, work, settings, total - 1, callback)
 
     dreamer = Dreamer(schedule, device)
-    if state is None:
-        start, parts, frame = 0, [], None
-    else:
+    start, parts, frame, pending = 0, [], None, []  # pending: encoded frames of the open part
+    if state is not None:
         start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
-        frame = state["frame"].to(dreamer.device)
-    _remove_stray_parts(work, parts)
+        frame, pending = state["frame"].to(dreamer.device), [_unpng(b) for b in state.get("pending", [])]
+    _clean_work_folder(work, parts)
     callback(Progress("start", frame=start, total=total, start=start))
 
-    writer, first, written, saved = None, start, None, start - 1
+    writer, first, saved = None, start - len(pending), start - 1
     try:
         for n in range(start, total):
             frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
+            rgb = to_uint8(frame).cpu().numpy()
             if writer is None:
-                first = n
                 writer = VideoWriter(ckpt.part_path(work, first), schedule.size, schedule.fps, codec=codec,
                                      crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt)  # fmt: skip
-            writer.write(to_uint8(frame).cpu().numpy())
-            written = (n, frame)
+                for old in pending:  # frames of this part saved by an interrupted run
+                    writer.write(old)
+            writer.write(rgb)
+            pending.append(rgb)
             if (n + 1) % schedule.checkpoint_every == 0 or n == total - 1:
                 writer, parts = _close_part(writer, parts, first, n)
+                first, pending = n + 1, []
                 saved = _save(work, n, frame, parts, settings, schedule)
                 callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
             callback(Progress("frame", frame=n + 1, total=total, start=start, segment=schedule.segment_of(n)[0]))
-    except KeyboardInterrupt:
-        # Keep what is done: close the part and checkpoint its last frame, but only when the
-        # part holds exactly the frames we know of; otherwise the previous checkpoint stands.
-        if writer is not None:
-            try:
-                if written is None or first + writer.frames_written - 1 != written[0]:
-                    raise RuntimeError("part and frame out of step")
-                writer, parts = _close_part(writer, parts, first, written[0])
-                saved = _save(work, written[0], written[1], parts, settings, schedule)
-            except BaseException:  # noqa: BLE001 - fall back to the previous checkpoint
+            if should_stop() and n < total - 1:
+                # Parts always end at checkpoint_every boundaries, so that a resumed render
+                # encodes exactly as an uninterrupted one: the open part's frames go into the
+                # checkpoint (lossless PNG) and are re-fed to its encoder on resume.
                 if writer is not None:
                     writer.abort()
-        raise Interrupted(f"interrupted; frames 0-{saved} of {total} are saved in {work}; "
-                          "rerun the same command to resume") from None  # fmt: skip
-    except BaseException:
+                    writer = None
+                saved = _save(work, n, frame, parts, settings, schedule, pending)
+                raise Interrupted(f"stopped; frames 0-{saved} of {total} are saved in {work}; "
+                                  "rerun the same command to resume")  # fmt: skip
+    except BaseException:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
         if writer is not None:
             writer.abort()
         raise
@@ -217,12 +224,14 @@ def _close_part(writer: VideoWriter, parts: list, first: int, last: int):
     return None, [*parts, (path.name, first, last)]
 
 
-def _save(work: Path, n: int, frame: torch.Tensor, parts: list, settings: dict, schedule: Schedule) -> int:
-    """Checkpoint frame ``n`` (the parts hold frames 0..n); returns ``n``."""
+def _save(work: Path, n: int, frame: torch.Tensor, parts: list, settings: dict, schedule: Schedule,
+          pending: list[np.ndarray] = ()) -> int:  # fmt: skip
+    """Checkpoint frame ``n``: the closed parts plus ``pending`` frames hold frames 0..n."""
     state = {
         "index": n,
         "frame": frame.detach().float().cpu().contiguous(),
         "parts": [list(p) for p in parts],
+        "pending": [_png(rgb) for rgb in pending],
         "settings": settings,
         "digests": ckpt.frame_digests(schedule, n),
     }
@@ -231,11 +240,22 @@ def _save(work: Path, n: int, frame: torch.Tensor, parts: list, settings: dict, 
     return n
 
 
-def _remove_stray_parts(work: Path, parts: list) -> None:
-    """Parts and temp files written after the checkpoint we resume from are redone."""
+def _png(rgb: np.ndarray) -> torch.Tensor:
+    ok, buf = cv2.imencode(".png", rgb)  # channel order is irrelevant: it round-trips as is
+    assert ok
+    return torch.from_numpy(buf.reshape(-1).copy())
+
+
+def _unpng(data: torch.Tensor) -> np.ndarray:
+    return cv2.imdecode(data.numpy(), cv2.IMREAD_UNCHANGED)
+
+
+def _clean_work_folder(work: Path, parts: list) -> None:
+    """Remove parts written after the checkpoint we resume from (they are redone), and temp
+    files a killed render left behind."""
     keep = {name for name, _, _ in parts}
     for p in work.iterdir():
-        if p.name.startswith(("part-", ".part-")) and p.name not in keep:
+        if (p.name.startswith("part-") and p.name not in keep) or (p.name.startswith(".") and "partial" in p.name):
             p.unlink()
 
 

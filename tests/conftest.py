@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +30,16 @@ def photo_tensor(photo):
     return to_tensor(fit(photo, (128, 128)))
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# subprocesses import the dreamvid under test, whatever else is installed
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def run_cli(*args, cwd=None, timeout=300):
     """Run ``python -m dreamvid ARGS`` in a subprocess; returns CompletedProcess."""
     return subprocess.run(
-        [sys.executable, "-m", "dreamvid", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "dreamvid", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        env=ENV,
     )
 
 

@@ -14,7 +14,7 @@ from dreamvid.encode import probe_video, read_frames
 from dreamvid.images import fit, read_image, to_tensor
 from dreamvid.render import Dreamer, render
 from dreamvid.schedule import load_schedule
-from tests.conftest import run_cli, write_schedule
+from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children
 
 
@@ -101,9 +101,10 @@ def test_exception_mid_render_leaves_no_output_and_no_ffmpeg(tmp_path, monkeypat
 
 
 def test_sigint_leaves_no_output_and_no_ffmpeg(tmp_path):
-    path = write_schedule(tmp_path, segments=[{"frames": 200, "layers": {"mixed3": 1.0}}])
+    # one long part, so that ffmpeg is running whenever we look
+    path = write_schedule(tmp_path, segments=[{"frames": 200, "layers": {"mixed3": 1.0}}], checkpoint_every=500)
     proc = subprocess.Popen([sys.executable, "-m", "dreamvid", "render", str(path), "--quiet"],
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
     work = tmp_path / "out" / "video.mp4.parts"
     deadline = time.time() + 120
     while not list(work.glob(".part-*")) and time.time() < deadline:  # a part is being encoded
@@ -116,6 +117,7 @@ def test_sigint_leaves_no_output_and_no_ffmpeg(tmp_path):
     assert proc.returncode == 130
     assert "rerun the same command to resume" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "video.mp4").exists()
+    assert list((tmp_path / "out" / "video.mp4.parts").glob("ckpt-*.pt"))  # the frames done are checkpointed
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 

@@ -1,0 +1,157 @@
+"""Resuming long renders: killed renders resume to the same video; bad checkpoints are caught."""
+
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from dreamvid.encode import read_frames
+from tests.conftest import ENV, run_cli, write_schedule
+from tests.procs import ffmpeg_children
+
+SEGMENTS = [{"frames": 14, "layers": {"mixed0": 1.0}}, {"frames": 14, "layers": {"mixed3": 1.0}, "transition": 4}]
+
+
+def same_video(a, b):
+    fa, fb = read_frames(a), read_frames(b)
+    return len(fa) == len(fb) and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted render of the 20-frame schedule."""
+    folder = tmp_path_factory.mktemp("reference")
+    path = write_schedule(folder, segments=SEGMENTS)
+    r = run_cli("render", path, "--quiet")
+    assert r.returncode == 0, r.stderr
+    return folder / "out" / "video.mp4"
+
+
+def start_render(path, *extra):
+    return subprocess.Popen([sys.executable, "-m", "dreamvid", "render", str(path), "--quiet", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+
+
+def wait_for_checkpoint(work, proc, timeout=120):
+    deadline = time.time() + timeout
+    while not list(work.glob("ckpt-*.pt")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_render_resumes_to_the_same_video(tmp_path, reference, sig):
+    path = write_schedule(tmp_path, segments=SEGMENTS)
+    work = tmp_path / "out" / "video.mp4.parts"
+    proc = start_render(path)
+    wait_for_checkpoint(work, proc)
+    time.sleep(random.uniform(0.0, 0.6))  # a random moment after the first checkpoint
+    killed_during_render = proc.poll() is None
+    children = ffmpeg_children(proc.pid)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if killed_during_render:
+        assert proc.returncode == (-9 if sig == signal.SIGKILL else 130), err
+        assert not (tmp_path / "out" / "video.mp4").exists()
+    time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)], "ffmpeg outlived the render"
+
+    r = run_cli("render", path)
+    assert r.returncode == 0, r.stderr
+    if killed_during_render:
+        assert "resuming at frame" in r.stderr
+    assert same_video(tmp_path / "out" / "video.mp4", reference)
+    assert not work.exists()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, reference):
+    path = write_schedule(tmp_path, segments=SEGMENTS)
+    assert run_cli("render", path, "--frames", "8", "--keep-parts", "--quiet").returncode == 0
+    work = tmp_path / "out" / "video.mp4.parts"
+    newest = work / "ckpt-00000007.pt"
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])
+    r = run_cli("render", path)
+    assert r.returncode == 0, r.stderr
+    assert "ckpt-00000007.pt: checkpoint is truncated or corrupt" in r.stderr
+    assert "resuming at frame 4 of 28" in r.stderr
+    assert same_video(tmp_path / "out" / "video.mp4", reference)
+
+
+def test_checkpoint_from_another_schedule_is_refused(tmp_path):
+    a = write_schedule(tmp_path / "a", segments=SEGMENTS)
+    assert run_cli("render", a, "--frames", "5", "--keep-parts", "--quiet").returncode == 0
+    b = write_schedule(tmp_path / "b", segments=SEGMENTS, seed=99)
+    shutil.copytree(tmp_path / "a" / "out", tmp_path / "b" / "out")
+    work = tmp_path / "b" / "out" / "video.mp4.parts"
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    r = run_cli("render", b)
+    assert r.returncode == 2
+    msg = r.stderr.strip()
+    assert len(msg.splitlines()) == 1 and "Traceback" not in msg
+    assert "belongs to another schedule (seed changed)" in msg and "--fresh" in msg
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == before  # nothing overwritten
+    assert (tmp_path / "b" / "out" / "video.mp4").read_bytes() == (tmp_path / "a" / "out" / "video.mp4").read_bytes()
+    assert run_cli("render", b, "--fresh", "--quiet").returncode == 0
+    assert not work.exists()
+
+
+def test_changed_input_image_is_detected(tmp_path):
+    import cv2
+
+    path = write_schedule(tmp_path, segments=SEGMENTS)
+    assert run_cli("render", path, "--frames", "5", "--keep-parts", "--quiet").returncode == 0
+    img = cv2.imread(str(tmp_path / "in.png"))
+    cv2.imwrite(str(tmp_path / "in.png"), 255 - img)
+    r = run_cli("render", path)
+    assert r.returncode == 2
+    assert "the input file's content changed" in r.stderr and "--fresh" in r.stderr
+
+
+def test_appending_a_segment_renders_only_the_new_frames(tmp_path):
+    path = write_schedule(tmp_path, segments=SEGMENTS)
+    assert run_cli("render", path, "--keep-parts", "--quiet").returncode == 0
+    first = read_frames(tmp_path / "out" / "video.mp4")
+    data = yaml.safe_load(path.read_text())
+    data["segments"].append({"frames": 4, "layers": {"mixed2": 1.0}, "transition": 2})
+    path.write_text(yaml.safe_dump(data))
+    r = run_cli("render", path, "--keep-parts")
+    assert r.returncode == 0, r.stderr
+    assert "resuming at frame 28 of 32" in r.stderr
+    frames = read_frames(tmp_path / "out" / "video.mp4")
+    assert len(frames) == 32
+    assert all(np.array_equal(x, y) for x, y in zip(frames, first))
+    # the same as rendering the longer schedule from scratch
+    full = write_schedule(tmp_path / "full", segments=data["segments"])
+    assert run_cli("render", full, "--quiet").returncode == 0
+    assert same_video(tmp_path / "full" / "out" / "video.mp4", tmp_path / "out" / "video.mp4")
+
+
+def test_preview_starts_from_a_checkpoint(tmp_path):
+    import cv2
+
+    path = write_schedule(tmp_path, segments=SEGMENTS)
+    assert run_cli("render", path, "--frames", "12", "--keep-parts", "--quiet").returncode == 0
+    r = run_cli("preview", path, "--frame", "13", "-o", tmp_path / "from_checkpoint.png")
+    assert r.returncode == 0, r.stderr
+    assert "resuming at frame 12" in r.stderr
+    shutil.rmtree(tmp_path / "out")
+    r = run_cli("preview", path, "--frame", "13", "-o", tmp_path / "from_start.png")
+    assert r.returncode == 0 and "resuming" not in r.stderr
+    a, b = (cv2.imread(str(tmp_path / f)) for f in ("from_checkpoint.png", "from_start.png"))
+    assert np.array_equal(a, b)
