@@ -153,9 +153,10 @@ def render(
 ) -> Path:
     """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can.
 
-    ``should_stop`` is asked after each frame; when it says yes the current part is closed,
-    a checkpoint written and :class:`Interrupted` raised (the CLI wires it to Ctrl-C and
-    SIGTERM). A ``KeyboardInterrupt`` instead aborts at once, keeping the last checkpoint.
+    ``should_stop`` is asked after each frame; when it says yes the encoder is stopped, a
+    checkpoint holding the open part's frames is written and :class:`Interrupted` raised
+    (the CLI wires it to Ctrl-C and SIGTERM). A ``KeyboardInterrupt`` instead aborts at
+    once, keeping the last checkpoint.
     """
     output = Path(output or schedule.output_path).absolute()
     if schedule.input_path is not None and output.resolve() == schedule.input_path.resolve():
