@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import DreamvidError, InputError
+from .errors import DreamvidError
 
 
 def _size(text: str) -> tuple[int, int]:
