@@ -24,6 +24,7 @@ import io
 import json
 import os
 import re
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 
@@ -59,14 +60,27 @@ def global_settings(schedule) -> dict:
     }
 
 
+# schedule -> digests of its frames 0..k found so far: a render checkpoints every
+# ``checkpoint_every`` frames and each checkpoint needs the digests of all frames before it,
+# which would cost O(n^2 / every) hashes if recomputed each time.
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _frame_digest(schedule, n: int) -> str:
+    p = asdict(schedule.params(n))
+    p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
+    return hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def frame_digests(schedule, upto: int) -> list[str]:
-    """One short hash per frame 0..upto of that frame's parameters."""
-    out = []
-    for n in range(upto + 1):
-        p = asdict(schedule.params(n))
-        p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
-        out.append(hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16])
-    return out
+    """One short hash per frame 0..upto of that frame's parameters (cached per schedule)."""
+    try:
+        known = _DIGESTS.setdefault(schedule, [])
+    except TypeError:  # a stand-in that cannot be a weak dictionary key
+        known = []
+    for n in range(len(known), upto + 1):
+        known.append(_frame_digest(schedule, n))
+    return known[: upto + 1]
 
 
 def fingerprint(settings: dict, digests: list[str]) -> str:
@@ -99,6 +113,10 @@ def save(path: Path, state: dict) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:
+        if err.filename is None:  # a failed write() names no file; the user needs to know which
+            err.filename = str(tmp)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

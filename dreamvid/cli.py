@@ -74,6 +74,35 @@ def cmd_dream(args) -> int:
     return 0
 
 
+def cmd_gallery(args) -> int:
+    import torch
+
+    from .dream import DreamSettings
+    from .gallery import make_gallery
+    from .images import fit, noise_image, read_image, write_png
+    from .model import layer_catalogue, load_model, pick_device
+
+    catalogue = layer_catalogue(args.model)
+    size = (args.size, args.size)
+    if args.image:
+        picture = fit(read_image(args.image), size)
+    else:
+        picture = noise_image(size, torch.Generator().manual_seed(args.seed))
+    device = pick_device(args.device)
+    net = load_model(args.model, weights=args.weights, random_init=args.random_weights, device=device)
+    settings = DreamSettings(args.iterations, args.step, args.octaves, args.octave_scale, args.jitter)
+    bar = _Bar(args.quiet, unit="tile")
+    try:
+        sheet = make_gallery(net, picture, catalogue, settings, keys=args.layers, channels=args.channels,
+                             columns=args.columns, seed=args.seed, objective=args.objective, callback=bar)
+    finally:
+        bar.close()
+    path = write_png(args.output, sheet)
+    if not args.quiet:
+        print(f"wrote {path} ({sheet.shape[1]}x{sheet.shape[0]})")
+    return 0
+
+
 def _load(args, check_files=True):
     from .schedule import load_schedule
 
@@ -98,7 +127,7 @@ class _Bar:
                 print(f"resuming at frame {p.start} of {p.total}", file=sys.stderr)
             self.bar = tqdm(total=p.total, initial=p.start, unit=self.unit, dynamic_ncols=True, smoothing=0.1)
         elif p.event == "frame" and self.bar is not None:
-            self.bar.set_postfix_str(f"segment {p.segment}", refresh=False)
+            self.bar.set_postfix_str(p.message or f"segment {p.segment}", refresh=False)
             self.bar.update(p.frame - self.bar.n)
 
     def close(self) -> None:
@@ -144,7 +173,111 @@ def cmd_validate(args) -> int:
     schedule = _load(args)
     if schedule.input_path is not None:
         read_image(schedule.input_path)  # it must decode, not just exist
+    if schedule.audio_path is not None:
+        from .encode import probe_audio
+
+        probe_audio(schedule.audio_path)  # ffmpeg must decode it: found now, not at the final join
     print(schedule.summary())
+    if args.plot:
+        from .timeline import plot_timeline
+
+        print(f"wrote {plot_timeline(schedule, args.plot)}")
+    return 0
+
+
+class _BatchBar:
+    """The CLI's view of :class:`~dreamvid.batch.BatchProgress`: one bar for the whole batch
+    (frames of all videos, so its ETA is the batch's), one line per finished video."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        if p.event == "warning":
+            (self.bar.write if self.bar else print)(f"dreamvid: warning: {p.message}", file=sys.stderr)
+        if self.quiet:
+            return
+        if p.event == "start":
+            if p.videos_done:
+                print(f"{p.videos_done} of {p.videos_total} videos already complete; skipping them", file=sys.stderr)
+            self.bar = tqdm(total=p.frames_total, unit="frame", dynamic_ncols=True, smoothing=0.1)
+        elif self.bar is not None and p.event in ("video", "frame", "retry", "finished"):
+            if self.bar.total != p.frames_total:
+                self.bar.total = p.frames_total
+            self.bar.set_postfix_str(f"videos {p.videos_done}/{p.videos_total}", refresh=False)
+            self.bar.update(p.frames_done - self.bar.n)
+            if p.message:
+                self.bar.write(p.message, file=sys.stderr)
+            if p.event == "finished":
+                r = p.result
+                what = f"{r.frames} frames in {r.seconds:.1f} s -> {r.output}" if r.status == "done" else r.error
+                self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _batch_table(results) -> str:
+    rows = [("video", "status", "frames", "time", "")]
+    for r in results:
+        note = r.error if r.status in ("failed", "interrupted") else str(r.output) if r.status == "done" else ""
+        if r.status == "done" and r.resumed_from:
+            note += f" (resumed at frame {r.resumed_from}{f', {r.attempts} runs' if r.attempts > 1 else ''})"
+        if r.status == "skipped":
+            note = "already complete"
+        time = f"{r.seconds:.1f} s" if r.status not in ("skipped", "not started") else "-"
+        rows.append((r.name, r.status, f"{r.frames}/{r.total}", time, note))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows).rstrip()
+
+
+def cmd_batch(args) -> int:
+    from .batch import load_job, run
+    from .errors import InputError
+
+    if args.retries < 0:
+        raise InputError(f"--retries {args.retries}: expected an integer >= 0")
+    variants = load_job(args.jobs)  # every variant is checked before anything starts
+    bar = _BatchBar(args.quiet)
+    try:
+        results = run(variants, workers=args.workers, ray=args.ray, retries=args.retries,
+                      cpus_per_video=args.cpus_per_video, job=args.jobs, callback=bar)  # fmt: skip
+    finally:
+        bar.close()
+    if args.quiet:
+        for r in results:
+            if r.status == "failed":
+                print(f"dreamvid: error: {r.name}: {r.error}", file=sys.stderr)
+    else:
+        print(_batch_table(results))
+    if any(r.status in ("interrupted", "not started") for r in results):
+        return 130
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from .bench import format_report, run
+
+    from .errors import InputError
+
+    w, h = args.size
+    if min(w, h) < 80 or w % 2 or h % 2:
+        raise InputError(f"--size {w}x{h}: expected even sides of at least 80 (the baseline runs the whole "
+                         "network; the encoder needs even sides)")  # fmt: skip
+    compile = "auto" if args.compile is None else args.compile
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = run(device=args.device, size=args.size, layers=args.layers, iterations=args.iterations,
+                 frames=args.frames, octaves=args.octaves, compile=compile, random_weights=args.random_weights,
+                 preset=args.preset)  # fmt: skip
+    print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 
 
@@ -154,6 +287,20 @@ def cmd_schema(args) -> int:
     from .schedule import json_schema
 
     print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from . import stats
+
+    data = stats.video_stats(stats.frames_of(args.video))
+    print(f"{args.video}: {len(data['frame'])} frames")
+    print(stats.summary(data))
+    for path, write in ((args.json, stats.write_json), (args.csv, stats.write_csv)):
+        if path:
+            print(f"wrote {write(path, data)}")
+    if args.plot:
+        print(f"wrote {stats.plot(args.plot, {args.video.name: data}, title=str(args.video))}")
     return 0
 
 
@@ -197,6 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.set_defaults(func=cmd_dream)
 
+    p = sub.add_parser("gallery", help="dream one picture at every layer: a labelled contact sheet")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
+    p.add_argument("--image", type=Path, help="the picture to dream (default: grey noise)")
+    p.add_argument("--size", type=_positive(int), default=160, help="tile side in pixels (default 160)")
+    p.add_argument("--layers", nargs="+", metavar="KEY", help="only these keys, e.g. mixed3 mixed4:97 (default: "
+                   "every layer plus --channels channels of mixed3 and mixed4)")
+    p.add_argument("--channels", type=int, default=3, help="channels of mixed3 and mixed4 to show (default 3)")
+    p.add_argument("--columns", type=_positive(int), default=6)
+    p.add_argument("--objective", default="square", choices=["square", "mean"])
+    p.add_argument("--iterations", type=_positive(int), default=10)
+    p.add_argument("--step", type=_positive(float), default=0.01)
+    p.add_argument("--octaves", type=_positive(int), default=3)
+    p.add_argument("--octave-scale", type=_positive(float), default=1.4)
+    p.add_argument("--jitter", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--quiet", action="store_true")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_gallery)
+
     p = sub.add_parser("render", help="render a schedule to a video (resumes an interrupted render)")
     p.add_argument("schedule", type=Path)
     p.add_argument("-o", "--output", type=Path, help="output video (default: the schedule's output)")
@@ -218,10 +385,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a schedule (keys, layers, files) without dreaming")
     p.add_argument("schedule", type=Path)
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the camera and layer weights over the frames")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("batch", help="render many videos: the variants of a job file, here or on a Ray cluster")
+    p.add_argument("jobs", type=Path, help="job file (YAML): a base schedule and the lists to fan out")
+    p.add_argument("--workers", type=_positive(int), help="videos at a time (default: one per GPU, else 1); "
+                                                           "with --ray: at most this many tasks in flight")
+    p.add_argument("--ray", metavar="ADDRESS", help="one Ray task per video: auto (the cluster this machine "
+                                                    "joined), an address, or local (a private Ray here)")
+    p.add_argument("--retries", type=int, default=3, help="restarts of a video whose worker died (default 3)")
+    p.add_argument("--cpus-per-video", type=_positive(int), default=1,
+                   help="with --ray on a cluster without GPUs: CPUs (and torch threads) per video")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no table; failures only")
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("bench", help="time dreamvid's render path against a plain loop (see docs/performance.md)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--size", type=_size, default=(256, 256), help="frame size WxH (default 256x256)")
+    p.add_argument("--layers", default="mixed3", help="objective layer (default mixed3)")
+    p.add_argument("--iterations", type=_positive(int), default=10)
+    p.add_argument("--octaves", type=_positive(int), default=1)
+    p.add_argument("--frames", type=_positive(int), default=5, help="timed frames per path, after one warm-up frame")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile dreamvid's network (default: on CUDA only)")
+    p.add_argument("--preset", default="medium", help="libx264 preset of both paths (default medium)")
+    p.add_argument("--threads", type=_positive(int), help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--random-weights", action="store_true", help="random weights (same compute, no weight file)")
+    p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("schema", help="print the schedule's JSON Schema (for editor completion)")
     p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("stats", help="per-frame luminance, saturation, clipping and change of a video")
+    p.add_argument("video", type=Path)
+    p.add_argument("--plot", type=Path, help="write the metrics as a PNG plot (800x600)")
+    p.add_argument("--json", type=Path, help="write per-frame metrics and the drift summary as JSON")
+    p.add_argument("--csv", type=Path, help="write per-frame metrics as CSV")
+    p.set_defaults(func=cmd_stats)
     return parser
 
 
@@ -264,6 +466,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dreamvid: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a file system failure no module foresaw: still one line
+        if args.debug:
+            raise
+        from .errors import describe_os_error
+
+        print(f"dreamvid: error: {describe_os_error(e)}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as e:  # out of memory in preview/dream (render words its own)
+        if args.debug or not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+                              or "can't allocate memory" in str(e)):
+            raise
+        print("dreamvid: error: out of memory; expected a size that fits: choose a smaller --size/size "
+              "(on a GPU, `tile: auto` splits frames that do not fit)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if args.debug:
             raise

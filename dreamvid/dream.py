@@ -16,6 +16,11 @@ The algorithm is the classic one of Google's DeepDream notebook:
 - Step: the gradient of the objective w.r.t. the image, divided by its mean absolute value
   (so ``step`` is in image units per iteration whatever the layer), then the image is
   clamped to [0, 1].
+- Tiles (``settings.tile``): for frames too big for the device's memory the gradient is
+  computed tile by tile, each tile's from a forward of that tile only (plus a small
+  overlap for context), as the TF DeepDream tutorial's ``get_tiled_gradients`` does.
+  The jitter roll moves the seams every step, so they do not show. :func:`dream_frame`
+  is the one place that turns a CUDA out-of-memory error into a tiled retry.
 
 Randomness comes only from ``generator`` (a CPU ``torch.Generator``), never the global
 RNG, so the same inputs give the same image on any device.
@@ -24,16 +29,21 @@ RNG, so the same inputs give the same image on any device.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
+from .errors import DreamvidError
 from .model import FeatureNet
 from .objectives import Objective
 
 MIN_OCTAVE_SIDE = 80  # smaller octaves are skipped: too small for the deep layers to see
+MIN_TILE = 128  # smallest tile side: below it the deeper layers see too little of the picture
+TILE_OVERLAP = 16  # context in pixels added around each tile (its gradient there is dropped)
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class DreamSettings:
     octave_scale: float = 1.4  # size ratio between consecutive octaves
     jitter: int = 32  # max random roll in pixels, per step
     amp_dtype: torch.dtype | None = None  # autocast dtype for the forward (CUDA), None = fp32
+    tile: int | None = None  # gradient tile side in pixels, None = the whole image at once
 
 
 def octave_sizes(height: int, width: int, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
@@ -68,13 +79,63 @@ def _autocast(x: torch.Tensor, dtype: torch.dtype | None):
     return torch.autocast(x.device.type, dtype=dtype)
 
 
-def gradient_step(net: FeatureNet, x: torch.Tensor, objective: Objective, step: float, amp_dtype=None) -> torch.Tensor:
-    """One normalised gradient-ascent step on ``x`` (no jitter)."""
+def gradient(net: FeatureNet, x: torch.Tensor, objective: Objective, amp_dtype=None) -> torch.Tensor:
+    """d objective / d x, from one forward and backward of the whole ``x``."""
     x = x.detach().requires_grad_(True)
     with _autocast(x, amp_dtype):
         acts = net(x, objective.layers)
     loss = objective(acts)  # fp32 (objectives upcast)
     (g,) = torch.autograd.grad(loss, x)
+    return g
+
+
+def _spans(length: int, tile: int) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into ceil(length / tile) nearly equal spans (no sliver at the end)."""
+    n = max(1, math.ceil(length / tile))
+    cuts = [round(i * length / n) for i in range(n + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _window(span: tuple[int, int], size: int, length: int) -> tuple[int, int]:
+    """A window of ``size`` (at most ``length``) around ``span``, shifted to stay inside the image."""
+    size = min(size, length)
+    start = min(max(0, span[0] - (size - (span[1] - span[0])) // 2), length - size)
+    return start, start + size
+
+
+def tiled_gradient(net: FeatureNet, x: torch.Tensor, objective: Objective, tile: int, amp_dtype=None,
+                   overlap: int = TILE_OVERLAP) -> torch.Tensor:  # fmt: skip
+    """d objective / d x computed tile by tile: peak memory is that of one tile's forward.
+
+    Each tile's forward sees a window ``overlap`` pixels wider on every side (shifted inward
+    at the image's borders, so every window has the same shape: one compiled graph); its
+    gradient is kept only inside the tile. The objective is evaluated per window, so each
+    window's gradient is weighted by its share of the image's area: the sum then
+    approximates the gradient of the whole image's mean (exactly so for one tile).
+    """
+    height, width = x.shape[-2:]
+    rows, cols = _spans(height, tile), _spans(width, tile)
+    win_h = max(b - a for a, b in rows) + 2 * overlap
+    win_w = max(b - a for a, b in cols) + 2 * overlap
+    g = torch.zeros_like(x)
+    for y0, y1 in rows:
+        ya, yb = _window((y0, y1), win_h, height)
+        for x0, x1 in cols:
+            xa, xb = _window((x0, x1), win_w, width)
+            gt = gradient(net, x[:, :, ya:yb, xa:xb], objective, amp_dtype)
+            if (yb - ya, xb - xa) != (height, width):
+                gt = gt * ((yb - ya) * (xb - xa) / (height * width))
+            g[:, :, y0:y1, x0:x1] = gt[:, :, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+    return g
+
+
+def gradient_step(net: FeatureNet, x: torch.Tensor, objective: Objective, step: float, amp_dtype=None,
+                  tile: int | None = None) -> torch.Tensor:  # fmt: skip
+    """One normalised gradient-ascent step on ``x`` (no jitter); tiled when ``tile`` is set."""
+    if tile is None:
+        g = gradient(net, x, objective, amp_dtype)
+    else:
+        g = tiled_gradient(net, x, objective, tile, amp_dtype)
     g = g / (g.abs().mean() + 1e-8)
     return (x.detach() + step * g).clamp_(0.0, 1.0)
 
@@ -89,6 +150,8 @@ def dream_octave(
 ) -> torch.Tensor:
     """``s.iterations`` jittered steps at one scale."""
     oy = ox = 0  # current roll of x
+    if s.tile is not None:
+        step_fn = functools.partial(step_fn, tile=s.tile)
     for _ in range(s.iterations):
         if s.jitter > 0:
             ny, nx = torch.randint(-s.jitter, s.jitter + 1, (2,), generator=generator).tolist()
@@ -116,3 +179,81 @@ def dream(
         x = dream_octave(net, x, objective, settings, generator, step_fn)
         detail = x - base
     return x
+
+
+# ----------------------------------------------------------------------------------------
+# Speed settings per device (measured in docs/performance.md)
+
+
+def speed_setup(net: FeatureNet, device: torch.device, compile: str | bool = "auto"):
+    """``(amp_dtype, step_net)`` for dreaming on ``device`` with ``net`` (already channels_last).
+
+    CUDA: the forward runs under bf16 autocast (the image, its update and the loss stay
+    fp32), which also halves activation memory (1080p with 4 octaves fits in 8 GiB);
+    cudnn picks its fastest kernels per shape (``cudnn.benchmark``); ``torch.compile``
+    unless ``compile`` is False. CPU: fp32 and eager unless ``compile`` is True (compiled
+    steps were 1.36x slower on 2 cores and a cold compile takes minutes; docs/performance.md).
+    """
+    amp_dtype = None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        if torch.cuda.is_bf16_supported():
+            amp_dtype = torch.bfloat16
+    use = device.type == "cuda" if compile == "auto" else bool(compile)
+    # dynamic=False: one static graph per image size (octaves, tiles), the fastest kernels
+    return amp_dtype, (torch.compile(net, dynamic=False) if use else net)
+
+
+# ----------------------------------------------------------------------------------------
+# Fitting a frame into the device's memory
+
+# Bytes of device memory per image pixel that one gradient step at mixed3 needs (activations
+# kept for the backward, with the allocator's slack). Measured on an H200 at 1080p: 1.7 GiB
+# fp32, 1.0 GiB bf16 for 2.07 Mpx; rounded up, as cudnn workspaces come on top.
+BYTES_PER_PIXEL = {None: 1000, torch.bfloat16: 600, torch.float16: 600}
+
+
+def auto_tile(shape: tuple[int, int], device: torch.device, amp_dtype=None) -> int | None:
+    """The tile side for ``tile: auto``: None (no tiling) when the whole image fits in the
+    free device memory, else the largest tile that does. Never tiles on the CPU."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # cached, reusable
+    budget = 0.8 * free / BYTES_PER_PIXEL.get(amp_dtype, 1000)  # pixels
+    height, width = shape
+    if height * width <= budget:
+        return None
+    return max(MIN_TILE, int(math.sqrt(budget)) // 32 * 32)
+
+
+def dream_frame(net, image, objective, settings: DreamSettings, new_generator: Callable[[], torch.Generator],
+                tile: int | str | None = "auto") -> torch.Tensor:  # fmt: skip
+    """:func:`dream` one frame, fitting it into device memory.
+
+    ``tile``: an integer (always tile with that side), None (never tile: an out-of-memory
+    error becomes a one-line :class:`DreamvidError`) or ``"auto"`` (tile only when the frame
+    does not fit; on CUDA out-of-memory free the cache and retry the frame with tiles half
+    as big each time, down to :data:`MIN_TILE`). ``new_generator()`` gives the frame's
+    random stream afresh, so a retried frame uses the same jitter as a first try.
+    """
+    if tile == "auto":
+        side = auto_tile(tuple(image.shape[-2:]), image.device, settings.amp_dtype)
+    else:
+        side = tile
+    while True:
+        try:
+            return dream(net, image, objective, replace(settings, tile=side), new_generator())
+        except torch.OutOfMemoryError:
+            pass  # handled below, outside the except block, whose traceback holds the failed try's tensors
+        if image.device.type == "cuda":
+            torch.cuda.empty_cache()
+        size = f"{image.shape[-1]}x{image.shape[-2]}"
+        if tile != "auto":
+            where = "without tiles" if side is None else f"in tiles of {side} px"
+            raise DreamvidError(f"out of GPU memory dreaming a {size} frame {where}; set `tile: auto` "
+                                "in the schedule (or a smaller tile, or a smaller size)")
+        side = max(image.shape[-2:]) // 2 if side is None else side // 2
+        if side < MIN_TILE:
+            raise DreamvidError(f"out of GPU memory dreaming a {size} frame even in tiles of {MIN_TILE} px; "
+                                "free GPU memory or choose a smaller size")

@@ -29,6 +29,7 @@ import os
 import queue
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,12 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DreamvidError
+from .errors import DreamvidError, InputError
 
 __all__ = [
     "VideoWriter",
     "ffmpeg_exe",
     "join_videos",
+    "output_problem",
+    "probe_audio",
     "probe_codec",
     "probe_video",
     "read_frames",
@@ -116,7 +119,11 @@ def _exit_reason(rc: int) -> str:
 def _run_ffmpeg(args: list[str], what: str) -> subprocess.CompletedProcess:
     """Run ffmpeg to completion (killed if we are interrupted); DreamvidError on failure."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *args]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_kwargs())
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_kwargs())
+    except OSError as err:  # e.g. IMAGEIO_FFMPEG_EXE names a file that is not a program
+        raise DreamvidError(f"{cmd[0]}: cannot run ffmpeg {what} ({err.strerror or err}); expected an "
+                            "ffmpeg binary: fix or unset IMAGEIO_FFMPEG_EXE") from None
     if proc.returncode != 0:
         raise DreamvidError(f"ffmpeg failed {what} ({_exit_reason(proc.returncode)}): {_reason(proc.stderr)}")
     return proc
@@ -166,6 +173,50 @@ def _audio_args(audio: Path | str) -> list[str]:
             "-af", "apad", "-shortest"]
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")  # containers that take every CODECS stream as is
+
+
+def output_problem(path: Path | str) -> str | None:
+    """Why ``path`` cannot become the video, or None; checked before hours of rendering.
+
+    Its folders need not exist yet (the renderer creates them) but must be creatable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder; expected a video file name"
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        return (f"unsupported video file extension {path.suffix or '(none)'!r}; expected a file name ending in "
+                + ", ".join(VIDEO_SUFFIXES))
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder; expected a path whose folders can be created"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {folder}; expected a writable location"
+    return None
+
+
+def probe_audio(path: Path | str) -> None:
+    """Decode the start of ``path``'s first audio stream; InputError if ffmpeg cannot.
+
+    Run before rendering, so that a bad audio file fails in seconds, not at the final join.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: audio file not found; expected an audio file (WAV, MP3, AAC, FLAC ...)")
+    try:
+        _run_ffmpeg(["-i", str(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-"], f"reading audio {path}")
+    except DreamvidError as err:
+        if isinstance(err, InputError) or "ffmpeg failed" not in str(err):
+            raise  # ffmpeg itself is missing: not the audio file's fault
+        reason = str(err).split("): ", 1)[-1]
+        if "matches no streams" in reason:
+            reason = "it has no audio stream"
+        raise InputError(f"{path}: not a readable audio file ({reason}); expected an audio file ffmpeg can "
+                         "decode (WAV, MP3, AAC, FLAC ...)") from None
+
+
 def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str) -> Path:
     """Copy the video of ``video_args`` (+ optional audio) into ``out``, atomically."""
     extra = _audio_args(audio) if audio is not None else ["-map", "0:v:0"]
@@ -185,11 +236,19 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as err:  # ImportError, RuntimeError (binary missing)
         raise DreamvidError(
             f"ffmpeg not found ({err}); reinstall it with: pip install --force-reinstall imageio-ffmpeg"
         ) from None
+    # imageio-ffmpeg trusts IMAGEIO_FFMPEG_EXE blindly; a wrong one would only fail later, as
+    # a bare "No such file" from Popen. Check it here, with the variable named.
+    found = shutil.which(exe)
+    if found is None:
+        source = "IMAGEIO_FFMPEG_EXE" if os.environ.get("IMAGEIO_FFMPEG_EXE") else "imageio-ffmpeg"
+        raise DreamvidError(f"{exe}: ffmpeg not found or not executable (from {source}); expected an ffmpeg "
+                            "binary: fix or unset IMAGEIO_FFMPEG_EXE, or pip install --force-reinstall imageio-ffmpeg")
+    return found
 
 
 @functools.cache

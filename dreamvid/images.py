@@ -8,6 +8,8 @@ transparency is composited over white (logos are usually drawn on transparent ca
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -22,10 +24,14 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the image ({err.strerror or err}); expected a readable file") from None
+    img, complaint = _decode(data) if data.size else (None, "empty file")
     if img is None:
-        raise InputError(f"{path}: not a readable image (expected PNG, JPEG, TIFF, WebP, BMP ...)")
+        why = f" ({complaint})" if complaint else ""
+        raise InputError(f"{path}: not a readable image{why}; expected PNG, JPEG, TIFF, WebP, BMP ...")
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
     img = img.astype(np.float32) / scale
     if img.ndim == 2:
@@ -40,6 +46,27 @@ def read_image(path: str | Path) -> np.ndarray:
         img = np.repeat(img[:, :, :1] * alpha + (1.0 - alpha), 3, axis=2)
     img = img[:, :, :3][:, :, ::-1]  # BGR -> RGB
     return np.ascontiguousarray(np.clip(img, 0.0, 1.0))
+
+
+def _decode(data: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """``cv2.imdecode`` and the first line libpng/libjpeg printed while it ran.
+
+    Those libraries write to file descriptor 2 directly ("libpng error: ..."), which would
+    break the CLI's one-line error; we catch it around the call (read_image runs once,
+    before any progress bar) and put it into our message instead.
+    """
+    with tempfile.TemporaryFile() as log:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(log.fileno(), 2)
+            img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        lines = log.read(4000).decode(errors="replace").strip().splitlines()
+    return img, (lines[0].strip() if lines else "")
 
 
 def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -83,6 +110,10 @@ def write_png(path: str | Path, rgb8: np.ndarray) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is None:  # a failed write() names no file
+            err.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -402,7 +402,8 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but no CUDA GPU is available; use --device cpu or auto")
+        raise InputError(f"device {name!r} requested but no CUDA GPU is available (torch.cuda.is_available() "
+                         "is false); expected device auto (falls back to the CPU) or cpu, in the schedule or --device")
     try:
         return torch.device(name)
     except RuntimeError:

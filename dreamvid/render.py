@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import colour
 from .camera import move
-from .dream import DreamSettings, dream
-from .encode import VideoWriter, join_videos, probe_codec
-from .errors import DreamvidError, InputError
+from .dream import DreamSettings, dream_frame, speed_setup
+from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
+from .errors import DreamvidError, InputError, describe_os_error
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, load_model, pick_device
 from .objectives import weighted
@@ -60,14 +61,20 @@ def frame_generator(seed: int, n: int) -> torch.Generator:
 class Dreamer:
     """A schedule's network on its device, and the step from one frame to the next."""
 
-    def __init__(self, schedule: Schedule, device: str | None = None, scale: float = 1.0):
+    def __init__(self, schedule: Schedule, device: str | None = None, scale: float = 1.0,
+                 on_warning: Callable[[str], None] | None = None):  # fmt: skip
         self.schedule = schedule
+        self.on_warning = on_warning or (lambda message: None)
         self.device = pick_device(device or schedule.device)
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
         self.net: FeatureNet = load_model(schedule.model, weights=schedule.model_weights_path, device=self.device)
         self.net.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile)  # see docs/performance.md
+        self._input: torch.Tensor | None = None  # frame 0, once needed
+        self._references: dict[str, colour.Reference] = {}  # colour references by name
+        self._raw = False  # True while re-dreaming frame 1 as a colour reference
 
     def first_frame(self) -> torch.Tensor:
         s = self.schedule
@@ -85,10 +92,74 @@ class Dreamer:
         objective = weighted(p.layers, p.objective)
         settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k))
         frame = frame.contiguous(memory_format=torch.channels_last)
-        out = dream(self.net, frame, objective, settings, frame_generator(self.schedule.seed, n))
+        out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n)
         if not torch.isfinite(out).all():
-            raise DreamvidError(f"frame {n}: the image became NaN/inf; try a smaller step (segment {p.segment})")
-        return out
+            raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
+                                f"segments[{p.segment}].step (now {p.step:g})")
+        return self.colour_control(out, frame, p)
+
+    def _dream(self, frame: torch.Tensor, objective, settings: DreamSettings, n: int) -> torch.Tensor:
+        """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
+
+        If the compiled network fails (a compiler missing on this host, an unsupported op), the
+        frame is redone with the eager network, which is used from then on."""
+        seed = self.schedule.seed
+        try:
+            return dream_frame(self.step_net, frame, objective, settings, lambda: frame_generator(seed, n),
+                               self.schedule.tile)  # fmt: skip
+        except (DreamvidError, torch.OutOfMemoryError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            if self.step_net is self.net:
+                raise
+            self.on_warning(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                            "continuing without it (set `compile: false` to skip it)")
+            self.step_net = self.net
+            return dream_frame(self.net, frame, objective, settings, lambda: frame_generator(seed, n),
+                               self.schedule.tile)  # fmt: skip
+
+    # -- colour control (the logic lives in colour.py) -------------------------------------
+
+    def colour_control(self, dreamed: torch.Tensor, moved: torch.Tensor, p: FrameParams) -> torch.Tensor:
+        """The frame's colour match, input blend, smoothing and clip guard (see :mod:`.colour`).
+
+        Its state is frame 0, frame 1 (both recomputed from the schedule when needed) and
+        the previous frame (which a checkpoint holds), so resumed renders stay bit-exact.
+        """
+        if self._raw:
+            return dreamed
+        matching = p.colour != "none" and p.colour_strength > 0
+        reference = self._colour_reference(p, dreamed) if matching else None
+        return colour.control(dreamed, moved, self.input_image, reference, p)
+
+    @property
+    def input_image(self) -> torch.Tensor:
+        """Frame 0, kept for input_blend and colour matching."""
+        if self._input is None:
+            self._input = self.first_frame()
+        return self._input
+
+    def _colour_reference(self, p: FrameParams, dreamed: torch.Tensor) -> colour.Reference:
+        which = p.colour_reference
+        if which == "auto":
+            which = "frame1" if self.schedule.input_path is None else "input"
+        if which not in self._references:
+            if which == "input":
+                image = self.input_image
+            elif p.index == 1:
+                image = dreamed
+            else:  # resumed or previewed past frame 1: dream frame 1 again, without colour control
+                self._raw = True
+                try:
+                    image = self.next_frame(self.input_image, 1)
+                finally:
+                    self._raw = False
+            self._references[which] = colour.Reference(image)
+        return self._references[which]
+
+
+def _warner(callback: Callback) -> Callable[[str], None]:
+    return lambda message: callback(Progress("warning", message=message))
 
 
 def work_dir(output: Path) -> Path:
@@ -161,17 +232,26 @@ def render(
     output = Path(output or schedule.output_path).absolute()
     if schedule.input_path is not None and output.resolve() == schedule.input_path.resolve():
         raise InputError(f"{output}: the output path is the input image; choose another output")
+    problem = output_problem(output)  # before hours of rendering, not at the final join
+    if problem:
+        raise InputError(f"{output}: {problem}")
+    if schedule.audio_path is not None:
+        probe_audio(schedule.audio_path)
     total = min(frames or schedule.total_frames, schedule.total_frames)
     enc = schedule.encoder
     codec = probe_codec(enc.codec)
+    # device and model errors before any folder is made
+    dreamer = Dreamer(schedule, device, on_warning=_warner(callback))
     work = work_dir(output)
-    if fresh and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if fresh and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{describe_os_error(err)} (the work folder {work})") from None
     settings = _settings(schedule, codec)
     state = find_checkpoint(schedule, work, settings, total - 1, callback)
 
-    dreamer = Dreamer(schedule, device)
     start, parts, frame, pending = 0, [], None, []  # pending: encoded frames of the open part
     if state is not None:
         start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
@@ -207,17 +287,63 @@ def render(
                 saved = _save(work, n, frame, parts, settings, schedule, pending)
                 raise Interrupted(f"stopped; frames 0-{saved} of {total} are saved in {work}; "
                                   "rerun the same command to resume")  # fmt: skip
-    except BaseException:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
+    except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
         if writer is not None:
             writer.abort()
+        _drop_if_empty(work)
+        if _is_runtime_failure(err):
+            raise _failed(err, work, saved, schedule.size) from err
         raise
 
-    join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path,
-                durations=[(last - first + 1) / schedule.fps for _, first, last in parts])
+    try:
+        join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path,
+                    durations=[(last - first + 1) / schedule.fps for _, first, last in parts])
+    except (DreamvidError, OSError) as err:
+        raise _failed(err, work, saved, schedule.size) from err
     if not keep_parts:
         shutil.rmtree(work, ignore_errors=True)
     callback(Progress("done", frame=total, total=total, start=start, message=str(output)))
     return output
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """CUDA out of memory, or a failed CPU allocation (a plain RuntimeError in torch)."""
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
+
+
+def _is_runtime_failure(err: BaseException) -> bool:
+    """Failures the user can act on, reported as one line (not bugs, not a stop request)."""
+    if isinstance(err, (Interrupted, InputError)):
+        return False
+    return isinstance(err, (DreamvidError, OSError)) or _is_out_of_memory(err)
+
+
+def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -> DreamvidError:
+    """A runtime failure (disk full, ffmpeg died, NaN, out of memory) as one line that
+    also says what survived: checkpoints are written atomically, so the last one stands."""
+    if isinstance(err, OSError):
+        what = describe_os_error(err)
+    elif _is_out_of_memory(err) and not isinstance(err, DreamvidError):
+        where = "GPU" if isinstance(err, torch.OutOfMemoryError) else "CPU"
+        what = (f"out of {where} memory rendering a {size[0]}x{size[1]} frame; expected a size that fits: "
+                "choose a smaller size (on a GPU, `tile: auto` splits frames that do not fit)")
+    else:
+        what = str(err)
+    if saved >= 0:
+        kept = f"frames 0-{saved} are saved in {work}: fix the cause, then rerun the same command to resume"
+    else:
+        kept = "no frame had been saved yet"
+    out = DreamvidError(f"{what}; {kept}")
+    out.exit_code = getattr(err, "exit_code", 1)
+    return out
+
+
+def _drop_if_empty(work: Path) -> None:
+    """Remove a work folder that holds no checkpoint: a render that failed before its first
+    checkpoint leaves nothing behind (it had nothing to resume from)."""
+    if work.is_dir() and not ckpt.list_checkpoints(work):
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _close_part(writer: VideoWriter, parts: list, first: int, last: int):
@@ -275,7 +401,7 @@ def preview(
     """
     if not 0 <= n < schedule.total_frames:
         raise InputError(f"--frame {n} is outside the schedule; expected 0..{schedule.total_frames - 1}")
-    dreamer = Dreamer(schedule, device, scale)
+    dreamer = Dreamer(schedule, device, scale, on_warning=_warner(callback))
     start, frame = 0, None
     work = work_dir(schedule.output_path.absolute())
     if scale == 1.0 and work.is_dir():

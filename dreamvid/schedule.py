@@ -11,6 +11,8 @@ A schedule describes one video (format v1)::
     model_weights: null        # optional weight file (torchvision models), relative to this file
     device: auto               # auto | cpu | cuda | cuda:N
     checkpoint_every: 50       # frames between checkpoints, >= 1
+    tile: auto                 # gradient tiles: auto (only if a frame does not fit the GPU), null or a side >= 128
+    compile: auto              # torch.compile the network: auto (on CUDA), true or false
     encoder: {codec: auto, crf: 18, preset: medium, pix_fmt: yuv420p}
     audio: null                # optional audio file, relative to this file
     defaults:                  # every segment inherits these unless it overrides them
@@ -29,7 +31,9 @@ default written in the pydantic models below (:class:`ScheduleSpec`,
 
 Per-segment parameters (``defaults`` keys, each overridable by a segment):
 ``iterations``, ``step``, ``octaves``, ``octave_scale``, ``jitter``, ``zoom``,
-``rotate`` and both components of ``translate`` are *keyframeable*: a number, a
+``rotate``, both components of ``translate`` and the colour controls ``colour_strength``,
+``input_blend``, ``smoothing`` and ``clip_guard`` (see :mod:`.colour`; ``colour`` and
+``colour_reference`` are plain per-segment choices) are *keyframeable*: a number, a
 mapping ``{frame_in_segment: value}`` (keys >= 0, increasing, each below the
 segment's frame count; keys in ``defaults`` are checked against every segment that
 inherits them) or a Deforum string ``"0:(1.02), 149:(1.06)"``.  Before the first
@@ -102,6 +106,8 @@ NOISE = "noise"  # the `input` value that means "start from noise"
 CODECS = ("auto", "libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
 OBJECTIVES = ("square", "mean")
 INTERPOLATIONS = ("linear", "step", "smooth")
+COLOUR_MODES = ("lab", "histogram", "none")  # see dreamvid/colour.py
+COLOUR_REFERENCES = ("auto", "input", "frame1")  # auto: input for an image, frame1 for noise
 # pixel formats with chroma subsampling: width and height must both be even
 _SUBSAMPLED_PIX_FMTS = frozenset(
     {"yuv420p", "yuv422p", "nv12", "nv21", "yuvj420p", "yuvj422p", "yuv420p10le", "yuv422p10le", "p010le"}
@@ -158,15 +164,20 @@ class _Rule:
     integer: bool
     minimum: float | None = None
     exclusive: bool = False  # minimum itself not allowed
+    maximum: float | None = None  # inclusive
 
     @property
     def expected(self) -> str:
         kind = "an integer" if self.integer else "a number"
+        if self.minimum is not None and self.maximum is not None and not self.exclusive:
+            return f"{kind} {self.minimum:g}..{self.maximum:g}"
         if self.minimum is None:
             return kind
         return f"{kind} {'>' if self.exclusive else '>='} {self.minimum:g}"
 
     def ok(self, value: float) -> bool:
+        if self.maximum is not None and value > self.maximum:
+            return False
         if self.minimum is None:
             return True
         return value > self.minimum if self.exclusive else value >= self.minimum
@@ -175,6 +186,8 @@ class _Rule:
         number: dict = {"type": "integer" if self.integer else "number"}
         if self.minimum is not None:
             number["exclusiveMinimum" if self.exclusive else "minimum"] = self.minimum
+        if self.maximum is not None:
+            number["maximum"] = self.maximum
         return {
             "description": description,
             "anyOf": [
@@ -204,8 +217,14 @@ _RULES = {
     "zoom": _Rule(integer=False, minimum=0, exclusive=True),
     "rotate": _Rule(integer=False),
     "translate": _Rule(integer=False),
+    "colour_strength": _Rule(integer=False, minimum=0, maximum=1),
+    "input_blend": _Rule(integer=False, minimum=0, maximum=1),
+    "smoothing": _Rule(integer=False, minimum=0, maximum=0.95),
+    "clip_guard": _Rule(integer=False, minimum=0, maximum=0.25),
 }
-KEYFRAMED = ("iterations", "step", "octaves", "octave_scale", "jitter", "zoom", "rotate", "translate")
+KEYFRAMED = ("iterations", "step", "octaves", "octave_scale", "jitter", "zoom", "rotate", "translate",
+             "colour_strength", "input_blend", "smoothing", "clip_guard")
+COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
 
 
 @dataclass(frozen=True)
@@ -405,6 +424,18 @@ Jitter = _keyframeable("jitter", "random shift in pixels: integer >= 0, keyframe
 Zoom = _keyframeable("zoom", "scale per frame, > 1 zooms in: number > 0, keyframeable")
 Rotate = _keyframeable("rotate", "degrees per frame: number, keyframeable")
 Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
+ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
+                                                  "keyframeable")
+InputBlend = _keyframeable("input_blend", "share of the input image blended back into each frame: number 0..1, "
+                                          "keyframeable")
+Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame kept (temporal smoothing "
+                                       "against flicker): number 0..0.95, keyframeable")
+ClipGuard = _keyframeable("clip_guard", "margin from 0 and 1 that each frame is shrunk into (contrast guard "
+                                        "against blown-out pixels): number 0..0.25, keyframeable")
+_COLOUR_DESCRIPTION = ("colour matching to the reference after each dream: histogram (per RGB channel), "
+                       "lab (LAB mean/std) or none")
+_REFERENCE_DESCRIPTION = ("what colour matching matches: input (frame 0, the fitted input image), frame1 (the first "
+                          "dreamed frame) or auto (input, or frame1 when input is noise)")
 
 
 class _Spec(BaseModel):
@@ -433,6 +464,13 @@ class DefaultsSpec(_Spec):
     translate: tuple[Shift, Shift] = Field((0, 0), description="[x, y] pixels per frame, each keyframeable")
     objective: Literal[OBJECTIVES] = Field("square", description="square (mean of squared activations) or mean")
     interpolation: Literal[INTERPOLATIONS] = Field("linear", description="keyframe interpolation: linear, step or smooth")
+    # colour control against drift over long zooms (dreamvid/colour.py; defaults measured in docs/quality.md)
+    colour: Literal[COLOUR_MODES] = Field("histogram", description=_COLOUR_DESCRIPTION)
+    colour_reference: Literal[COLOUR_REFERENCES] = Field("auto", description=_REFERENCE_DESCRIPTION)
+    colour_strength: ColourStrength = 0.75  # the weakest histogram match that met the targets
+    input_blend: InputBlend = 0.0  # share of the input image mixed back into each frame
+    smoothing: Smoothing = 0.0  # share of the (camera-moved) previous frame kept
+    clip_guard: ClipGuard = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
 
 
 class SegmentSpec(_Spec):
@@ -452,6 +490,12 @@ class SegmentSpec(_Spec):
     translate: Optional[tuple[Shift, Shift]] = Field(None, description="[x, y] pixels per frame, each keyframeable")
     objective: Optional[Literal[OBJECTIVES]] = Field(None, description="square or mean")
     interpolation: Optional[Literal[INTERPOLATIONS]] = Field(None, description="linear, step or smooth")
+    colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
+    colour_reference: Optional[Literal[COLOUR_REFERENCES]] = Field(None, description=_REFERENCE_DESCRIPTION)
+    colour_strength: Optional[ColourStrength] = None
+    input_blend: Optional[InputBlend] = None
+    smoothing: Optional[Smoothing] = None
+    clip_guard: Optional[ClipGuard] = None
 
     def keyframes(self) -> list[tuple[Loc, Keyframes]]:
         """The keyframed values this segment sets itself, with their key paths."""
@@ -484,6 +528,31 @@ def _keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes
     return out
 
 
+_TILE_DESCRIPTION = "null, 'auto' or an integer >= 128 (gradient tile side in pixels)"
+_COMPILE_DESCRIPTION = "auto, true or false (torch.compile the network; auto: on CUDA only)"
+
+
+def _check_tile(value: Any) -> int | str | None:
+    from .dream import MIN_TILE
+
+    if value is None or value == "auto" or (type(value) is int and value >= MIN_TILE):
+        return value
+    raise _Invalid([((), f"got {_show(value)}; expected {_TILE_DESCRIPTION}")])
+
+
+def _check_compile(value: Any) -> str | bool:
+    if value == "auto" or type(value) is bool:
+        return value
+    raise _Invalid([((), f"got {_show(value)}; expected {_COMPILE_DESCRIPTION}")])
+
+
+Tile = Annotated[Any, PlainValidator(_check_tile), WithJsonSchema({
+    "anyOf": [{"type": "null"}, {"const": "auto"}, {"type": "integer", "minimum": 128}],
+    "description": _TILE_DESCRIPTION})]
+Compile = Annotated[Any, PlainValidator(_check_compile), WithJsonSchema({
+    "anyOf": [{"const": "auto"}, {"type": "boolean"}], "description": _COMPILE_DESCRIPTION})]
+
+
 class ScheduleSpec(_Spec):
     """A dreamvid schedule (format v1), as written in the YAML file."""
 
@@ -500,6 +569,8 @@ class ScheduleSpec(_Spec):
     model_weights: Optional[Str] = Field(None, description="a weight file path relative to this file, or null")
     device: Str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto, cpu, cuda or cuda:N")
     checkpoint_every: Int = Field(50, ge=1, description="an integer >= 1 (frames between checkpoints)")
+    tile: Tile = "auto"  # auto: tile only when a frame would not fit in GPU memory (never on the CPU)
+    compile: Compile = "auto"  # auto: torch.compile on CUDA, not on the CPU (where it does not pay)
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
                                                                                   "preset, pix_fmt")
     audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")
@@ -524,8 +595,11 @@ class ScheduleSpec(_Spec):
         if not value.strip():
             raise _Invalid([((), f"empty path; expected {cls.model_fields[info.field_name].description}")])
         ctx = info.context or {}
-        if info.field_name == "output" or not ctx.get("check_files"):
-            return value  # the output folder is created by the renderer
+        if info.field_name == "output":
+            _check_output(value, info.data.get("input"), ctx)
+            return value
+        if not ctx.get("check_files"):
+            return value
         if info.field_name == "input" and value == NOISE:
             return value
         path = _resolve_path(ctx["base"], value)
@@ -542,6 +616,24 @@ class ScheduleSpec(_Spec):
         if problem:
             raise _Invalid([((), problem)])
         return value
+
+
+def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
+    """The output must be a video file name whose folders can be created (the renderer
+    creates them), and not the input image: found now, not after hours of rendering."""
+    from .encode import VIDEO_SUFFIXES, output_problem
+
+    if not ctx.get("check_files"):
+        if Path(value).suffix.lower() not in VIDEO_SUFFIXES:
+            raise _Invalid([((), f"unsupported video file extension {Path(value).suffix or '(none)'!r}; "
+                                 f"expected a file name ending in {', '.join(VIDEO_SUFFIXES)}")])
+        return
+    path = _resolve_path(ctx["base"], value)
+    if input_value not in (None, NOISE) and path == _resolve_path(ctx["base"], input_value):
+        raise _Invalid([((), f"{path} is the input image; expected another file (the video must not overwrite it)")])
+    problem = output_problem(path)
+    if problem:
+        raise _Invalid([((), problem if problem.startswith(str(path)) else f"{path}: {problem}")])
 
 
 def _resolve_path(base: Path, value: str) -> Path:
@@ -571,6 +663,12 @@ class Segment:
     translate: tuple[Keyframes, Keyframes]
     objective: str
     interpolation: str
+    colour_strength: Keyframes
+    input_blend: Keyframes
+    smoothing: Keyframes
+    clip_guard: Keyframes
+    colour: str
+    colour_reference: str
 
     @property
     def layer_weights(self) -> dict[str, float]:
@@ -583,6 +681,7 @@ class Segment:
             data[name] = [kf.to_data() for kf in value] if name == "translate" else value.to_data()
         data["objective"] = self.objective
         data["interpolation"] = self.interpolation
+        data.update({name: getattr(self, name) for name in COLOUR_KEYS})
         return data
 
 
@@ -603,6 +702,13 @@ class FrameParams:
     translate: tuple[float, float]
     objective: str  # "square" | "mean"
     layers: dict[str, float]  # blended objective weights, zeros dropped
+    # colour control (dreamvid/colour.py); these neutral values do nothing
+    colour: str = "none"  # "lab" | "histogram" | "none"
+    colour_reference: str = "auto"  # "auto" | "input" | "frame1"
+    colour_strength: float = 0.0
+    input_blend: float = 0.0
+    smoothing: float = 0.0
+    clip_guard: float = 0.0
 
 
 def _round_half_up(value: float) -> int:
@@ -626,6 +732,8 @@ class Schedule:
     checkpoint_every: int
     encoder: EncoderSettings
     segments: tuple[Segment, ...]
+    tile: int | str | None = "auto"  # gradient tile side, "auto" or None (see dreamvid.dream.dream_frame)
+    compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -679,6 +787,12 @@ class Schedule:
             translate=(at(seg.translate[0]), at(seg.translate[1])),
             objective=seg.objective,
             layers=self.layers_at(n),
+            colour=seg.colour,
+            colour_reference=seg.colour_reference,
+            colour_strength=at(seg.colour_strength),
+            input_blend=at(seg.input_blend),
+            smoothing=at(seg.smoothing),
+            clip_guard=at(seg.clip_guard),
         )
 
     def summary(self) -> str:
@@ -714,6 +828,8 @@ class Schedule:
             "model_weights": opt(self.model_weights_path),
             "device": self.device,
             "checkpoint_every": self.checkpoint_every,
+            "tile": self.tile,
+            "compile": self.compile,
             "encoder": self.encoder.model_dump(),
             "audio": opt(self.audio_path),
             "segments": [seg.to_dict() for seg in self.segments],
@@ -899,7 +1015,7 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
     start = 0
     for i, seg in enumerate(spec.segments):
         merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(spec.defaults, name)
-                  for name in (*KEYFRAMED, "objective", "interpolation")}
+                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS)}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
                                 transition=seg.transition, **merged))
         start += seg.frames
@@ -917,6 +1033,8 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         checkpoint_every=spec.checkpoint_every,
         encoder=spec.encoder,
         segments=tuple(segments),
+        tile=spec.tile,
+        compile=spec.compile,
     )
 
 
@@ -957,6 +1075,9 @@ def _translate(err: ValidationError) -> list[tuple[Loc, str]]:
             valid = list(model.model_fields) if model else []
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
             hint = f"did you mean {close[0]!r}?" if close else "expected one of " + ", ".join(valid)
+            if str(loc[-1]).lstrip("!%").lower() in ("include", "includes", "import", "extends"):
+                hint = ("schedules have no includes; expected one self-contained file (reuse values "
+                        "within it with YAML anchors: &name, *name, <<: *name)")
             problems.append((loc[:-1] + (str(loc[-1]),), f"unknown key; {hint}"))
         elif kind == "model_type":
             model = _model_at(loc)

@@ -13,6 +13,7 @@ import yaml
 
 from dreamvid.errors import InputError
 from dreamvid.schedule import (
+    DefaultsSpec,
     FrameParams,
     Keyframes,
     ScheduleError,
@@ -141,11 +142,17 @@ def test_segment_of_and_bounds(schedule):
             schedule.segment_of(bad)
 
 
+def _colour_defaults():
+    d = DefaultsSpec()
+    keyframed = ("colour_strength", "input_blend", "smoothing", "clip_guard")
+    return {"colour": d.colour, "colour_reference": d.colour_reference, **{k: getattr(d, k).at(0) for k in keyframed}}
+
+
 def test_params_first_segment_inherits_defaults(schedule):
     p = schedule.params(0)
     assert p == FrameParams(index=0, segment=0, frame_in_segment=0, iterations=10, step=0.01, octaves=4,
                             octave_scale=1.4, jitter=32, zoom=1.0, rotate=0.5, translate=(1.5, 0.0),
-                            objective="square", layers={"mixed0": 1.0, "mixed3": 0.5})
+                            objective="square", layers={"mixed0": 1.0, "mixed3": 0.5}, **_colour_defaults())
     # linear zoom {0: 1.0, 100: 2.0}
     assert schedule.params(25).zoom == pytest.approx(1.25)
     assert schedule.params(100).zoom == pytest.approx(2.0)

@@ -1,0 +1,187 @@
+"""Colour control for long zooms: keep a render's colours, brightness and contrast near the input.
+
+A DeepDream zoom is a feedback loop: each frame is dreamed from the last, and every
+dream pushes saturation and contrast up a little, so after a few hundred frames the
+colours wash out to mud, brightness creeps and pixels pile up at 0 and 255. These small
+pure functions pull each frame back; :func:`control` applies them in the order the
+renderer uses. All work on (1, 3, H, W) float tensors, RGB in [0, 1], on any device,
+without leaving it.
+
+- :func:`match_lab`: match each LAB channel's mean and std to a reference (Deforum's
+  "colour coherence"); ``strength`` moves the statistics part of the way.
+- :func:`match_histogram`: map each RGB channel's histogram onto the reference's (the
+  cumulative-distribution matching of ``skimage.exposure.match_histograms``).
+- :func:`blend`: ``(1 - amount) * image + amount * other``; with the input image it is
+  ``input_blend``, with the camera-moved previous frame it is temporal ``smoothing``
+  (an exponential average along the camera's motion, which damps flicker).
+- :func:`clip_guard`: map the frame's range linearly into ``[margin, 1 - margin]`` when it
+  reaches beyond, so nothing sits at 0 or 255 and the next dream has headroom.
+
+The LAB conversion is sRGB (D65, 2 degree observer), the same as ``skimage.color.rgb2lab``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .schedule import COLOUR_MODES, COLOUR_REFERENCES  # noqa: F401 (the schedule's choices)
+
+_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_WHITE = (0.95047, 1.0, 1.08883)  # D65, 2 degrees
+_EPS = 1e-6
+
+
+def _matrix(x: torch.Tensor, m) -> torch.Tensor:
+    return torch.einsum("ij,bjhw->bihw", torch.tensor(m, dtype=x.dtype, device=x.device), x)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] -> CIE LAB (L in [0, 100], a and b roughly [-128, 127])."""
+    linear = torch.where(rgb > 0.04045, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = _matrix(linear, _XYZ_FROM_RGB) / torch.tensor(_WHITE, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """CIE LAB -> sRGB, clamped to [0, 1] (out-of-gamut colours are clipped)."""
+    L, a, b = lab.unbind(1)
+    fy = (L + 16) / 116
+    f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=1)
+    xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16 / 116) / 7.787)
+    xyz = (xyz * torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device)[:, None, None]).clamp(min=0)
+    inverse = torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).tolist()
+    linear = _matrix(xyz, inverse).clamp(min=0)
+    rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
+    return rgb.clamp(0.0, 1.0)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (population) std, each shaped (1, C, 1, 1)."""
+    return x.mean(dim=(2, 3), keepdim=True), x.std(dim=(2, 3), keepdim=True, unbiased=False)
+
+
+def match_lab(image: torch.Tensor, reference_stats, strength: float = 1.0) -> torch.Tensor:
+    """Move each LAB channel's mean and std ``strength`` of the way to ``reference_stats``.
+
+    ``reference_stats`` = :func:`channel_stats` of the reference in LAB. With strength s the
+    target mean is ``m + s (m_ref - m)`` and the target std ``d + s (d_ref - d)``.
+    """
+    if strength == 0:
+        return image
+    lab = rgb_to_lab(image)
+    mean, std = channel_stats(lab)
+    ref_mean, ref_std = reference_stats
+    target_mean = mean + strength * (ref_mean - mean)
+    target_std = std + strength * (ref_std - std)
+    return lab_to_rgb((lab - mean) / (std + _EPS) * target_std + target_mean)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A reference channel distribution: distinct values and their cumulative quantiles."""
+
+    values: tuple[torch.Tensor, ...]  # per channel, increasing
+    quantiles: tuple[torch.Tensor, ...]  # per channel, cumulative share in (0, 1]
+
+
+def histogram(reference: torch.Tensor) -> Histogram:
+    values, quantiles = [], []
+    for channel in reference[0]:
+        v, counts = torch.unique(channel.reshape(-1), return_counts=True)
+        values.append(v)
+        quantiles.append(counts.cumsum(0).to(reference.dtype) / channel.numel())
+    return Histogram(tuple(values), tuple(quantiles))
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """numpy.interp on tensors (xp increasing; clamps outside it)."""
+    if xp.numel() == 1:
+        return fp.expand_as(x).clone()
+    i = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    return f0 + t * (f1 - f0)
+
+
+def match_histogram(image: torch.Tensor, reference: Histogram, strength: float = 1.0) -> torch.Tensor:
+    """Map each channel's cumulative distribution onto the reference's, then blend by ``strength``.
+
+    A source value at cumulative share q becomes the reference value at share q
+    (interpolated), as ``skimage.exposure.match_histograms`` does.
+    """
+    if strength == 0:
+        return image
+    out = torch.empty_like(image)
+    for c, channel in enumerate(image[0]):
+        v, inverse, counts = torch.unique(channel.reshape(-1), return_inverse=True, return_counts=True)
+        q = counts.cumsum(0).to(image.dtype) / channel.numel()
+        out[0, c] = _interp(q, reference.quantiles[c], reference.values[c])[inverse].reshape(channel.shape)
+    return blend(image, out, strength)
+
+
+def blend(image: torch.Tensor, other: torch.Tensor, amount: float) -> torch.Tensor:
+    """``(1 - amount) * image + amount * other``; ``image`` itself when amount is 0."""
+    if amount == 0:
+        return image
+    return torch.lerp(image, other, amount)
+
+
+def clip_guard(image: torch.Tensor, margin: float) -> torch.Tensor:
+    """Map the frame's range linearly into ``[margin, 1 - margin]`` (a "levels" contrast guard).
+
+    With ``lo = min(image.min(), margin)`` and ``hi = max(image.max(), 1 - margin)`` the result
+    is ``margin + (image - lo) (1 - 2 margin) / (hi - lo)``: a frame already inside the range
+    is left alone, one that touches 0 or 1 is squeezed just enough. The same map on every
+    channel keeps greys grey. It removes blown-out pixels and leaves the next dream room to
+    add detail instead of piling values up at 0 and 255.
+    """
+    if margin == 0:
+        return image
+    lo = image.min().clamp(max=margin)  # tensors, not floats: the device never waits
+    hi = image.max().clamp(min=1 - margin)
+    return (margin + (image - lo) * ((1 - 2 * margin) / (hi - lo))).clamp(margin, 1 - margin)
+
+
+class Reference:
+    """The colour reference of a render and its statistics, computed once and cached."""
+
+    def __init__(self, image: torch.Tensor):
+        self.image = image
+        self._lab: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._histogram: Histogram | None = None
+
+    @property
+    def lab_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._lab is None:
+            self._lab = channel_stats(rgb_to_lab(self.image))
+        return self._lab
+
+    @property
+    def histogram(self) -> Histogram:
+        if self._histogram is None:
+            self._histogram = histogram(self.image)
+        return self._histogram
+
+
+def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tensor, reference: Reference | None,
+            p) -> torch.Tensor:  # fmt: skip
+    """One frame's colour control, in order: colour match, ``input_blend``, ``smoothing``, ``clip_guard``.
+
+    ``dreamed`` is the dream's output, ``moved`` the camera-moved previous frame (the dream's
+    input), ``input_image`` frame 0; ``p`` holds the frame's parameters (``colour``,
+    ``colour_strength``, ``input_blend``, ``smoothing``, ``clip_guard``). Everything it needs
+    is a function of the previous frame and the schedule, so a resumed render repeats it.
+    """
+    out = dreamed
+    if p.colour != "none" and reference is not None:
+        if p.colour == "lab":
+            out = match_lab(out, reference.lab_stats, p.colour_strength)
+        else:
+            out = match_histogram(out, reference.histogram, p.colour_strength)
+    out = blend(out, input_image, p.input_blend)
+    out = blend(out, moved, p.smoothing)
+    return clip_guard(out, p.clip_guard)

@@ -1,0 +1,110 @@
+"""The schedule as a picture: camera moves and layer weights over the frames.
+
+Keyframes, Deforum strings, inherited ``defaults`` and transitions are easy to get wrong
+and slow to check by rendering. ``dreamvid validate S --plot timeline.png`` evaluates
+:meth:`~dreamvid.schedule.Schedule.params` at every frame -- exactly what the renderer will
+use -- and plots zoom, rotation, translation and the blended layer weights, with segment
+boundaries as dashed lines and transitions shaded. No network is loaded.
+
+Matplotlib runs on its Agg canvas through the object API (no pyplot, no global state, no
+display needed); the PNG is written atomically like every other output.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .schedule import Schedule
+
+FIGSIZE = (10.0, 7.5)  # inches
+DPI = 100  # the PNG is FIGSIZE * DPI pixels: 1000x750
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Per-frame values of a schedule, as arrays indexed by frame."""
+
+    frames: np.ndarray
+    zoom: np.ndarray
+    rotate: np.ndarray
+    translate: np.ndarray  # (frames, 2): x, y
+    layers: dict[str, np.ndarray]  # key -> weight per frame (0 where unused), in order of appearance
+
+
+def timeline(schedule: Schedule) -> Timeline:
+    """Evaluate ``schedule.params(n)`` for every frame n."""
+    params = [schedule.params(n) for n in range(schedule.total_frames)]
+    keys: dict[str, None] = {}
+    for p in params:
+        keys.update(dict.fromkeys(p.layers))
+    return Timeline(
+        frames=np.arange(len(params)),
+        zoom=np.array([p.zoom for p in params]),
+        rotate=np.array([p.rotate for p in params]),
+        translate=np.array([p.translate for p in params], dtype=float).reshape(-1, 2),
+        layers={k: np.array([p.layers.get(k, 0.0) for p in params]) for k in keys},
+    )
+
+
+def _mark_segments(ax, schedule: Schedule, label: bool) -> None:
+    for seg in schedule.segments:
+        if seg.index:
+            ax.axvline(seg.start - 0.5, color="0.4", linestyle="--", linewidth=0.8)
+        if seg.transition:
+            ax.axvspan(seg.start - 0.5, seg.start + seg.transition - 0.5, color="0.85", linewidth=0)
+        if label:
+            ax.text(seg.start + seg.frames / 2 - 0.5, 1.02, f"segment {seg.index}", transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=8, color="0.3")
+
+
+def plot_timeline(schedule: Schedule, path: str | os.PathLike, *, figsize=FIGSIZE, dpi: int = DPI) -> Path:
+    """Write the timeline of ``schedule`` to the PNG ``path`` (figsize * dpi pixels); returns it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t = timeline(schedule)
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(4, 1, sharex=True)
+    panels = [
+        ("zoom (scale/frame)", [("zoom", t.zoom)]),
+        ("rotate (deg/frame)", [("rotate", t.rotate)]),
+        ("translate (px/frame)", [("x", t.translate[:, 0]), ("y", t.translate[:, 1])]),
+        ("layer weights", list(t.layers.items())),
+    ]
+    for i, (ax, (title, lines)) in enumerate(zip(axes, panels)):
+        _mark_segments(ax, schedule, label=i == 0)
+        for name, values in lines:
+            ax.plot(t.frames, values, label=name, linewidth=1.4)
+        ax.set_ylabel(title, fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.margins(x=0)
+        ax.grid(True, axis="y", color="0.9", linewidth=0.6)
+        if len(lines) > 1:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    seconds = schedule.total_frames / schedule.fps
+    axes[-1].set_xlabel(f"frame ({schedule.total_frames} frames, {seconds:.2f} s at {schedule.fps:g} fps)", fontsize=8)
+    fig.suptitle(schedule.source.name, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return _write_atomic(Path(path), buf.getvalue())
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

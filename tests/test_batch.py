@@ -1,0 +1,241 @@
+"""dreamvid batch: variants of a schedule rendered in parallel, locally or as Ray tasks.
+
+The videos must be those of each variant rendered alone, a worker killed part-way must be
+retried and resume to the same video, a bad variant fails alone, and a rerun renders nothing.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import yaml
+
+from dreamvid import batch
+from dreamvid.encode import read_frames
+from dreamvid.errors import InputError
+from dreamvid.render import render, work_dir
+from dreamvid.schedule import load_schedule
+from tests.conftest import ENV, ROOT, run_cli, write_schedule
+
+TINY = {"size": [64, 64], "checkpoint_every": 2,
+        "defaults": {"iterations": 1, "octaves": 1, "jitter": 4, "step": 0.02, "zoom": 1.05}}  # fmt: skip
+SEGMENTS = [{"frames": 5, "layers": {"mixed0": 1.0}}]
+GOOD = {"a_64x64": ("a.png", [64, 64]), "a_96x64": ("a.png", [96, 64]),
+        "b_64x64": ("b.png", [64, 64]), "b_96x64": ("b.png", [96, 64])}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A base schedule s.yaml, two images and one file that is not an image."""
+    folder = tmp_path_factory.mktemp("batch")
+    write_schedule(folder, segments=SEGMENTS, **TINY)
+    cv2.imwrite(str(folder / "a.png"), skimage.data.astronaut()[::8, ::8, ::-1])
+    cv2.imwrite(str(folder / "b.png"), skimage.data.chelsea()[::4, ::4, ::-1])
+    (folder / "bad.png").write_text("not an image")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def references(project):
+    """Each good variant's schedule written by hand and rendered alone by the ordinary render,
+    with ``threads`` torch threads: on the CPU the bits of a dream depend on the thread
+    count (reductions split differently), so a reference uses the batch worker's count."""
+    import torch
+
+    base = yaml.safe_load((project / "s.yaml").read_text())
+    cache = {}
+
+    def reference(name, threads):
+        if (name, threads) not in cache:
+            image, size = GOOD[name]
+            path = project / f"ref_{name}.yaml"
+            path.write_text(yaml.safe_dump({**base, "input": image, "size": size, "output": f"ref/{name}.mp4"}))
+            before = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                cache[name, threads] = render(load_schedule(path), output=project / f"ref-{threads}" / f"{name}.mp4")
+            finally:
+                torch.set_num_threads(before)
+        return cache[name, threads]
+
+    return reference
+
+
+def write_job(folder, name, job):
+    path = folder / name
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    return path
+
+
+def same_video(a, b):
+    fa, fb = read_frames(a), read_frames(b)
+    return len(fa) == len(fb) and all(np.array_equal(x, y) for x, y in zip(fa, fb))
+
+
+def table(stdout):
+    """{video: (status, whole line)} from the final table."""
+    rows = [line.split() for line in stdout.splitlines()[1:] if line.strip()]
+    return {r[0]: (r[1], line) for r, line in zip(rows, stdout.splitlines()[1:])}
+
+
+def test_local_batch_gives_the_solo_videos_retries_a_killed_worker_and_reruns_nothing(project, references):
+    job = write_job(project, "local.yaml", {"schedule": "s.yaml", "output": "out-local",
+                                            "inputs": ["a.png", "b.png", "bad.png"],
+                                            "sizes": [[64, 64], [96, 64]]})  # fmt: skip
+    marker = project / "killed-local"
+    env = {**ENV, batch.TEST_KILL_ENV: str(marker)}
+    r = subprocess.run([sys.executable, "-m", "dreamvid", "batch", str(job), "--workers", "2"],
+                       capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert r.returncode == 1, r.stderr  # the bad input failed; the others did not
+    rows = table(r.stdout)
+    for name in ("bad_64x64", "bad_96x64"):
+        assert rows[name][0] == "failed" and "bad.png: not a readable image" in rows[name][1]
+    killed = marker.read_text()
+    assert killed in GOOD
+    assert f"{killed}: worker killed by SIGKILL; resuming at frame" in r.stderr
+    assert "2 runs" in rows[killed][1] and "resumed at frame" in rows[killed][1]
+    out = project / "out-local"
+    threads = batch.local_plan(2, 6)[2]  # each of 2 workers gets cores // 2 threads
+    for name in GOOD:
+        assert rows[name][0] == "done", r.stdout
+        assert same_video(out / f"{name}.mp4", references(name, threads)), name
+        assert not work_dir(out / f"{name}.mp4").exists()
+        # the resolved schedule beside the video renders that variant alone
+        assert load_schedule(out / f"{name}.yaml").output_path == out / f"{name}.mp4"
+    mtimes = {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in GOOD}
+
+    again = run_cli("batch", job, "--workers", "1")  # one worker, for the bad input
+    assert again.returncode == 1, again.stderr
+    rows = table(again.stdout)
+    assert {name: rows[name][0] for name in GOOD} == dict.fromkeys(GOOD, "skipped")
+    assert rows["bad_64x64"][0] == "failed"
+    assert "4 of 6 videos already complete" in again.stderr
+    assert {name: (out / f"{name}.mp4").stat().st_mtime_ns for name in GOOD} == mtimes
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A private Ray instance on this machine, localhost only, no dashboard or usage stats."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}})  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_batch_gives_the_solo_videos_retries_a_killed_task_and_reruns_nothing(
+    project, references, ray_local, monkeypatch
+):
+    job = write_job(project, "ray.yaml", {"schedule": "s.yaml", "output": "out-ray", "inputs": ["a.png", "b.png"],
+                                          "sizes": [[64, 64], [96, 64]]})  # fmt: skip
+    marker = project / "killed-ray"
+    monkeypatch.setenv(batch.TEST_KILL_ENV, str(marker))  # the driver hands it to the tasks
+    events = []
+    results = batch.run(batch.load_job(job), ray="auto", callback=events.append)
+    assert [r.status for r in results] == ["done"] * 4, [r.error for r in results]
+    killed = next(r for r in results if r.name == marker.read_text())
+    assert killed.attempts == 2 and killed.resumed_from > 0  # Ray reran it; it resumed
+    assert any(e.event == "retry" and e.name == killed.name for e in events)
+    assert events[-1].event == "done" and events[-1].frames_done == events[-1].frames_total == 20
+    for r in results:
+        assert same_video(r.output, references(r.name, 1)), r.name  # 1 CPU per task, 1 thread
+    mtimes = [r.output.stat().st_mtime_ns for r in results]
+
+    monkeypatch.delenv(batch.TEST_KILL_ENV)
+    events = []
+    again = batch.run(batch.load_job(job), ray="auto", callback=events.append)
+    assert [r.status for r in again] == ["skipped"] * 4
+    assert not [e for e in events if e.event in ("video", "frame")]
+    assert [r.output.stat().st_mtime_ns for r in again] == mtimes
+
+
+# ------------------------------------------------------------------ job files (no rendering)
+
+
+def test_variants_are_named_from_what_varies_and_carry_their_overrides(project):
+    job = write_job(project, "names.yaml", {"schedule": "s.yaml", "inputs": ["a.png", "noise"], "sizes": ["96x64"],
+                                            "seed": [1, 2], "defaults.zoom": [1.01]})  # fmt: skip
+    variants = batch.load_job(job)
+    assert [v.name for v in variants] == ["a_96x64_seed1_zoom1.01", "a_96x64_seed2_zoom1.01",
+                                          "noise_96x64_seed1_zoom1.01", "noise_96x64_seed2_zoom1.01"]  # fmt: skip
+    v = variants[1]
+    assert v.schedule.seed == 2 and v.schedule.size == (96, 64) and v.schedule.params(1).zoom == 1.01
+    assert v.schedule.input_path == project / "a.png" and variants[2].schedule.input_path is None
+    assert v.output == project / "out" / "a_96x64_seed2_zoom1.01.mp4"
+    assert v.schedule.params(1).layers == load_schedule(project / "s.yaml").params(1).layers
+
+
+def test_a_plain_list_of_schedules_is_a_job(project):
+    other = write_schedule(project / "other", segments=SEGMENTS, **TINY)
+    job = project / "list.yaml"
+    job.write_text(yaml.safe_dump(["s.yaml", str(other.relative_to(project))]))
+    with pytest.raises(InputError, match="also that of an earlier variant"):  # both are called s
+        batch.load_job(job)
+    renamed = other.rename(other.with_name("t.yaml"))
+    job.write_text(yaml.safe_dump(["s.yaml", str(renamed.relative_to(project))]))
+    variants = batch.load_job(job)
+    assert [v.name for v in variants] == ["s", "t"]
+    assert variants[1].schedule.input_path == renamed.parent / "in.png"  # relative to its own schedule
+
+
+def test_every_variant_is_checked_up_front_with_the_job_file_variant_and_key(project):
+    job = write_job(project, "bad-sizes.yaml", {"schedule": "s.yaml", "sizes": [[64, 64], [63, 64]],
+                                                "segments.0.frames": [0, 5]})  # fmt: skip
+    with pytest.raises(InputError) as err:
+        batch.load_job(job)
+    lines = str(err.value).splitlines()
+    assert all(line.startswith(f"{job}: variant ") for line in lines)
+    assert any("variant 63x64_frames5 (from s.yaml): size: 63x64 has an odd side" in line for line in lines)
+    assert any("variant 64x64_frames0 (from s.yaml): segments[0].frames:" in line for line in lines)
+    assert not any("64x64_frames5" in line.split(":")[1] for line in lines)  # the good variant is fine
+
+    job = write_job(project, "bad-key.yaml", {"schedule": "s.yaml", "seeds": [1, 2]})
+    with pytest.raises(InputError, match=f"^{job}: seeds: did you mean seed\\?; expected schedule, schedules"):
+        batch.load_job(job)
+    job = write_job(project, "bad-path.yaml", {"schedule": "s.yaml", "segments.7.zoom": [1.0]})
+    with pytest.raises(InputError, match=f"^{job}: variant zoom1.0: segments.7.zoom: the base schedule has no "):
+        batch.load_job(job)
+
+
+def test_finished_means_this_schedule_completed_it(project):
+    base = write_schedule(project / "done", segments=SEGMENTS, **TINY)
+    job = write_job(project / "done", "done.yaml", {"schedule": "s.yaml", "seed": [5]})
+    (v,) = batch.load_job(job)
+    assert not batch.is_finished(v.schedule)
+    v.output.parent.mkdir()
+    v.output.write_bytes(b"a finished video")
+    marker = {"fingerprint": batch.fingerprint(v.schedule), "bytes": v.output.stat().st_size}
+    batch.done_marker(v.output).write_text(json.dumps(marker))
+    assert batch.is_finished(v.schedule)
+    base.write_text(base.read_text().replace("zoom: 1.05", "zoom: 1.06"))  # the base schedule changed
+    (changed,) = batch.load_job(job)
+    assert changed.output == v.output and not batch.is_finished(changed.schedule)
+    work_dir(v.output).mkdir()  # a render is (or was) under way
+    assert not batch.is_finished(v.schedule)
+    work_dir(v.output).rmdir()
+    v.output.write_bytes(b"replaced")
+    assert not batch.is_finished(v.schedule)
+
+
+def test_ray_flag_without_ray_says_how_to_get_it(project, monkeypatch, capsys):
+    from dreamvid.cli import main
+
+    job = write_job(project, "no-ray.yaml", {"schedule": "s.yaml", "output": "out-no-ray"})
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["batch", str(job), "--ray", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'dreamvid[ray]'" in err
+    assert not (project / "out-no-ray").exists()  # nothing written
+
+
+def test_the_example_job_validates():
+    variants = batch.load_job(ROOT / "schedules" / "logo-batch.yaml")
+    assert [v.name for v in variants] == ["logo_1920x1080", "logo_1080x1920", "logo_1080x1080"]
+    assert {v.output.parent for v in variants} == {ROOT / "out" / "batch"}

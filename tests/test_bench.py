@@ -1,0 +1,75 @@
+"""`dreamvid bench` runs and reports, and its baseline is the same algorithm as dreamvid's path.
+
+No timing is asserted here (speed goals live in the benchmark, docs/performance.md).
+"""
+
+import json
+
+import pytest
+import torch
+
+from dreamvid import _baseline
+from dreamvid.camera import move
+from dreamvid.dream import DreamSettings, dream
+from dreamvid.model import load_model
+
+from .conftest import run_cli
+
+
+def test_bench_cli_json(tmp_path):
+    r = run_cli("bench", "--device", "cpu", "--size", "96x96", "--iterations", "1", "--frames", "2", "--json",
+                cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["settings"]["size"] == [96, 96] and out["settings"]["compile"] is False
+    for name in ("baseline", "dreamvid"):
+        path = out[name]
+        assert path["frame_shape"] == [1, 3, 96, 96]
+        assert path["ms_per_frame"] > 0 and path["peak_memory_bytes"] > 0
+        assert 0 <= path["encoder_share"] <= 1
+    # the baseline runs the whole network, dreamvid stops at mixed3: fewer FLOPs per step
+    assert 0 < out["dreamvid"]["flops_per_step"] < out["baseline"]["flops_per_step"]
+    assert out["speedup"] == pytest.approx(out["baseline"]["ms_per_frame"] / out["dreamvid"]["ms_per_frame"])
+    assert out["sgemm_peak_gflops_per_s"] > 0
+    assert list(tmp_path.iterdir()) == []  # videos went to a temp folder, now removed
+
+
+def test_bench_rejects_tiny_size():
+    r = run_cli("bench", "--size", "64x64")
+    assert r.returncode == 2 and "--size 64x64" in r.stderr and "Traceback" not in r.stderr
+
+
+# Same input, same jitter: the dream of the plain loop (NCHW, full network, two rolls per
+# step) and dreamvid's (channels_last, truncated, one roll per step) differ only by float
+# rounding in the convolutions. Measured at 128x128, 3 steps of 0.02: mean |diff| 4e-5
+# against a mean change of 0.034; the largest pixel differs by 0.009 (a ReLU that flips on
+# a rounding difference moves a few pixels by up to a step), hence the looser max bound.
+DREAM_MEAN_TOL, DREAM_MAX_TOL = 1e-3, 0.05
+# Zoom: cv2.warpAffine (float32) and grid_sample agree to 1.2e-5 on these moves (measured).
+ZOOM_TOL = 1e-4
+
+
+def test_baseline_dreams_like_dreamvid(net, photo_tensor):
+    s = DreamSettings(iterations=3, step=0.02, octaves=1, jitter=16)
+    a = _baseline.dream(net, photo_tensor, _objective(), s, torch.Generator().manual_seed(5))
+    fast = load_model().to(memory_format=torch.channels_last)
+    x = photo_tensor.contiguous(memory_format=torch.channels_last)
+    b = dream(fast, x, _objective(), s, torch.Generator().manual_seed(5))
+    change = (b - photo_tensor).abs().mean().item()
+    assert change > 0.01  # both dreamed
+    assert (a - b).abs().mean().item() < min(DREAM_MEAN_TOL, 0.05 * change)
+    assert (a - b).abs().max().item() < DREAM_MAX_TOL
+
+
+@pytest.mark.parametrize("zoom, rotate, translate", [(1.02, 0, (0, 0)), (1.05, 3, (2.5, -1)), (0.97, -2, (0, 0))])
+def test_baseline_zoom_matches_camera(photo_tensor, zoom, rotate, translate):
+    a = _baseline.zoom(photo_tensor, zoom, rotate, translate)
+    b = move(photo_tensor, zoom, rotate, translate)
+    assert (b - photo_tensor).abs().mean() > 1e-3  # it moved
+    assert (a - b).abs().max().item() < ZOOM_TOL
+
+
+def _objective():
+    from dreamvid.objectives import layer
+
+    return layer("mixed3")

@@ -1,0 +1,162 @@
+"""Colour control (dreamvid/colour.py): each operation against values computed by hand."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from skimage.color import lab2rgb, rgb2lab
+from skimage.exposure import match_histograms
+
+from dreamvid import colour as C
+
+
+def image(*channels):
+    """(1, 3, 1, N) float64 tensor from three lists of N values."""
+    return torch.tensor(channels, dtype=torch.float64)[None, :, None, :]
+
+
+def grey_with_lightness(L):
+    """sRGB grey value whose CIE L is ``L``, by the textbook formulas (not dreamvid's)."""
+    f = (L + 16) / 116
+    y = f**3 if f > 6 / 29 else (f - 16 / 116) / 7.787
+    return 1.055 * y ** (1 / 2.4) - 0.055 if y > 0.0031308 else 12.92 * y
+
+
+def test_lab_conversion_matches_skimage_and_round_trips():
+    x = torch.rand(1, 3, 12, 17, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x[0, :, 0, :3] = torch.tensor([[0.0, 1.0, 0.5]] * 3)  # black, white, grey
+    lab = C.rgb_to_lab(x)
+    expected = rgb2lab(x[0].permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(lab[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(C.lab_to_rgb(lab).numpy(), x.numpy(), atol=1e-6)
+    some_lab = np.array([[[50.0, 20.0, -30.0], [80.0, -10.0, 40.0]]])
+    np.testing.assert_allclose(C.lab_to_rgb(torch.from_numpy(some_lab).permute(2, 0, 1)[None])[0].permute(1, 2, 0),
+                               lab2rgb(some_lab), atol=1e-6)  # fmt: skip
+
+
+def test_lab_match_moves_mean_and_std_of_lightness():
+    # black and white pixels: L = 0 and 100 (mean 50, std 50), a = b = 0
+    source = image([0.0, 1.0], [0.0, 1.0], [0.0, 1.0])
+    # reference greys with L = 25 and 75 (mean 50, std 25)
+    g25, g75 = grey_with_lightness(25), grey_with_lightness(75)
+    reference = C.Reference(image([g25, g75], [g25, g75], [g25, g75]))
+    full = C.match_lab(source, reference.lab_stats, 1.0)
+    np.testing.assert_allclose(full[0, :, 0].T.numpy(), [[g25] * 3, [g75] * 3], atol=1e-5)
+    # half strength: target std 50 + 0.5 (25 - 50) = 37.5 -> L = 12.5 and 87.5
+    half = C.match_lab(source, reference.lab_stats, 0.5)
+    g12, g87 = grey_with_lightness(12.5), grey_with_lightness(87.5)
+    np.testing.assert_allclose(half[0, :, 0].T.numpy(), [[g12] * 3, [g87] * 3], atol=1e-5)
+    assert C.match_lab(source, reference.lab_stats, 0.0) is source
+
+
+def test_lab_match_shifts_colour_means():
+    red = image([0.6, 0.5], [0.4, 0.4], [0.4, 0.4])  # mild colours: the match stays in gamut
+    blue = image([0.4, 0.4], [0.4, 0.45], [0.6, 0.5])
+    out = C.match_lab(red, C.Reference(blue).lab_stats, 1.0)
+    mean, std = C.channel_stats(C.rgb_to_lab(out))
+    ref_mean, ref_std = C.Reference(blue).lab_stats
+    np.testing.assert_allclose(mean.flatten(), ref_mean.flatten(), atol=0.05)
+    np.testing.assert_allclose(std.flatten(), ref_std.flatten(), atol=0.05)
+
+
+def test_histogram_match_on_two_value_images():
+    # source values 0.2, 0.8 at cumulative shares 0.5, 1; reference quantiles 0.25, 0.5, 0.75, 1
+    source = image([0.2, 0.2, 0.8, 0.8], [0.8, 0.8, 0.8, 0.2], [0.5] * 4)
+    reference = C.histogram(image([0.1, 0.3, 0.5, 0.9], [0.1, 0.1, 0.1, 0.9], [0.0, 0.0, 1.0, 1.0]))
+    out = C.match_histogram(source, reference)
+    # R: share 0.5 -> 0.3, 1 -> 0.9; G: 0.2 at share 0.25 (below the reference's first
+    # share 0.75) -> 0.1, 0.8 at share 1 -> 0.9; B: a single value at share 1 -> 1.0
+    expected = [[0.3, 0.3, 0.9, 0.9], [0.9, 0.9, 0.9, 0.1], [1.0] * 4]
+    np.testing.assert_allclose(out[0, :, 0].numpy(), expected, atol=1e-12)
+    half = C.match_histogram(source, reference, 0.5)
+    np.testing.assert_allclose(half.numpy(), (0.5 * source + 0.5 * out).numpy(), atol=1e-12)
+
+
+def test_histogram_match_agrees_with_skimage():
+    g = torch.Generator().manual_seed(1)
+    source = torch.rand(1, 3, 9, 11, generator=g, dtype=torch.float64).mul(20).round() / 20  # ties
+    reference = torch.rand(1, 3, 7, 13, generator=g, dtype=torch.float64) ** 2
+    out = C.match_histogram(source, C.histogram(reference))
+    expected = match_histograms(source[0].permute(1, 2, 0).numpy(), reference[0].permute(1, 2, 0).numpy(),
+                                channel_axis=-1)  # fmt: skip
+    np.testing.assert_allclose(out[0].permute(1, 2, 0).numpy(), expected, atol=1e-12)
+
+
+def test_blend_arithmetic():
+    a, b = image([0.0, 1.0], [0.4, 0.4], [1.0, 0.2]), image([1.0, 1.0], [0.0, 0.8], [0.2, 0.2])
+    np.testing.assert_allclose(C.blend(a, b, 0.25)[0, :, 0].numpy(), [[0.25, 1.0], [0.3, 0.5], [0.8, 0.2]])
+    assert C.blend(a, b, 0.0) is a
+    np.testing.assert_allclose(C.blend(a, b, 1.0).numpy(), b.numpy())
+
+
+def test_clip_guard_squeezes_only_frames_that_reach_the_ends():
+    full = image([0.0, 0.5, 1.0], [0.25, 0.5, 0.75], [0.0, 0.0, 0.0])
+    # range [0, 1] -> [0.1, 0.9]: 0.1 + 0.8 x
+    np.testing.assert_allclose(C.clip_guard(full, 0.1)[0, :, 0].numpy(),
+                               [[0.1, 0.5, 0.9], [0.3, 0.5, 0.7], [0.1, 0.1, 0.1]])  # fmt: skip
+    inside = image([0.2, 0.5], [0.3, 0.6], [0.8, 0.9])
+    np.testing.assert_allclose(C.clip_guard(inside, 0.1).numpy(), inside.numpy())
+    # only the top reaches out: lo = margin stays, [0.1, 1] -> [0.1, 0.9]
+    bright = image([0.1, 1.0], [0.55, 0.55], [0.1, 0.1])
+    np.testing.assert_allclose(C.clip_guard(bright, 0.1)[0, :, 0].numpy(), [[0.1, 0.9], [0.5, 0.5], [0.1, 0.1]])
+    assert C.clip_guard(full, 0.0) is full
+    grey = image([0.0, 1.0], [0.0, 1.0], [0.0, 1.0])
+    out = C.clip_guard(grey, 0.05)
+    assert torch.equal(out[0, 0], out[0, 1]) and torch.equal(out[0, 1], out[0, 2])  # greys stay grey
+
+
+def params(**kw):
+    base = dict(colour="none", colour_strength=0.0, input_blend=0.0, smoothing=0.0, clip_guard=0.0)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_control_applies_blend_smoothing_and_guard_in_order():
+    dreamed, moved, first = image([1.0], [0.0], [0.5]), image([0.0], [1.0], [0.5]), image([0.5], [0.5], [0.5])
+    assert C.control(dreamed, moved, first, None, params()) is dreamed
+    # input_blend 0.5: (0.75, 0.25, 0.5); smoothing 0.5 with moved: (0.375, 0.625, 0.5)
+    out = C.control(dreamed, moved, first, None, params(input_blend=0.5, smoothing=0.5))
+    np.testing.assert_allclose(out.flatten().numpy(), [0.375, 0.625, 0.5])
+    # the guard runs last: dreamed alone spans [0, 1] -> [0.2, 0.8]
+    out = C.control(dreamed, moved, first, None, params(clip_guard=0.2))
+    np.testing.assert_allclose(out.flatten().numpy(), [0.8, 0.2, 0.5])
+    # colour matching to a reference equal to the frame itself changes (almost) nothing
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    for mode in ("lab", "histogram"):
+        out = C.control(x, x, x, C.Reference(x), params(colour=mode, colour_strength=1.0))
+        torch.testing.assert_close(out, x, atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["lab", "histogram"])
+def test_colour_matching_keeps_shape_dtype_and_range(mode):
+    x = torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(3))
+    ref = C.Reference(torch.rand(1, 3, 16, 24, generator=torch.Generator().manual_seed(4)) * 0.5)
+    out = C.control(x, x, ref.image, ref, params(colour=mode, colour_strength=1.0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert abs(out.mean().item() - ref.image.mean().item()) < 0.05  # pulled to the darker reference
+
+
+def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
+    """A Dreamer that starts from frame 2 (as a resumed render does) dreams frame 1 again as
+    the colour reference of a noise input, and gives the same frames 3 and 4.
+    (Image inputs, whose reference is frame 0, are covered by tests/test_resume.py.)"""
+    import copy
+
+    from dreamvid.render import Dreamer
+    from dreamvid.schedule import load_schedule
+    from tests.conftest import write_schedule
+
+    colour = {"colour": "lab", "colour_strength": 1.0, "input_blend": 0.1, "smoothing": 0.3, "clip_guard": 0.05}
+    path = write_schedule(tmp_path, input="noise", segments=[{"frames": 5, "layers": {"mixed0": 1.0}}],
+                          defaults={"iterations": 1, "octaves": 1, "jitter": 4, "step": 0.02, "zoom": 1.05, **colour})
+    a = Dreamer(load_schedule(path), "cpu")
+    frames = [a.first_frame()]
+    for n in range(1, 5):
+        frames.append(a.next_frame(frames[-1], n))
+    b = copy.copy(a)  # the same network, but no colour state: as after a restart
+    b._input, b._references = None, {}
+    f3 = b.next_frame(frames[2].clone(), 3)
+    assert torch.equal(f3, frames[3]) and torch.equal(b.next_frame(f3, 4), frames[4])
+    assert torch.equal(b._references["frame1"].image, a._references["frame1"].image)
+    assert frames[4].min() >= 0.05 and frames[4].max() <= 0.95  # the guard held

@@ -1,0 +1,499 @@
+"""Every bad input gets a one-line error, every fault is survived, nothing is lost (issue 7).
+
+One table of cases, one test. Each case builds its files (and fakes) in a fresh folder and
+returns the ``dreamvid`` arguments; the test runs them and checks:
+
+* the exit status (2 bad input, 1 runtime failure, 130 interrupted, 0 where dreamvid copes);
+* on failure, stderr holds exactly one ``dreamvid: error:`` line, no traceback, and that line
+  names the offending key, file or resource;
+* after a render failed: no file at the output path, no temp files, no ffmpeg left running,
+  and the checkpoint the case expects still loads.
+
+Cases run in-process through ``dreamvid.cli.main`` (a process start costs seconds) with
+real faults where possible: a fake ffmpeg binary (IMAGEIO_FFMPEG_EXE), RLIMIT_FSIZE, fsync
+failing with ENOSPC; NaN and out-of-memory are faked with monkeypatch. SIGTERM needs a real
+process: ``python -m dreamvid``.
+docs/errors.md lists the same errors for users.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from dreamvid import checkpoint as ckpt
+from dreamvid import cli, encode
+from dreamvid import render as render_mod
+from dreamvid.encode import ffmpeg_exe, probe_video
+from dreamvid.images import fit, read_image
+from tests.conftest import ENV, write_schedule
+from tests.procs import ffmpeg_children
+
+OUT = Path("out/video.mp4")  # write_schedule's output, relative to the case folder
+
+
+@dataclass
+class Ctx:
+    """A case's folder and fakes; ``setup`` fills it in."""
+
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+    net: torch.nn.Module
+    fsize_limit: int | None = None  # RLIMIT_FSIZE (soft) while the command runs
+    sigterm: bool = False  # subprocess cases: SIGTERM once the first checkpoint exists
+    tiles: list | None = None  # out-of-memory cases: the tile setting of each dream() call
+    output: Path | None = None  # where a render would write (checked after failures)
+
+    def schedule(self, segments=None, **top) -> Path:
+        self.output = self.output or self.tmp / OUT
+        return write_schedule(self.tmp, segments=segments, **top)
+
+    def raw(self, text: str) -> Path:
+        path = self.tmp / "raw.yaml"
+        path.write_text(text)
+        return path
+
+    def good_text(self) -> str:
+        return self.schedule().read_text()
+
+    def cached_model(self) -> None:
+        """In-process renders reuse the session's network: loading it is not under test."""
+        self.monkeypatch.setattr(render_mod, "load_model", lambda *a, **k: self.net)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    setup: Callable[[Ctx], list]  # builds the case, returns the CLI arguments
+    code: int  # expected exit status
+    names: tuple[str, ...] = ()  # what the error line must name (key, file, resource, cause)
+    kept: int | None = None  # checkpoint frame that must survive the failure (-1: any one)
+    subprocess: bool = False
+    check: Callable[[Ctx], None] | None = None  # more assertions (cases that succeed)
+
+
+def seg(**over) -> list[dict]:
+    """write_schedule's two segments with the first one changed."""
+    return [{"frames": 6, "layers": {"mixed0": 1.0}, **over}, {"frames": 6, "layers": {"mixed3": 1.0}}]
+
+
+def validate(**top):
+    return lambda c: ["validate", c.schedule(**top)]
+
+
+def validate_segment(**over):
+    return lambda c: ["validate", c.schedule(segments=seg(**over))]
+
+
+def validate_text(make: Callable[[Ctx], str]):
+    return lambda c: ["validate", c.raw(make(c))]
+
+
+def render_args(c: Ctx, *extra, schedule: Path | None = None) -> list:
+    return ["render", "--quiet", schedule or c.schedule(), *extra]
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _coffee() -> np.ndarray:
+    return skimage.data.coffee()[::4, ::4]  # RGB uint8, 100x150
+
+
+def image_file(kind: str):
+    def make(c: Ctx) -> list:
+        path = c.tmp / f"{kind}.png"
+        rgb = _coffee()
+        if kind == "gray":
+            cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        elif kind == "rgba":  # left half transparent: it must come out white
+            bgra = np.dstack([rgb[:, :, ::-1], np.full(rgb.shape[:2], 255, np.uint8)])
+            bgra[:, : rgb.shape[1] // 2, 3] = 0
+            cv2.imwrite(str(path), bgra)
+        elif kind == "16bit":
+            cv2.imwrite(str(path), rgb[:, :, ::-1].astype(np.uint16) * 257)
+        elif kind == "text":
+            path.write_text("this is not a picture\n")
+        elif kind == "truncated":
+            ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
+            path.write_bytes(buf.tobytes()[: buf.size // 2])
+        c.schedule(input=path.name)
+        return ["validate" if kind in ("text", "truncated") else "preview", c.tmp / "s.yaml",
+                *([] if kind in ("text", "truncated") else ["--frame", "0", "-o", c.tmp / "f0.png", "--quiet"])]
+
+    return make
+
+
+def frame0(c: Ctx) -> np.ndarray:
+    return (read_image(c.tmp / "f0.png") * 255).round().astype(np.uint8)
+
+
+def check_gray(c: Ctx) -> None:
+    img = frame0(c).astype(int)
+    assert np.abs(img[..., 0] - img[..., 1]).max() <= 1 and np.abs(img[..., 1] - img[..., 2]).max() <= 1
+    assert img.std() > 10  # a picture, not a flat fill
+
+
+def check_rgba(c: Ctx) -> None:
+    img = frame0(c)
+    assert img[:, :10].min() >= 250  # transparent -> white
+    assert img[:, -10:].mean() < 200  # opaque part keeps the photo
+
+
+def check_16bit(c: Ctx) -> None:
+    cv2.imwrite(str(c.tmp / "8bit.png"), _coffee()[:, :, ::-1])
+    expected = (fit(read_image(c.tmp / "8bit.png"), (96, 64)) * 255).round()
+    assert np.abs(frame0(c).astype(float) - expected).max() <= 1
+
+
+def render_to_new_folder(c: Ctx) -> list:
+    c.cached_model()
+    c.output = c.tmp / "new" / "deeper" / "v.mp4"
+    return [*render_args(c, "-o", c.output), "--frames", "2"]
+
+
+def check_new_folder(c: Ctx) -> None:
+    assert probe_video(c.output)["frames"] == 2
+    assert [p.name for p in c.output.parent.iterdir()] == ["v.mp4"]  # work folder removed
+
+
+def output_under_a_file(c: Ctx) -> list:
+    (c.tmp / "afile").write_text("x")
+    c.output = c.tmp / "afile" / "v.mp4"
+    return render_args(c, "-o", c.output)
+
+
+def audio(kind: str, command: str = "validate"):
+    def make(c: Ctx) -> list:
+        if kind == "garbage":
+            (c.tmp / "a.wav").write_bytes(b"RIFF\x00\x00garbage" * 50)
+        elif kind == "no-stream":
+            (c.tmp / "a.wav").write_bytes(cv2.imencode(".png", _coffee())[1].tobytes())  # a PNG: no audio stream
+        path = c.schedule(audio="a.wav")
+        if kind == "missing":
+            (c.tmp / "a.wav").unlink(missing_ok=True)
+        return render_args(c, schedule=path) if command == "render" else ["validate", path]
+
+    return make
+
+
+# ---------------------------------------------------------------------------- runtime
+
+
+def disk_full_at_second_checkpoint(c: Ctx) -> list:
+    """fsync of the second checkpoint fails with ENOSPC, as on a full disk (delayed allocation)."""
+    c.cached_model()
+    real, seen = os.fsync, []
+
+    def fsync(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if "/.ckpt-" in name:
+            seen.append(name)
+            if len(seen) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+        return real(fd)
+
+    c.monkeypatch.setattr(os, "fsync", fsync)
+    return render_args(c, schedule=c.schedule(checkpoint_every=2))
+
+
+def file_size_limit(c: Ctx) -> list:
+    """RLIMIT_FSIZE (set by the runner around the command): writing beyond 32 KiB fails with
+    EFBIG in this process and in the ffmpeg it starts (Python ignores SIGXFSZ)."""
+    c.cached_model()
+    c.fsize_limit = 32 * 1024
+    return render_args(c, schedule=c.schedule(checkpoint_every=1))
+
+
+def ffmpeg_dies(c: Ctx) -> list:
+    """An ffmpeg that answers probes but dies after reading about one frame."""
+    fake = c.tmp / "fake-ffmpeg"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do\n'
+        '  if [ "$a" = "pipe:0" ]; then head -c 20000 >/dev/null; echo "simulated encoder crash" >&2; exit 1; fi\n'
+        "done\n"
+        f'exec "{ffmpeg_exe()}" "$@"\n'
+    )
+    fake.chmod(0o755)
+    use_ffmpeg(c, fake)
+    return render_args(c)
+
+
+def ffmpeg_missing(c: Ctx) -> list:
+    use_ffmpeg(c, c.tmp / "no" / "ffmpeg")
+    return render_args(c)
+
+
+def use_ffmpeg(c: Ctx, exe: Path) -> None:
+    """IMAGEIO_FFMPEG_EXE for this case, with a fresh encoder list (probe_codec caches it)."""
+    c.cached_model()
+    c.monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
+    c.monkeypatch.setattr(encode, "_encoders", functools.cache(encode._encoders.__wrapped__))
+
+
+def cuda_absent(device: str):
+    def make(c: Ctx) -> list:
+        c.cached_model()
+        c.monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        c.output = c.tmp / OUT
+        if device == "cuda":
+            return ["render", "--quiet", c.schedule(device="cuda")]
+        return ["preview", c.schedule(device="auto"), "--frame", "1", "-o", c.tmp / "f1.png", "--quiet"]
+
+    return make
+
+
+def check_preview_written(c: Ctx) -> None:
+    assert read_image(c.tmp / "f1.png").shape == (64, 96, 3)
+
+
+def nan_at_frame(k: int):
+    """Frame ``k``'s camera move yields NaN (move runs once per frame from frame 1 on)."""
+
+    def make(c: Ctx) -> list:
+        c.cached_model()
+        real, calls = render_mod.move, []
+
+        def move(image, *args, **kwargs):
+            calls.append(1)
+            out = real(image, *args, **kwargs)
+            return out * float("nan") if len(calls) == k else out
+
+        c.monkeypatch.setattr(render_mod, "move", move)
+        return render_args(c, schedule=c.schedule(checkpoint_every=2))
+
+    return make
+
+
+def out_of_memory(tile):
+    """Every untiled dream runs out of GPU memory (faked: raises torch.OutOfMemoryError)."""
+
+    def make(c: Ctx) -> list:
+        from dreamvid import dream as dream_mod
+
+        c.cached_model()
+        real, c.tiles = dream_mod.dream, []
+
+        def dream(net, image, objective, settings, generator, *args, **kwargs):
+            c.tiles.append(settings.tile)
+            if settings.tile is None:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            return real(net, image, objective, settings, generator, *args, **kwargs)
+
+        c.monkeypatch.setattr(dream_mod, "dream", dream)
+        c.output = c.tmp / OUT
+        return ["render", "--quiet", "--frames", "2", c.schedule(size=[320, 256], tile=tile)]
+
+    return make
+
+
+def check_tiled_retry(c: Ctx) -> None:
+    assert c.tiles[0] is None and c.tiles[1] is not None and 128 <= c.tiles[1] < 320  # retried in tiles
+    assert probe_video(c.output)["frames"] == 2
+
+
+def cpu_out_of_memory(c: Ctx) -> list:
+    """Frame 1 fails to allocate on the CPU, as torch reports it (a plain RuntimeError)."""
+    c.cached_model()
+
+    def move(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    c.monkeypatch.setattr(render_mod, "move", move)
+    return render_args(c)
+
+
+def sigterm(c: Ctx) -> list:
+    c.sigterm = True
+    return ["render", "--quiet", c.schedule(segments=[{"frames": 200, "layers": {"mixed0": 1.0}}], checkpoint_every=2)]
+
+
+# ------------------------------------------------------------------------------ table
+
+CASES = [
+    # schedule: syntax
+    Case("schedule-file-missing", lambda c: ["validate", c.tmp / "nothere.yaml"], 2, ("nothere.yaml", "cannot read")),
+    Case("not-yaml", validate_text(lambda c: "input: [in.png\n  output: : :\n"), 2,
+         ("raw.yaml", "not valid YAML", "line 2")),
+    Case("empty-file", validate_text(lambda c: ""), 2, ("raw.yaml", "empty file", "expected a mapping")),
+    Case("not-a-mapping", validate_text(lambda c: "- input: in.png\n- output: o.mp4\n"), 2,
+         ("got a list", "expected a mapping")),
+    Case("python-tag", validate_text(lambda c: c.good_text() + "x: !!python/object/apply:os.system ['true']\n"), 2,
+         ("x:", "!!python/object/apply:os.system", "not allowed")),
+    Case("duplicate-key", validate_text(lambda c: c.good_text() + "fps: 24\n"), 2,
+         ("fps:", "duplicate key", "first at line")),
+    Case("include", validate_text(lambda c: c.good_text() + "include: other.yaml\n"), 2, ("include:", "no includes")),
+    # schedule: keys, types, ranges
+    Case("unknown-key", validate(fsp=24), 2, ("fsp:", "did you mean 'fps'")),
+    Case("unknown-segment-key", validate_segment(zooom=1.1), 2, ("segments[0].zooom", "did you mean 'zoom'")),
+    Case("wrong-type", validate(fps="fast"), 2, ("fps:", "'fast'", "expected a number")),
+    Case("wrong-type-layers", validate_segment(layers=["mixed0"]), 2,
+         ("segments[0].layers", "expected a non-empty mapping")),
+    Case("frames-zero", validate_segment(frames=0), 2, ("segments[0].frames", "expected an integer >= 1")),
+    Case("frames-negative", validate_segment(frames=-3), 2, ("segments[0].frames", "-3")),
+    Case("zoom-zero", validate_segment(zoom=0), 2, ("segments[0].zoom", "expected a number > 0")),
+    Case("zoom-negative-keyframe", validate_segment(zoom={0: 1.02, 3: -1.0}), 2, ("segments[0].zoom.3", "> 0")),
+    Case("size-not-positive", validate(size=[0, 64]), 2, ("size[0]", "32..8192")),
+    Case("size-odd", validate(size=[97, 64]), 2, ("size:", "97x64", "even", "yuv420p")),
+    Case("size-absurd", validate(size=[100000, 64]), 2, ("size[0]", "100000", "32..8192")),
+    Case("fps-zero", validate(fps=0), 2, ("fps:", "expected a number > 0")),
+    Case("fps-negative", validate(fps=-12), 2, ("fps:", "-12")),
+    Case("segments-empty", validate_text(lambda c: c.good_text().split("segments:")[0] + "segments: []\n"), 2,
+         ("segments:", "empty list")),
+    Case("unknown-layer", validate_segment(layers={"mixed33": 1.0}), 2,
+         ("segments[0].layers.mixed33", "did you mean 'mixed3'")),
+    Case("channel-out-of-range", validate_segment(layers={"mixed0:256": 1.0}), 2,
+         ("segments[0].layers.mixed0:256", "channel 256", "0..255")),
+    Case("keyframe-outside-segment", validate_segment(zoom={0: 1.0, 6: 1.1}), 2, ("segments[0].zoom.6", "frame < 6")),
+    Case("keyframes-unsorted", validate_segment(zoom={3: 1.0, 1: 1.1}), 2, ("segments[0].zoom.1", "increasing order")),
+    Case("bad-device", validate(device="gpu"), 2, ("device:", "'gpu'", "auto, cpu, cuda")),
+    # files
+    Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
+    Case("input-not-an-image", image_file("text"), 2, ("text.png", "not a readable image")),
+    Case("input-truncated", image_file("truncated"), 2, ("truncated.png", "not a readable image", "libpng")),
+    Case("input-grayscale", image_file("gray"), 0, check=check_gray),
+    Case("input-rgba", image_file("rgba"), 0, check=check_rgba),
+    Case("input-16-bit", image_file("16bit"), 0, check=check_16bit),
+    Case("output-folder-created", render_to_new_folder, 0, check=check_new_folder),
+    Case("output-under-a-file-validate", lambda c: ["validate", c.schedule(output="in.png/v.mp4")], 2,
+         ("output:", "in.png is a file, not a folder")),
+    Case("output-under-a-file-render", output_under_a_file, 2, ("afile/v.mp4", "afile is a file, not a folder")),
+    Case("output-is-input-validate", validate(output="in.png"), 2, ("output:", "in.png is the input image")),
+    Case("output-is-input-render", lambda c: render_args(c, "-o", c.tmp / "in.png"), 2,
+         ("in.png", "is the input image")),
+    Case("output-is-a-folder", lambda c: render_args(c, "-o", c.tmp), 2, ("is a folder",)),
+    Case("output-extension", validate(output="out/video.gif"), 2, ("output:", "'.gif'", ".mp4")),
+    Case("audio-missing", audio("missing"), 2, ("audio:", "a.wav", "file not found")),
+    Case("audio-unreadable", audio("garbage"), 2, ("a.wav", "not a readable audio file")),
+    Case("audio-without-audio", audio("no-stream"), 2, ("a.wav", "no audio stream")),
+    Case("audio-unreadable-render", audio("garbage", "render"), 2, ("a.wav", "not a readable audio file")),
+    # runtime
+    Case("disk-full-checkpoint", disk_full_at_second_checkpoint, 1,
+         ("ckpt-00000003", "No space left on device", "frames 0-1 are saved", "rerun"), kept=1),
+    Case("file-size-limit", file_size_limit, 1, ("ckpt-00000000", "File too large", "no frame had been saved")),
+    Case("ffmpeg-exits-early", ffmpeg_dies, 1, ("ffmpeg", "simulated encoder crash", "part-00000000")),
+    Case("ffmpeg-missing", ffmpeg_missing, 1, ("no/ffmpeg", "IMAGEIO_FFMPEG_EXE")),
+    Case("cuda-absent", cuda_absent("cuda"), 2, ("device 'cuda'", "no CUDA GPU", "auto")),
+    Case("cuda-auto-falls-back", cuda_absent("auto"), 0, check=check_preview_written),
+    Case("gpu-out-of-memory", out_of_memory(None), 1, ("out of GPU memory", "320x256", "tile: auto")),
+    Case("gpu-out-of-memory-tile-auto", out_of_memory("auto"), 0, check=check_tiled_retry),
+    Case("cpu-out-of-memory", cpu_out_of_memory, 1, ("out of CPU memory", "96x64", "smaller size")),
+    Case("nan-frame", nan_at_frame(3), 1, ("frame 3", "NaN", "segments[0].step", "frames 0-1 are saved"), kept=1),
+    Case("sigterm", sigterm, 130, ("stopped", "rerun the same command to resume"), kept=-1, subprocess=True),
+]
+
+
+# ------------------------------------------------------------------------------- runner
+
+
+def _run_in_process(c: Ctx, args: list, capfd) -> tuple[int, str]:
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # render installs its own
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        if c.fsize_limit:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (c.fsize_limit, limits[1]))
+        code = cli.main([str(a) for a in args])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    return code, capfd.readouterr().err
+
+
+def _run_subprocess(c: Ctx, args: list) -> tuple[int, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "dreamvid", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    if c.sigterm:  # once a checkpoint is on disk and ffmpeg is encoding the next part
+        work = c.output.with_name(c.output.name + ".parts")
+        deadline = time.time() + 120
+        while not (list(work.glob("ckpt-*.pt")) and ffmpeg_children(proc.pid)):
+            assert proc.poll() is None and time.time() < deadline, "the render ended before its first checkpoint"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    return proc.returncode, err
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that name ``text`` (orphans included, whatever their parent)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if text in cmd and state not in ("Z", "X"):
+                found.append(cmd)
+    return found
+
+
+def _check_nothing_lost(c: Ctx, case: Case) -> None:
+    if c.output is not None:
+        assert not c.output.exists(), "a failed render left a file at the output path"
+        work = c.output.with_name(c.output.name + ".parts")
+        if case.kept is not None:
+            saved = ckpt.list_checkpoints(work)
+            assert saved, "the checkpoint did not survive"
+            state = ckpt.load(saved[0])  # verifies the checksum
+            assert case.kept == -1 or state["index"] == case.kept
+            assert all((work / name).is_file() for name, _, _ in state["parts"]), "its video parts are gone"
+        else:
+            assert not work.exists(), "a render that saved nothing left its work folder"
+    assert not [p for p in c.tmp.rglob("*") if "partial" in p.name], "temp files left behind"
+    assert ffmpeg_children() == []
+    assert _processes_mentioning(str(c.tmp)) == [], "a process outlived the command"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_error(case: Case, tmp_path, monkeypatch, capfd, net):
+    c = Ctx(tmp_path, monkeypatch, net)
+    args = case.setup(c)
+    code, err = _run_subprocess(c, args) if case.subprocess else _run_in_process(c, args, capfd)
+
+    assert code == case.code, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("dreamvid: error: ")]
+    if case.code == 0:
+        assert errors == []
+        if case.check:
+            case.check(c)
+        return
+    assert len(errors) == 1, err
+    notices = [line for line in err.splitlines() if line.strip() and line not in errors]
+    allowed = "dreamvid: stopping after this frame" if c.sigterm else "(nothing else)"
+    assert all(line.startswith(allowed) for line in notices), err
+    for name in case.names:
+        assert name in errors[0], f"{name!r} not in {errors[0]!r}"
+    if args[0] == "render":
+        _check_nothing_lost(c, case)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = write_schedule(tmp_path, fsp=24)
+    with pytest.raises(Exception, match="fsp: unknown key"):
+        cli.main(["--debug", "validate", str(path)])
+
+
+def test_table_covers_the_issue():
+    """At least 30 cases, each id once."""
+    ids = [c.id for c in CASES]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)

@@ -1,0 +1,106 @@
+"""`dreamvid gallery` (a labelled contact sheet of layers) and `dreamvid validate --plot` (the timeline)."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dreamvid import gallery, timeline
+from dreamvid.errors import InputError
+from dreamvid.images import fit, read_image, to_tensor
+from dreamvid.model import layer_catalogue
+from dreamvid.schedule import load_schedule
+
+from .conftest import run_cli, write_schedule
+
+
+def _sheet_size(tiles: int, side: int, columns: int) -> tuple[int, int]:
+    """(height, width) of a sheet, from the layout: PAD around and between tiles, a caption under each."""
+    rows = -(-tiles // columns)
+    return (rows * (side + gallery.LABEL_HEIGHT + gallery.PAD) + gallery.PAD,
+            columns * (side + gallery.PAD) + gallery.PAD)
+
+
+def test_gallery_cli_writes_a_labelled_grid(tmp_path):
+    cv2.imwrite(str(tmp_path / "in.png"), (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8))
+    keys = ["conv2d_2", "mixed0", "mixed0:3"]
+    r = run_cli("gallery", "--image", "in.png", "--size", 64, "--iterations", 1, "--octaves", 1, "--columns", 3,
+                "--layers", *keys, "-o", "g.png", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    sheet = cv2.imread(str(tmp_path / "g.png"))[:, :, ::-1]
+    assert sheet.shape[:2] == _sheet_size(len(keys) + 1, 64, 3)  # the input, then one tile per key
+
+    p, s, lab = gallery.PAD, 64, gallery.LABEL_HEIGHT
+    tile = lambda i: sheet[p + (i // 3) * (s + lab + p):][:s, p + (i % 3) * (s + p):][:, :s]  # noqa: E731
+    caption = lambda i: sheet[p + (i // 3) * (s + lab + p) + s:][:lab, p + (i % 3) * (s + p):][:, :s]  # noqa: E731
+    expected_input = np.round(fit(read_image(tmp_path / "in.png"), (64, 64)) * 255).astype(np.uint8)
+    assert np.abs(tile(0).astype(int) - expected_input).max() <= 1  # first tile: the picture undreamed
+    for i in range(1, 4):
+        assert np.abs(tile(i).astype(int) - expected_input).mean() > 1, f"tile {i} was not dreamed"
+    for i in range(4):
+        assert caption(i).max() > 200, f"tile {i} has no caption"
+    assert tile(4).max() == 0 and caption(4).max() == 0  # the unused slot stays empty
+
+
+def test_gallery_cli_rejects_an_unknown_layer_before_writing(tmp_path):
+    r = run_cli("gallery", "--size", 64, "--layers", "mixed0", "mixed9x", "-o", "g.png", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "mixed9x" in r.stderr and "expected one of" in r.stderr
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_default_keys_are_every_layer_then_the_strongest_channels(net, photo):
+    catalogue = layer_catalogue("inception_v3")
+    image = to_tensor(fit(photo, (96, 96)))
+    keys = gallery.gallery_keys(net, image, catalogue, channels=2)
+    assert keys[: len(catalogue)] == list(catalogue)
+    extra = keys[len(catalogue):]
+    assert [k.split(":")[0] for k in extra] == ["mixed3", "mixed3", "mixed4", "mixed4"]
+    with torch.no_grad():
+        means = net(image, ["mixed4"])["mixed4"][0].mean(dim=(1, 2))
+    chosen = [int(k.split(":")[1]) for k in extra[2:]]
+    others = means[[c for c in range(len(means)) if c not in chosen]]
+    assert means[chosen].min() >= others.max()  # no unchosen channel fires more
+
+
+def test_too_small_tiles_name_the_size_that_works(net):
+    with pytest.raises(InputError, match=r"mixed10.*at least (\d+) pixels") as err:
+        gallery.check_size(net, ["mixed0", "mixed10"], 48, 48)
+    need = int(err.value.args[0].split("at least ")[1].split()[0])
+    gallery.check_size(net, ["mixed10"], need, need)  # the size it names works
+    with pytest.raises(InputError):
+        gallery.check_size(net, ["mixed10"], need - 1, need - 1)
+    gallery.check_size(net, ["mixed0"], 48, 48)  # shallow layers are fine that small
+
+
+def test_validate_plot_writes_the_timeline(tmp_path):
+    path = write_schedule(tmp_path)
+    r = run_cli("validate", path, "--plot", "t.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    png = cv2.imread(str(tmp_path / "t.png"))
+    assert png.shape[:2] == (round(timeline.FIGSIZE[1] * timeline.DPI), round(timeline.FIGSIZE[0] * timeline.DPI))
+    assert len(np.unique(png.reshape(-1, 3), axis=0)) > 10  # something was drawn
+
+
+def test_validate_plot_writes_nothing_for_a_bad_schedule(tmp_path):
+    path = write_schedule(tmp_path, segments=[{"frames": 4, "layers": {"mixed9x": 1.0}}])
+    r = run_cli("validate", path, "--plot", "t.png", cwd=tmp_path)
+    assert r.returncode == 2 and "mixed9x" in r.stderr
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_timeline_values_are_the_renderers_and_the_size_follows_dpi(tmp_path):
+    s = load_schedule(write_schedule(tmp_path, segments=[
+        {"frames": 5, "layers": {"mixed0": 1.0}, "zoom": {0: 1.0, 4: 1.1}},
+        {"frames": 5, "layers": {"mixed3": 2.0}, "transition": 4, "rotate": 0.5, "translate": [1, -2]},
+    ]))
+    t = timeline.timeline(s)
+    assert list(t.frames) == list(range(10))
+    for n in range(10):
+        p = s.params(n)
+        assert (t.zoom[n], t.rotate[n], tuple(t.translate[n])) == (p.zoom, p.rotate, p.translate)
+        assert {k: v[n] for k, v in t.layers.items() if v[n]} == p.layers
+    assert list(t.layers) == ["mixed0", "mixed3"]
+    assert t.layers["mixed3"][7] == pytest.approx(1.0)  # frame 2 of a 4-frame transition: half of 2.0
+    out = timeline.plot_timeline(s, tmp_path / "small.png", figsize=(4, 3), dpi=50)
+    assert cv2.imread(str(out)).shape[:2] == (150, 200)
