@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .schedule import COLOUR_MODES, COLOUR_REFERENCES  # noqa: F401 (the schedule's choices)
 
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
 _WHITE = (0.95047, 1.0, 1.08883)  # D65, 2 degrees
