@@ -52,6 +52,7 @@ import yaml
 
 from . import checkpoint as ckpt
 from .errors import DreamvidError, InputError
+from .files import write_atomic
 from .schedule import NOISE, Schedule, ScheduleError, ScheduleSpec, _read_yaml, parse_schedule
 
 JOB_KEYS = ("schedule", "schedules", "output", "inputs", "sizes")
@@ -378,20 +379,8 @@ def write_schedule_file(variant: Variant, job: Path | None = None) -> Path:
     text += yaml.safe_dump(variant.data, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        _write_atomic(path, text)
+        write_atomic(path, text)
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------ the worker side
@@ -447,7 +436,7 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
             render(schedule, fresh=True, **run)
         marker = {"fingerprint": fingerprint(schedule), "bytes": output.stat().st_size,
                   "frames": schedule.total_frames, "schedule": str(task["schedule"])}  # fmt: skip
-        _write_atomic(done_marker(output), json.dumps(marker, indent=1) + "\n")
+        write_atomic(done_marker(output), json.dumps(marker, indent=1) + "\n")
         return result("done", frames=schedule.total_frames)
     except Interrupted as err:
         return result("interrupted", str(err))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import weakref
 from dataclasses import asdict
@@ -32,6 +31,7 @@ import torch
 
 from . import __version__
 from .errors import DreamvidError
+from .files import write_atomic
 
 MAGIC = b"DREAMVID-CKPT-1\n"
 KEEP = 2  # checkpoints kept in the work folder (the newest and the one before)
@@ -104,21 +104,7 @@ def save(path: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save({**state, "version": __version__}, buf)
     payload = buf.getvalue()
-    data = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as err:
-        if err.filename is None:  # a failed write() names no file; the user needs to know which
-            err.filename = str(tmp)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload, make_folder=False)
 
 
 def load(path: Path) -> dict:
@@ -130,14 +116,6 @@ def load(path: Path) -> dict:
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         raise DreamvidError(f"{path}: checkpoint is truncated or corrupt (checksum mismatch)")
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 CKPT_RE = re.compile(r"ckpt-(\d{8})\.pt$")

@@ -115,12 +115,16 @@ class _Bar:
     def __init__(self, quiet: bool, unit="frame"):
         self.quiet, self.unit, self.bar = quiet, unit, None
 
+    def warn(self, p) -> bool:
+        """Print warnings (even when quiet); True when the bar has nothing more to show."""
+        if p.event == "warning":
+            (self.bar.write if self.bar else print)(f"dreamvid: warning: {p.message}", file=sys.stderr)
+        return self.quiet
+
     def __call__(self, p) -> None:
         from tqdm import tqdm
 
-        if p.event == "warning":
-            (self.bar.write if self.bar else print)(f"dreamvid: warning: {p.message}", file=sys.stderr)
-        if self.quiet:
+        if self.warn(p):
             return
         if p.event == "start":
             if p.start:
@@ -185,19 +189,14 @@ def cmd_validate(args) -> int:
     return 0
 
 
-class _BatchBar:
+class _BatchBar(_Bar):
     """The CLI's view of :class:`~dreamvid.batch.BatchProgress`: one bar for the whole batch
     (frames of all videos, so its ETA is the batch's), one line per finished video."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.bar = quiet, None
 
     def __call__(self, p) -> None:
         from tqdm import tqdm
 
-        if p.event == "warning":
-            (self.bar.write if self.bar else print)(f"dreamvid: warning: {p.message}", file=sys.stderr)
-        if self.quiet:
+        if self.warn(p):
             return
         if p.event == "start":
             if p.videos_done:
@@ -214,10 +213,6 @@ class _BatchBar:
                 r = p.result
                 what = f"{r.frames} frames in {r.seconds:.1f} s -> {r.output}" if r.status == "done" else r.error
                 self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _batch_table(results) -> str:

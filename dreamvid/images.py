@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .files import write_atomic
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -103,17 +104,4 @@ def write_png(path: str | Path, rgb8: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb8[:, :, ::-1]))
     if not ok:
         raise InputError(f"{path}: could not encode PNG")
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buf.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        if err.filename is None:  # a failed write() names no file
-            err.filename = str(path)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, buf.tobytes())

@@ -89,9 +89,11 @@ class Dreamer:
         p: FrameParams = self.schedule.params(n)
         k = self.scale
         frame = move(frame, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+        frame = frame.contiguous(memory_format=torch.channels_last)
+        if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
+            return self.colour_control(frame, frame, p)
         objective = weighted(p.layers, p.objective)
         settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k))
-        frame = frame.contiguous(memory_format=torch.channels_last)
         out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n)
         if not torch.isfinite(out).all():
             raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "

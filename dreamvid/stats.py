@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DreamvidError, InputError
+from .files import write_atomic
 
 METRICS = ("luminance", "saturation", "clipped", "change")
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float64)
@@ -114,24 +115,9 @@ def summary(stats: dict[str, list[float]]) -> str:
     return "\n".join(rows)
 
 
-def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_json(path, stats: dict[str, list[float]]) -> Path:
     data = {"metrics": stats, "drift": drift(stats)}
-    return _atomic_write(path, (json.dumps(data, indent=1) + "\n").encode())
+    return write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def write_csv(path, stats: dict[str, list[float]]) -> Path:
@@ -140,7 +126,7 @@ def write_csv(path, stats: dict[str, list[float]]) -> Path:
     writer.writerow(["frame", *METRICS])
     for row in zip(stats["frame"], *(stats[m] for m in METRICS)):
         writer.writerow([row[0], *(f"{v:.6f}" for v in row[1:])])
-    return _atomic_write(path, buf.getvalue().encode())
+    return write_atomic(path, buf.getvalue().encode())
 
 
 def plot(path, runs: dict[str, dict[str, list[float]]], title: str = "", size=(8.0, 6.0), dpi=100) -> Path:
@@ -168,4 +154,4 @@ def plot(path, runs: dict[str, dict[str, list[float]]], title: str = "", size=(8
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
-    return _atomic_write(path, buf.getvalue())
+    return write_atomic(path, buf.getvalue())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import write_atomic
 from .schedule import Schedule
 
 FIGSIZE = (10.0, 7.5)  # inches
@@ -93,18 +94,4 @@ def plot_timeline(schedule: Schedule, path: str | os.PathLike, *, figsize=FIGSIZ
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return _write_atomic(Path(path), buf.getvalue())
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(Path(path), buf.getvalue())

@@ -8,8 +8,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as F
 
+from dreamvid.camera import move
 from dreamvid.encode import probe_video, read_frames
 from dreamvid.images import fit, read_image, to_tensor
 from dreamvid.render import Dreamer, render
@@ -137,3 +139,21 @@ def test_validate_prints_a_summary_and_rejects_bad_schedules(tmp_path):
     r = run_cli("validate", bad)
     assert r.returncode == 2
     assert "segments[0].layers.mixed9x" in r.stderr and "s.yaml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cancelling_transition_weights_only_move_the_camera(tmp_path):
+    """Halfway through a transition from {mixed3: 1} to {mixed3: -1} the weights sum to 0:
+    that frame is the camera move (and colour control) alone, not an error."""
+    path = write_schedule(tmp_path, segments=[{"frames": 2, "layers": {"mixed3": 1.0}},
+                                              {"frames": 4, "layers": {"mixed3": -1.0}, "transition": 2}],
+                          defaults={"iterations": 1, "octaves": 1, "jitter": 0, "zoom": 1.05,
+                                    "colour": "none"})
+    s = load_schedule(path)
+    assert s.params(3).layers == {} and s.params(2).layers == {"mixed3": 1.0}
+    d = Dreamer(s, "cpu")
+    f0 = d.first_frame()
+    moved_only = d.next_frame(f0, 3)  # frame 3 from frame 0: the camera move alone
+    dreamed = d.next_frame(f0, 2)
+    assert torch.isfinite(moved_only).all()
+    assert (dreamed - moved_only).abs().mean() > 1e-3  # frame 2 was dreamed, frame 3 not
+    assert torch.equal(moved_only, move(f0, 1.05, 0.0, (0.0, 0.0)).contiguous(memory_format=torch.channels_last))

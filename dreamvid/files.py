@@ -1,0 +1,43 @@
+"""Writing files so that a crash never leaves a half-written one in place of a good one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, make_folder: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file beside it, fsync, rename, fsync the folder.
+
+    Readers see the old file or the new one, never a mix. A failed write (disk full) leaves
+    the old file and raises ``OSError`` naming the file (``write()`` itself names none).
+    """
+    path = Path(path)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_folder(path.parent)
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(tmp)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
