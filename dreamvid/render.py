@@ -258,6 +258,9 @@ def render(
     if state is not None:
         start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
         frame, pending = state["frame"].to(dreamer.device), [_unpng(b) for b in state.get("pending", [])]
+        warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device))
+        if warning:
+            callback(Progress("warning", message=warning))
     _clean_work_folder(work, parts)
     callback(Progress("start", frame=start, total=total, start=start))
 
@@ -363,10 +366,29 @@ def _save(work: Path, n: int, frame: torch.Tensor, parts: list, settings: dict, 
         "pending": [_png(rgb) for rgb in pending],
         "settings": settings,
         "digests": ckpt.frame_digests(schedule, n),
+        "numerics": numerics(frame.device),
     }
     ckpt.save(ckpt.checkpoint_path(work, n), state)
     ckpt.prune(work)
     return n
+
+
+def numerics(device: torch.device) -> dict:
+    """What a frame's last bits depend on besides the schedule: the device, and on the CPU the
+    thread count (it changes how convolutions split their sums; see docs/resume.md)."""
+    if device.type == "cuda":
+        return {"device": torch.cuda.get_device_name(device), "torch": str(torch.__version__)}
+    return {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def _numerics_warning(saved: dict | None, now: dict) -> str | None:
+    if not saved or saved == now:
+        return None
+    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now))
+                        if saved.get(k) != now.get(k))  # fmt: skip
+    hint = f"; set OMP_NUM_THREADS={saved['threads']} for an identical video" if "threads" in saved else ""
+    return (f"the checkpoint was written with other numerics ({changed}): the resumed frames may differ "
+            f"invisibly from an uninterrupted render{hint}")
 
 
 def _png(rgb: np.ndarray) -> torch.Tensor:

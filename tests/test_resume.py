@@ -155,3 +155,22 @@ def test_preview_starts_from_a_checkpoint(tmp_path):
     assert r.returncode == 0 and "resuming" not in r.stderr
     a, b = (cv2.imread(str(tmp_path / f)) for f in ("from_checkpoint.png", "from_start.png"))
     assert np.array_equal(a, b)
+
+
+def test_resuming_with_another_thread_count_warns(tmp_path, monkeypatch):
+    """The CPU thread count changes a frame's last bits, so a checkpoint records it and a resume
+    with another count says the video may differ (and how to match it)."""
+    import torch
+
+    from dreamvid.render import render
+    from dreamvid.schedule import load_schedule
+
+    s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 8, "layers": {"mixed0": 1.0}}]))
+    render(s, device="cpu", frames=4, keep_parts=True)  # checkpoint at frame 3, parts kept
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    warnings = []
+    render(s, device="cpu", frames=8, callback=lambda p: p.event == "warning" and warnings.append(p.message))
+    assert len(warnings) == 1
+    assert f"threads {threads} -> {threads + 1}" in warnings[0] and f"OMP_NUM_THREADS={threads}" in warnings[0]
+    assert len(read_frames(tmp_path / "out" / "video.mp4")) == 8
