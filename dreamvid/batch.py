@@ -395,7 +395,7 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
     Never raises for a failing video: returns {"status", "frames", "start", "error"}.
     """
     from .images import read_image
-    from .render import Interrupted, Progress, render, work_dir
+    from .render import Interrupted, Progress, ScheduleChanged, render, work_dir
     from .schedule import load_schedule
 
     state = {"start": 0, "frame": 0, "t0": time.monotonic()}
@@ -427,10 +427,9 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
         run = dict(device=device, callback=callback, should_stop=should_stop)
         try:
             render(schedule, **run)
-        except InputError:
-            if not ckpt.list_checkpoints(work_dir(output)):
-                raise
-            # The work folder belongs to an earlier version of this variant's schedule.
+        except ScheduleChanged:
+            # The work folder belongs to an earlier version of this variant's schedule. (Only
+            # then: a corrupt or unreadable work folder fails the video and keeps its files.)
             report(Progress("warning", message=f"the checkpoints in {work_dir(output)} do not fit the current "
                                                "schedule; starting this video over"))  # fmt: skip
             render(schedule, fresh=True, **run)
@@ -668,7 +667,11 @@ class _Worker:
 
     def give(self, task: dict) -> None:
         self.task, self.attempts = task, 1
-        self.conn.send(task)
+        try:
+            self.conn.send(task)
+        except OSError:  # it died between two videos: a fresh process takes this one
+            self.restart_idle()
+            self.conn.send(task)
 
     def restart(self) -> None:
         """Start a fresh process on the same video (it resumes from its last checkpoint)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from . import _baseline
-from .dream import DreamSettings, octave_sizes
+from .dream import DreamSettings, native_bf16, octave_sizes
 from .encode import VideoWriter, ffmpeg_exe
 from .images import to_uint8
 from .model import load_model, pick_device
@@ -257,7 +257,7 @@ def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterat
         "torch": torch.__version__,
         "settings": {"size": list(size), "layers": layers, "iterations": iterations, "frames": frames,
                      "octaves": octaves, "compile": dreamvid_compiled(schedule.compile, dev),
-                     "amp": "bf16" if dev.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32",
+                     "amp": "bf16" if native_bf16(dev) else "fp32",
                      "encoder": schedule.encoder.model_dump()},  # fmt: skip
         "sgemm_peak_gflops_per_s": peak,
         "baseline": base,

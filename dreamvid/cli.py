@@ -24,14 +24,15 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _positive(kind):
+def _positive(kind, zero_ok=False):
     def parse(text: str):
         try:
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text}")
+        if v < 0 or (v == 0 and not zero_ok):
+            raise argparse.ArgumentTypeError(f"expected a{' non-negative' if zero_ok else ' positive'} "
+                                             f"{kind.__name__}, got {text}")  # fmt: skip
         return v
 
     return parse
@@ -331,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=_positive(float), default=0.01)
     p.add_argument("--octaves", type=_positive(int), default=4)
     p.add_argument("--octave-scale", type=_positive(float), default=1.4)
-    p.add_argument("--jitter", type=int, default=32)
+    p.add_argument("--jitter", type=_positive(int, zero_ok=True), default=32)
     p.add_argument("--size", type=_size, help="fit the image to WxH (cover + centre crop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -345,14 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive(int), default=160, help="tile side in pixels (default 160)")
     p.add_argument("--layers", nargs="+", metavar="KEY", help="only these keys, e.g. mixed3 mixed4:97 (default: "
                    "every layer plus --channels channels of mixed3 and mixed4)")
-    p.add_argument("--channels", type=int, default=3, help="channels of mixed3 and mixed4 to show (default 3)")
+    p.add_argument("--channels", type=_positive(int, zero_ok=True), default=3, help="channels of mixed3 and mixed4 to show (default 3)")
     p.add_argument("--columns", type=_positive(int), default=6)
     p.add_argument("--objective", default="square", choices=["square", "mean"])
     p.add_argument("--iterations", type=_positive(int), default=10)
     p.add_argument("--step", type=_positive(float), default=0.01)
     p.add_argument("--octaves", type=_positive(int), default=3)
     p.add_argument("--octave-scale", type=_positive(float), default=1.4)
-    p.add_argument("--jitter", type=int, default=16)
+    p.add_argument("--jitter", type=_positive(int, zero_ok=True), default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--quiet", action="store_true")

@@ -197,11 +197,17 @@ def speed_setup(net: FeatureNet, device: torch.device, compile: str | bool = "au
     amp_dtype = None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        if torch.cuda.is_bf16_supported():
+        if native_bf16(device):
             amp_dtype = torch.bfloat16
     use = device.type == "cuda" if compile == "auto" else bool(compile)
     # dynamic=False: one static graph per image size (octaves, tiles), the fastest kernels
     return amp_dtype, (torch.compile(net, dynamic=False) if use else net)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 in hardware (Ampere, compute capability 8, and later); older cards only emulate it,
+    slower than fp32 (``torch.cuda.is_bf16_supported()`` counts emulation too)."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
 
 
 # ----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -35,9 +36,13 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, make_folder: boo
 
 
 def fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable."""
+    """Make a rename in ``folder`` durable. Filesystems that cannot sync a folder (some network
+    and FUSE mounts) refuse with EINVAL/ENOTSUP: the rename has happened, so that is not a failure."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)

@@ -81,7 +81,9 @@ def check_size(net: FeatureNet, keys: Sequence[str], width: int, height: int) ->
             with torch.no_grad():
                 net(torch.zeros(1, 3, h, w, device=device), layers)
             return True
-        except RuntimeError:
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError:  # "Output size is too small", "Kernel size can't be greater than ..."
             return False
 
     if fits(width, height):

@@ -10,6 +10,9 @@ The library reports progress through ``callback(Progress)``; it never prints.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -50,6 +53,10 @@ def _ignore(_: Progress) -> None:
 
 class Interrupted(DreamvidError):
     exit_code = 130
+
+
+class ScheduleChanged(InputError):
+    """The work folder's checkpoints were written by another version of the schedule."""
 
 
 def frame_generator(seed: int, n: int) -> torch.Generator:
@@ -114,7 +121,7 @@ class Dreamer:
         except Exception as e:
             if self.step_net is self.net:
                 raise
-            self.on_warning(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                             "continuing without it (set `compile: false` to skip it)")
             self.step_net = self.net
             return dream_frame(self.net, frame, objective, settings, lambda: frame_generator(seed, n),
@@ -205,7 +212,7 @@ def find_checkpoint(schedule: Schedule, work: Path, settings: dict, upto: int, c
     fresh = f"rerun with --fresh to start over (deletes {work})"
     if mismatch:
         path, why = mismatch
-        raise InputError(f"{path}: this checkpoint belongs to another schedule ({why}); {fresh}")
+        raise ScheduleChanged(f"{path}: this checkpoint belongs to another schedule ({why}); {fresh}")
     if further is not None:
         raise InputError(f"{work}: holds a render that is further along (frame {further}); {fresh}, or render to another -o")
     if corrupt:
@@ -246,69 +253,70 @@ def render(
     dreamer = Dreamer(schedule, device, on_warning=_warner(callback))
     work = work_dir(output)
     try:
-        if fresh and work.exists():
-            shutil.rmtree(work)
         work.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"{describe_os_error(err)} (the work folder {work})") from None
-    settings = _settings(schedule, codec)
-    state = find_checkpoint(schedule, work, settings, total - 1, callback)
+    with _exclusive(work):
+        if fresh:
+            _empty(work)
+        settings = _settings(schedule, codec)
+        state = find_checkpoint(schedule, work, settings, total - 1, callback)
 
-    start, parts, frame, pending = 0, [], None, []  # pending: encoded frames of the open part
-    if state is not None:
-        start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
-        frame, pending = state["frame"].to(dreamer.device), [_unpng(b) for b in state.get("pending", [])]
-        warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device))
-        if warning:
-            callback(Progress("warning", message=warning))
-    _clean_work_folder(work, parts)
-    callback(Progress("start", frame=start, total=total, start=start))
+        start, parts, frame, pending = 0, [], None, []  # pending: encoded frames of the open part
+        if state is not None:
+            start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
+            frame, pending = state["frame"].to(dreamer.device), [_unpng(b) for b in state.get("pending", [])]
+            warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device))
+            if warning:
+                callback(Progress("warning", message=warning))
+        _clean_work_folder(work, parts)
+        callback(Progress("start", frame=start, total=total, start=start))
 
-    writer, first, saved = None, start - len(pending), start - 1
-    try:
-        for n in range(start, total):
-            frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
-            rgb = to_uint8(frame).cpu().numpy()
-            if writer is None:
-                writer = VideoWriter(ckpt.part_path(work, first), schedule.size, schedule.fps, codec=codec,
-                                     crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt)  # fmt: skip
-                for old in pending:  # frames of this part saved by an interrupted run
-                    writer.write(old)
-            writer.write(rgb)
-            pending.append(rgb)
-            if (n + 1) % schedule.checkpoint_every == 0 or n == total - 1:
-                writer, parts = _close_part(writer, parts, first, n)
-                first, pending = n + 1, []
-                saved = _save(work, n, frame, parts, settings, schedule)
-                callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
-            callback(Progress("frame", frame=n + 1, total=total, start=start, segment=schedule.segment_of(n)[0]))
-            if should_stop() and n < total - 1:
-                # Parts always end at checkpoint_every boundaries, so that a resumed render
-                # encodes exactly as an uninterrupted one: the open part's frames go into the
-                # checkpoint (lossless PNG) and are re-fed to its encoder on resume.
-                if writer is not None:
-                    writer.abort()
-                    writer = None
-                saved = _save(work, n, frame, parts, settings, schedule, pending)
-                raise Interrupted(f"stopped; frames 0-{saved} of {total} are saved in {work}; "
-                                  "rerun the same command to resume")  # fmt: skip
-    except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
-        if writer is not None:
-            writer.abort()
-        _drop_if_empty(work)
-        if _is_runtime_failure(err):
+        writer, first, saved = None, start - len(pending), start - 1
+        try:
+            for n in range(start, total):
+                frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
+                rgb = to_uint8(frame).cpu().numpy()
+                if writer is None:
+                    writer = VideoWriter(ckpt.part_path(work, first), schedule.size, schedule.fps, codec=codec,
+                                         crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt)  # fmt: skip
+                    for old in pending:  # frames of this part saved by an interrupted run
+                        writer.write(old)
+                writer.write(rgb)
+                pending.append(rgb)
+                if (n + 1) % schedule.checkpoint_every == 0 or n == total - 1:
+                    writer, parts = _close_part(writer, parts, first, n)
+                    first, pending = n + 1, []
+                    saved = _save(work, n, frame, parts, settings, schedule)
+                    callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
+                callback(Progress("frame", frame=n + 1, total=total, start=start, segment=schedule.segment_of(n)[0]))
+                if should_stop() and n < total - 1:
+                    # Parts always end at checkpoint_every boundaries, so that a resumed render
+                    # encodes exactly as an uninterrupted one: the open part's frames go into the
+                    # checkpoint (lossless PNG) and are re-fed to its encoder on resume.
+                    if writer is not None:
+                        writer.abort()
+                        writer = None
+                    saved = _save(work, n, frame, parts, settings, schedule, pending)
+                    raise Interrupted(f"stopped; frames 0-{saved} of {total} are saved in {work}; "
+                                      "rerun the same command to resume")  # fmt: skip
+        except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
+            if writer is not None:
+                writer.abort()
+            _drop_if_empty(work)
+            if _is_runtime_failure(err):
+                raise _failed(err, work, saved, schedule.size) from err
+            raise
+
+        try:
+            join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path,
+                        durations=[(last - first + 1) / schedule.fps for _, first, last in parts])
+        except (DreamvidError, OSError) as err:
             raise _failed(err, work, saved, schedule.size) from err
-        raise
-
-    try:
-        join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path,
-                    durations=[(last - first + 1) / schedule.fps for _, first, last in parts])
-    except (DreamvidError, OSError) as err:
-        raise _failed(err, work, saved, schedule.size) from err
-    if not keep_parts:
-        shutil.rmtree(work, ignore_errors=True)
-    callback(Progress("done", frame=total, total=total, start=start, message=str(output)))
-    return output
+        if not keep_parts:
+            shutil.rmtree(work, ignore_errors=True)
+        callback(Progress("done", frame=total, total=total, start=start, message=str(output)))
+        return output
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
@@ -342,6 +350,40 @@ def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -
     out = DreamvidError(f"{what}; {kept}")
     out.exit_code = getattr(err, "exit_code", 1)
     return out
+
+
+LOCK = "lock"  # in the work folder: held (flock) by the render writing there
+
+
+@contextlib.contextmanager
+def _exclusive(work: Path):
+    """Hold ``work/lock`` while rendering into ``work``. A second render into the same folder
+    (the same command in another terminal, a batch started twice) stops with a message instead
+    of interleaving parts and checkpoints. The kernel drops the lock with the process, however
+    it ends, so a killed render never leaves a stale lock."""
+    fd = os.open(work / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 20, 0).decode(errors="replace").strip() or "?"
+            raise InputError(f"{work}: another dreamvid (pid {pid}) is rendering into this folder; "
+                             "wait for it to finish, or render to another output (-o)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _empty(work: Path) -> None:
+    """``--fresh``: delete everything in the work folder but the lock we hold."""
+    try:
+        for p in work.iterdir():
+            if p.name != LOCK:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    except OSError as err:
+        raise InputError(f"{describe_os_error(err)} (the work folder {work})") from None
 
 
 def _drop_if_empty(work: Path) -> None:

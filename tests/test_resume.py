@@ -1,5 +1,6 @@
 """Resuming long renders: killed renders resume to the same video; bad checkpoints are caught."""
 
+import os
 import random
 import shutil
 import signal
@@ -99,13 +100,13 @@ def test_checkpoint_from_another_schedule_is_refused(tmp_path):
     b = write_schedule(tmp_path / "b", segments=SEGMENTS, seed=99)
     shutil.copytree(tmp_path / "a" / "out", tmp_path / "b" / "out")
     work = tmp_path / "b" / "out" / "video.mp4.parts"
-    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    before = {p.name: p.read_bytes() for p in work.iterdir() if p.name != "lock"}  # the lock names its holder
     r = run_cli("render", b)
     assert r.returncode == 2
     msg = r.stderr.strip()
     assert len(msg.splitlines()) == 1 and "Traceback" not in msg
     assert "belongs to another schedule (seed changed)" in msg and "--fresh" in msg
-    assert {p.name: p.read_bytes() for p in work.iterdir()} == before  # nothing overwritten
+    assert {p.name: p.read_bytes() for p in work.iterdir() if p.name != "lock"} == before  # nothing overwritten
     assert (tmp_path / "b" / "out" / "video.mp4").read_bytes() == (tmp_path / "a" / "out" / "video.mp4").read_bytes()
     assert run_cli("render", b, "--fresh", "--quiet").returncode == 0
     assert not work.exists()
@@ -174,3 +175,20 @@ def test_resuming_with_another_thread_count_warns(tmp_path, monkeypatch):
     assert len(warnings) == 1
     assert f"threads {threads} -> {threads + 1}" in warnings[0] and f"OMP_NUM_THREADS={threads}" in warnings[0]
     assert len(read_frames(tmp_path / "out" / "video.mp4")) == 8
+
+
+def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
+    """While one render holds the work folder, another stops with a one-line error naming it
+    (and touches nothing); once the first is gone the folder is free again."""
+    from dreamvid.errors import InputError
+    from dreamvid.render import _exclusive, render, work_dir
+    from dreamvid.schedule import load_schedule
+
+    s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 2, "layers": {"mixed0": 1.0}}]))
+    work = work_dir(s.output_path.absolute())
+    work.mkdir(parents=True)
+    with _exclusive(work):  # another render (its own open file description) holds the lock
+        with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()}\\) is rendering"):
+            render(s, device="cpu")
+        assert sorted(p.name for p in work.iterdir()) == ["lock"]
+    assert render(s, device="cpu").is_file()
