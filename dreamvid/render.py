@@ -112,10 +112,12 @@ class Dreamer:
 
         If the compiled network fails (a compiler missing on this host, an unsupported op), the
         frame is redone with the eager network, which is used from then on."""
-        seed = self.schedule.seed
-        try:
-            return dream_frame(self.step_net, frame, objective, settings, lambda: frame_generator(seed, n),
+        def run(net):
+            return dream_frame(net, frame, objective, settings, lambda: frame_generator(self.schedule.seed, n),
                                self.schedule.tile)  # fmt: skip
+
+        try:
+            return run(self.step_net)
         except (DreamvidError, torch.OutOfMemoryError, KeyboardInterrupt):
             raise
         except Exception as e:
@@ -124,8 +126,7 @@ class Dreamer:
             self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                             "continuing without it (set `compile: false` to skip it)")
             self.step_net = self.net
-            return dream_frame(self.net, frame, objective, settings, lambda: frame_generator(seed, n),
-                               self.schedule.tile)  # fmt: skip
+            return run(self.net)
 
     # -- colour control (the logic lives in colour.py) -------------------------------------
 
