@@ -232,11 +232,14 @@ def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str) 
 
 
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
+    """Path of the ffmpeg binary bundled with imageio-ffmpeg, or the one IMAGEIO_FFMPEG_EXE names
+    (honoured as imageio-ffmpeg does, even where imageio-ffmpeg is not installed)."""
     try:
-        import imageio_ffmpeg
+        exe = os.environ.get("IMAGEIO_FFMPEG_EXE")
+        if not exe:
+            import imageio_ffmpeg
 
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
+            exe = imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as err:  # ImportError, RuntimeError (binary missing)
         raise DreamvidError(
             f"ffmpeg not found ({err}); reinstall it with: pip install --force-reinstall imageio-ffmpeg"
