@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dreamvid import stats as S  # noqa: E402
+from dreamvid.encode import iter_frames  # noqa: E402
 from dreamvid.render import render  # noqa: E402
 from dreamvid.schedule import parse_schedule  # noqa: E402
 
@@ -91,7 +92,7 @@ def run(name: str) -> Path:
 
     video = render(schedule, fresh=True, callback=progress)
     seconds = time.time() - t0
-    stats = S.video_stats(S.frames_of(video))
+    stats = S.video_stats(iter_frames(video))
     S.write_json(OUT / f"{name}.json", stats)
     d = S.drift(stats)
     print(f"{name}: {seconds:.0f} s; {fmt(d)}", flush=True)
@@ -142,7 +143,7 @@ def frames_strip(path: Path, names=("plain", "default"), picks=(0, 75, 150, 225,
 
     rows = []
     for name in names:
-        frames = {n: f.copy() for n, f in enumerate(S.frames_of(OUT / f"{name}.mp4")) if n in picks}
+        frames = {n: f.copy() for n, f in enumerate(iter_frames(OUT / f"{name}.mp4")) if n in picks}
         row = [cv2.resize(frames[n], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for n in picks]
         rows.append(np.concatenate([np.pad(f, ((2, 2), (2, 2), (0, 0)), constant_values=255) for f in row], axis=1))
     write_png(path, np.concatenate(rows, axis=0))

@@ -232,10 +232,7 @@ def _batch_table(results) -> str:
 
 def cmd_batch(args) -> int:
     from .batch import load_job, run
-    from .errors import InputError
 
-    if args.retries < 0:
-        raise InputError(f"--retries {args.retries}: expected an integer >= 0")
     variants = load_job(args.jobs)  # every variant is checked before anything starts
     bar = _BatchBar(args.quiet)
     try:
@@ -258,7 +255,6 @@ def cmd_bench(args) -> int:
     import json
 
     from .bench import format_report, run
-
     from .errors import InputError
 
     w, h = args.size
@@ -289,7 +285,9 @@ def cmd_schema(args) -> int:
 def cmd_stats(args) -> int:
     from . import stats
 
-    data = stats.video_stats(stats.frames_of(args.video))
+    from .encode import iter_frames
+
+    data = stats.video_stats(iter_frames(args.video))
     print(f"{args.video}: {len(data['frame'])} frames")
     print(stats.summary(data))
     for path, write in ((args.json, stats.write_json), (args.csv, stats.write_csv)):
@@ -390,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "with --ray: at most this many tasks in flight")
     p.add_argument("--ray", metavar="ADDRESS", help="one Ray task per video: auto (the cluster this machine "
                                                     "joined), an address, or local (a private Ray here)")
-    p.add_argument("--retries", type=int, default=3, help="restarts of a video whose worker died (default 3)")
+    p.add_argument("--retries", type=_positive(int, zero_ok=True), default=3, help="restarts of a video whose worker died (default 3)")
     p.add_argument("--cpus-per-video", type=_positive(int), default=1,
                    help="with --ray on a cluster without GPUs: CPUs (and torch threads) per video")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no table; failures only")

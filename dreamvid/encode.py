@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,6 +51,7 @@ __all__ = [
     "probe_audio",
     "probe_codec",
     "probe_video",
+    "iter_frames",
     "read_frames",
 ]
 
@@ -539,23 +541,28 @@ def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
         _unlink(Path(list_path))
 
 
-def read_frames(path) -> list[np.ndarray]:
-    """Decode every frame of ``path`` as an HxWx3 uint8 RGB array (for tests and tools)."""
+def iter_frames(path) -> Iterator[np.ndarray]:
+    """Decode ``path`` frame by frame (HxWx3 uint8 RGB views), without holding the whole video."""
     import imageio_ffmpeg
 
     path = Path(path)
     if not path.is_file():
-        raise DreamvidError(f"video not found: {path}")
+        raise InputError(f"{path}: video not found; expected a video file")
     gen = imageio_ffmpeg.read_frames(str(path))
     try:
-        meta = next(gen)
-        w, h = meta["size"]
-        return [np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy() for buf in gen]
-    except (OSError, RuntimeError) as err:
+        w, h = next(gen)["size"]
+        for buf in gen:
+            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    except (OSError, RuntimeError, StopIteration) as err:
         probe_video(path)  # raises with ffmpeg's reason if the file is not a readable video
-        raise DreamvidError(f"cannot decode {path}: {_reason(str(err))}") from None
+        raise DreamvidError(f"cannot decode {path}: {_reason(str(err), 'not a readable video')}") from None
     finally:
         gen.close()
+
+
+def read_frames(path) -> list[np.ndarray]:
+    """Every frame of ``path`` as an HxWx3 uint8 RGB array (for tests and tools)."""
+    return [f.copy() for f in iter_frames(path)]
 
 
 def probe_video(path) -> dict:

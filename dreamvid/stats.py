@@ -18,13 +18,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DreamvidError, InputError
+from .errors import DreamvidError
 from .files import write_atomic
 
 METRICS = ("luminance", "saturation", "clipped", "change")
@@ -43,28 +41,6 @@ def frame_stats(rgb: np.ndarray, previous: np.ndarray | None = None) -> dict[str
         "clipped": float(((rgb == 0) | (rgb == 255)).mean()),
         "change": change,
     }
-
-
-def frames_of(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame (HxWx3 uint8 RGB), without holding the whole video."""
-    import imageio_ffmpeg
-
-    from .encode import probe_video
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: video not found; expected a video file")
-    gen = imageio_ffmpeg.read_frames(str(path))
-    try:
-        try:
-            w, h = next(gen)["size"]
-        except (OSError, RuntimeError, StopIteration):
-            probe_video(path)  # raises with ffmpeg's reason
-            raise DreamvidError(f"{path}: not a readable video") from None
-        for buf in gen:
-            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-    finally:
-        gen.close()
 
 
 def video_stats(frames) -> dict[str, list[float]]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dreamvid import stats as S
+from dreamvid.encode import iter_frames
 from tests.conftest import run_cli
 
 W, H = 40, 30
@@ -47,12 +48,12 @@ def video(tmp_path_factory):
     for frame in constructed_frames():
         writer.send(frame)
     writer.close()
-    assert all(np.array_equal(a, b) for a, b in zip(S.frames_of(path), constructed_frames()))
+    assert all(np.array_equal(a, b) for a, b in zip(iter_frames(path), constructed_frames()))
     return path
 
 
 def test_frame_metrics_match_hand_computed_values(video):
-    stats = S.video_stats(S.frames_of(video))
+    stats = S.video_stats(iter_frames(video))
     assert stats["frame"] == [0, 1, 2]
     for key, values in expected_metrics().items():
         np.testing.assert_allclose(stats[key], values, atol=1e-12, err_msg=key)
