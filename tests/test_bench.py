@@ -30,7 +30,10 @@ def test_bench_cli_json(tmp_path):
     # the baseline runs the whole network, dreamvid stops at mixed3: fewer FLOPs per step
     assert 0 < out["dreamvid"]["flops_per_step"] < out["baseline"]["flops_per_step"]
     assert out["speedup"] == pytest.approx(out["baseline"]["ms_per_frame"] / out["dreamvid"]["ms_per_frame"])
-    assert out["sgemm_peak_gflops_per_s"] > 0
+    assert out["sgemm_peak_gflops_per_s"] > 0 and out["conv_peak_gflops_per_s"] > 0
+    assert out["peak_gflops_per_s"] == max(out["sgemm_peak_gflops_per_s"], out["conv_peak_gflops_per_s"])
+    # the ceiling idealises only dreamvid's dream step, so it bounds the measured speedup from above
+    assert out["ceiling"] > out["speedup"]
     assert list(tmp_path.iterdir()) == []  # videos went to a temp folder, now removed
 
 
@@ -73,3 +76,22 @@ def _objective():
     from dreamvid.objectives import layer
 
     return layer("mixed3")
+
+
+@pytest.mark.parametrize("cin, cout, size, pad", [(8, 16, 23, 0), (5, 7, 30, 1), (16, 4, 9, 1)])
+def test_winograd_in_bench_is_the_same_convolution(cin, cout, size, pad):
+    """bench/convs.py times Winograd F(4x4, 3x3) against oneDNN's convolution (docs/performance.md):
+    it must compute the same thing, including sizes that are not a multiple of the 4x4 tile."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("convs", Path(__file__).parents[1] / "bench" / "convs.py")
+    convs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convs)
+    g = torch.Generator().manual_seed(cin)
+    x = torch.randn(1, cin, size, size + 3, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(cout, cin, 3, 3, generator=g)
+    ref = torch.nn.functional.conv2d(x, w, padding=pad)
+    out = convs.winograd_conv(x, convs.winograd_filter(w), pad)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max().item() < 1e-4 * ref.abs().max().item()
