@@ -1,6 +1,6 @@
 """The Ray side of :mod:`.batch` (optional: ``pip install 'dreamvid[ray]'``).
 
-Each video is one Ray task running :func:`.batch.render_variant`, with ``num_gpus=1`` on a
+Each video is one Ray task running :func:`.worker.render_variant`, with ``num_gpus=1`` on a
 cluster with GPUs (Ray then sets ``CUDA_VISIBLE_DEVICES``, so "cuda" is the task's GPU),
 else ``cpus_per_video`` CPUs and as many torch threads. A task whose worker dies (node
 lost, preempted, killed) is rerun by Ray (``max_retries``) and resumes from the video's
@@ -54,7 +54,7 @@ def disconnect() -> None:
 
 
 def _remote_render(task: dict, queue) -> dict:
-    from .batch import render_variant
+    from .worker import render_variant
 
     def report(p) -> None:
         if p.event in ("start", "frame", "warning"):

@@ -24,7 +24,6 @@ The library never prints: :func:`run` returns a dict, the CLI formats it.
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import tempfile
 import time
@@ -38,7 +37,8 @@ from .encode import VideoWriter, ffmpeg_exe
 from .images import to_uint8
 from .model import load_model, pick_device
 from .objectives import weighted
-from .schedule import DefaultsSpec, parse_schedule
+from .schedule import parse_schedule
+from .spec import DefaultsSpec
 
 ENCODER = {"codec": "libx264", "crf": 18, "preset": "medium", "pix_fmt": "yuv420p"}
 
@@ -180,10 +180,11 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
             "peak_memory_bytes": _peak_bytes(device)}  # fmt: skip
 
 
-def run_dreamvid(schedule, frames: int) -> tuple[dict, torch.Tensor, object]:
+def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[dict, torch.Tensor, object]:
     from .render import Dreamer
 
-    dreamer = Dreamer(schedule)
+    net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
+    dreamer = Dreamer(schedule, net)
     first = dreamer.first_frame()
     state = {"frame": first}
     writer = VideoWriter(schedule.output_path, schedule.size, schedule.fps, **schedule.encoder.model_dump())
@@ -205,7 +206,7 @@ def run_dreamvid(schedule, frames: int) -> tuple[dict, torch.Tensor, object]:
 
 
 def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.device, random_weights: bool) -> dict:
-    from .render import frame_generator
+    from .render import frame_rng
 
     net = load_model(schedule.model, random_init=random_weights, device=device)  # fp32, NCHW
     torch.backends.cudnn.benchmark = False  # the Dreamer turned it on; the plain loop does not know it
@@ -219,7 +220,7 @@ def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.devic
         t = time.perf_counter()
         x = _baseline.zoom(state["frame"], p.zoom, p.rotate, p.translate)
         s = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, p.jitter)
-        state["frame"] = _baseline.dream(net, x, weighted(p.layers, p.objective), s, frame_generator(schedule.seed, n))
+        state["frame"] = _baseline.dream(net, x, weighted(p.layers, p.objective), s, frame_rng(schedule.seed, n))
         rgb = _baseline.to_rgb8(state["frame"])
         t1 = time.perf_counter()
         proc.stdin.write(rgb.tobytes())  # synchronous: ffmpeg must take it before we go on
@@ -242,22 +243,6 @@ def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.devic
     return result
 
 
-@contextlib.contextmanager
-def _random_weights(on: bool):
-    """Let the Dreamer build its network with random weights (GPU hosts without the weight
-    package: the same compute, meaningless pictures)."""
-    if not on:
-        yield
-        return
-    from unittest import mock
-
-    from . import render
-
-    real = render.load_model
-    with mock.patch.object(render, "load_model", lambda *a, **k: real(*a, **{**k, "random_init": True})):
-        yield
-
-
 def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterations: int = 10, frames: int = 5,
         octaves: int = 1, compile="auto", random_weights: bool = False, tile=None,
         preset: str = "medium") -> dict:  # fmt: skip
@@ -266,8 +251,7 @@ def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterat
     with tempfile.TemporaryDirectory(prefix="dreamvid-bench-") as tmp:
         work = Path(tmp)
         schedule = bench_schedule(work, size, layers, iterations, frames, octaves, str(dev), compile, tile, preset)
-        with _random_weights(random_weights):
-            ours, first, dreamer = run_dreamvid(schedule, frames)
+        ours, first, dreamer = run_dreamvid(schedule, frames, random_weights)
         objective = weighted(schedule.params(1).layers)
         shapes = octave_sizes(size[1], size[0], octaves, 1.4)  # FLOPs per step, summed over octaves
         ours["flops_per_step"] = step_flops(lambda x: _truncated_step(dreamer, x, objective), shapes, dev)

@@ -12,9 +12,10 @@ temp file, fsynced and renamed, so a reader sees either the old file or the whol
 the checksum catches truncation and bit rot. The previous checkpoint is kept until a newer
 one is safely on disk.
 
-Fingerprints say whether a checkpoint belongs to this schedule: :func:`fingerprint` hashes
-what frames 0..n depend on (the input file's content, size, seed, model, encoder and every
-frame's parameters up to n), so appending segments or editing frames after n keeps n valid.
+Whether a checkpoint belongs to a schedule is decided from what frames 0..n depend on: the
+:func:`global_settings` (the input file's content, size, seed, model, encoder, ...) and one
+digest per frame of its parameters up to n (:func:`frame_digests`), so appending segments
+or editing frames after n keeps n valid.
 """
 
 from __future__ import annotations
@@ -81,10 +82,6 @@ def frame_digests(schedule, upto: int) -> list[str]:
     for n in range(len(known), upto + 1):
         known.append(_frame_digest(schedule, n))
     return known[: upto + 1]
-
-
-def fingerprint(settings: dict, digests: list[str]) -> str:
-    return hashlib.sha256(json.dumps([settings, digests], sort_keys=True).encode()).hexdigest()
 
 
 def describe_change(old: dict, settings: dict, old_digests: list[str], digests: list[str]) -> str:

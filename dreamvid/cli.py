@@ -11,17 +11,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import defaults as D
 from .errors import DreamvidError
 
 
 def _size(text: str) -> tuple[int, int]:
+    from .problems import Invalid
+    from .spec import parse_size
+
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 512x512, got {text!r}") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"size {text} out of range; expected 16..8192 per side")
-    return w, h
+        return parse_size(text)
+    except Invalid as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
 
 
 def _positive(kind, zero_ok=False):
@@ -43,7 +44,7 @@ def _positive(kind, zero_ok=False):
 
 
 def cmd_layers(args) -> int:
-    from .model import layer_catalogue
+    from .catalogue import layer_catalogue
 
     for name, channels in layer_catalogue(args.model).items():
         print(f"{name:<24} {channels:>5} channels")
@@ -55,7 +56,8 @@ def cmd_dream(args) -> int:
 
     from .dream import DreamSettings, dream
     from .images import fit, read_image, to_tensor, to_uint8, write_png
-    from .model import layer_catalogue, load_model, pick_device
+    from .catalogue import layer_catalogue
+    from .model import load_model, pick_device
     from .objectives import weighted
 
     catalogue = layer_catalogue(args.model)
@@ -81,7 +83,8 @@ def cmd_gallery(args) -> int:
     from .dream import DreamSettings
     from .gallery import make_gallery
     from .images import fit, noise_image, read_image, write_png
-    from .model import layer_catalogue, load_model, pick_device
+    from .catalogue import layer_catalogue
+    from .model import load_model, pick_device
 
     catalogue = layer_catalogue(args.model)
     size = (args.size, args.size)
@@ -231,7 +234,8 @@ def _batch_table(results) -> str:
 
 
 def cmd_batch(args) -> int:
-    from .batch import load_job, run
+    from .batch import run
+    from .jobs import load_job
 
     variants = load_job(args.jobs)  # every variant is checked before anything starts
     bar = _BatchBar(args.quiet)
@@ -312,6 +316,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dream_args(p: argparse.ArgumentParser) -> None:
+    """The dream settings of ``dream`` and ``gallery``: a schedule segment's, with its defaults."""
+    p.add_argument("--objective", default=D.OBJECTIVE, choices=["square", "mean"])
+    p.add_argument("--iterations", type=_positive(int), default=D.ITERATIONS)
+    p.add_argument("--step", type=_positive(float), default=D.STEP)
+    p.add_argument("--octaves", type=_positive(int), default=D.OCTAVES)
+    p.add_argument("--octave-scale", type=_positive(float), default=D.OCTAVE_SCALE)
+    p.add_argument("--jitter", type=_positive(int, zero_ok=True), default=D.JITTER)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreamvid", description="DeepDream zoom videos from a YAML schedule.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -324,13 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dream", help="dream a still image")
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
-    p.add_argument("--layers", default="mixed3", help='objective: "mixed3", "mixed4:97", "mixed3+mixed4:97"')
-    p.add_argument("--objective", default="square", choices=["square", "mean"])
-    p.add_argument("--iterations", type=_positive(int), default=10)
-    p.add_argument("--step", type=_positive(float), default=0.01)
-    p.add_argument("--octaves", type=_positive(int), default=4)
-    p.add_argument("--octave-scale", type=_positive(float), default=1.4)
-    p.add_argument("--jitter", type=_positive(int, zero_ok=True), default=32)
+    p.add_argument("--layers", default=D.LAYERS, help='objective: "mixed3", "mixed4:97", "mixed3+mixed4:97"')
+    _add_dream_args(p)
     p.add_argument("--size", type=_size, help="fit the image to WxH (cover + centre crop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -346,12 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "every layer plus --channels channels of mixed3 and mixed4)")
     p.add_argument("--channels", type=_positive(int, zero_ok=True), default=3, help="channels of mixed3 and mixed4 to show (default 3)")
     p.add_argument("--columns", type=_positive(int), default=6)
-    p.add_argument("--objective", default="square", choices=["square", "mean"])
-    p.add_argument("--iterations", type=_positive(int), default=10)
-    p.add_argument("--step", type=_positive(float), default=0.01)
-    p.add_argument("--octaves", type=_positive(int), default=3)
-    p.add_argument("--octave-scale", type=_positive(float), default=1.4)
-    p.add_argument("--jitter", type=_positive(int, zero_ok=True), default=16)
+    _add_dream_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--quiet", action="store_true")

@@ -37,22 +37,23 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from . import defaults as D
+from .defaults import MIN_TILE
 from .errors import DreamvidError
 from .model import FeatureNet
 from .objectives import Objective
 
 MIN_OCTAVE_SIDE = 80  # smaller octaves are skipped: too small for the deep layers to see
-MIN_TILE = 128  # smallest tile side: below it the deeper layers see too little of the picture
 TILE_OVERLAP = 16  # context in pixels added around each tile (its gradient there is dropped)
 
 
 @dataclass(frozen=True)
 class DreamSettings:
-    iterations: int = 10  # gradient steps per octave
-    step: float = 0.01  # step size, in image units ([0, 1]) per iteration
-    octaves: int = 3  # number of scales
-    octave_scale: float = 1.4  # size ratio between consecutive octaves
-    jitter: int = 32  # max random roll in pixels, per step
+    iterations: int = D.ITERATIONS  # gradient steps per octave
+    step: float = D.STEP  # step size, in image units ([0, 1]) per iteration
+    octaves: int = D.OCTAVES  # number of scales
+    octave_scale: float = D.OCTAVE_SCALE  # size ratio between consecutive octaves
+    jitter: int = D.JITTER  # max random roll in pixels, per step
     amp_dtype: torch.dtype | None = None  # autocast dtype for the forward (CUDA), None = fp32
     tile: int | None = None  # gradient tile side in pixels, None = the whole image at once
 

@@ -36,3 +36,11 @@ def describe_os_error(err: OSError) -> str:
     reason = err.strerror or str(err) or type(err).__name__
     hint = _OS_HINTS.get(name)
     return f"{where}{reason}" + (f"; {hint}" if hint else "")
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA out of memory, or a failed CPU allocation (a MemoryError, or the plain RuntimeError
+    torch raises when the allocator fails): the one place that tells them from other errors."""
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)

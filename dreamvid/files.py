@@ -1,10 +1,19 @@
-"""Writing files so that a crash never leaves a half-written one in place of a good one."""
+"""Paths in user files, and writing files so that a crash never leaves a half-written one in
+place of a good one."""
 
 from __future__ import annotations
 
 import errno
 import os
 from pathlib import Path
+
+
+def resolve_path(base: str | os.PathLike, value: str | os.PathLike) -> Path:
+    """``value`` (``~`` expanded) relative to the folder ``base`` unless absolute, as an absolute
+    path with symlinks resolved: the one way dreamvid turns a path written in a schedule or job
+    file into a file (so two spellings of the same file compare equal)."""
+    path = Path(value).expanduser()
+    return (path if path.is_absolute() else Path(base) / path).resolve()
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str, *, make_folder: bool = True) -> Path:

@@ -25,20 +25,17 @@ import numpy as np
 import torch
 
 from .dream import DreamSettings, dream
-from .errors import InputError
+from .catalogue import split_layer_key
+from .errors import InputError, is_out_of_memory
 from .images import to_tensor, to_uint8
 from .model import FeatureNet
 from .objectives import weighted
-from .render import Callback, Progress
+from .progress import Callback, Progress, ignore
 
 PAD = 4  # pixels between tiles and around the sheet
 LABEL_HEIGHT = 18  # pixels of the caption strip under each tile
 INPUT_LABEL = "input"  # the first tile: the picture before dreaming
 CHANNEL_LAYERS = ("mixed3", "mixed4")  # layers whose single channels the gallery shows
-
-
-def _ignore(_: Progress) -> None:
-    pass
 
 
 def strongest_channels(net: FeatureNet, image: torch.Tensor, layer: str, count: int) -> list[int]:
@@ -73,7 +70,7 @@ def check_size(net: FeatureNet, keys: Sequence[str], width: int, height: int) ->
     deepest InceptionV3 layers have nothing left to convolve. Cheaper to find out with one
     forward on zeros than halfway through the gallery.
     """
-    layers = {key.partition(":")[0] for key in keys}
+    layers = {split_layer_key(key)[0] for key in keys}
     device = next(net.parameters()).device
 
     def fits(w: int, h: int) -> bool:
@@ -81,9 +78,9 @@ def check_size(net: FeatureNet, keys: Sequence[str], width: int, height: int) ->
             with torch.no_grad():
                 net(torch.zeros(1, 3, h, w, device=device), layers)
             return True
-        except torch.OutOfMemoryError:
-            raise
-        except RuntimeError:  # "Output size is too small", "Kernel size can't be greater than ..."
+        except RuntimeError as err:  # "Output size is too small", "Kernel size can't be greater than ..."
+            if is_out_of_memory(err):
+                raise
             return False
 
     if fits(width, height):
@@ -120,7 +117,7 @@ def dream_tiles(
     *,
     seed: int = 0,
     objective: str = "square",
-    callback: Callback = _ignore,
+    callback: Callback = ignore,
 ) -> list[np.ndarray]:
     """``image`` (1, 3, H, W) dreamed once per key, each with the same random stream; HxWx3 uint8."""
     tiles = []
@@ -175,7 +172,7 @@ def make_gallery(
     columns: int = 6,
     seed: int = 0,
     objective: str = "square",
-    callback: Callback = _ignore,
+    callback: Callback = ignore,
 ) -> np.ndarray:
     """The contact sheet (HxWx3 uint8) of ``picture`` (HxWx3 float RGB, already tile-sized).
 

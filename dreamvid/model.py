@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Iterable
-from functools import cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .catalogue import DEFAULT_MODEL
 from .errors import InputError
 
 # ----------------------------------------------------------------------------------------
@@ -74,11 +74,6 @@ class FeatureNet(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
-
-    def blocks_run(self, layers: Iterable[str]) -> int:
-        """How many blocks a forward for ``layers`` runs (for tests and benchmarks)."""
-        deepest = max(self.block_names.index(n) for n in layers)
-        return deepest + 1
 
 
 # ----------------------------------------------------------------------------------------
@@ -369,7 +364,6 @@ MODELS: dict[str, Callable[..., FeatureNet]] = {
     "torchvision_inception_v3": tv_inception_v3,
     "vgg16": tv_vgg16,
 }
-DEFAULT_MODEL = "inception_v3"
 
 
 def _check_name(name: str) -> None:
@@ -387,14 +381,15 @@ def load_model(name: str = DEFAULT_MODEL, *, weights=None, random_init: bool = F
     return MODELS[name](weights=weights, random_init=random_init, device=device)
 
 
-@cache
-def layer_catalogue(name: str = DEFAULT_MODEL) -> dict[str, int]:
-    """Ordered ``layer name -> channel count`` of model ``name``, without loading weights."""
-    _check_name(name)
-    with torch.device("meta"):
-        net = MODELS[name](random_init=True, device="meta")
-        acts = net(torch.zeros(1, 3, 299, 299), net.layer_names)
-    return {n: acts[n].shape[1] for n in net.layer_names}
+def probe_catalogue(net: FeatureNet, side: int = 299) -> dict[str, int]:
+    """Ordered ``layer name -> channel count`` of ``net``, from a forward on the meta device
+    (no memory, no arithmetic). :data:`.catalogue.LAYERS` holds the built-in models' (tested
+    equal to this)."""
+    import copy
+
+    meta = copy.deepcopy(net).to("meta")
+    acts = meta(torch.zeros(1, 3, side, side, device="meta"), meta.layer_names)
+    return {n: acts[n].shape[1] for n in meta.layer_names}
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .catalogue import check_layer_key, split_layer_key
 from .errors import InputError
 
 Activations = Mapping[str, torch.Tensor]
@@ -80,24 +81,16 @@ def channel(name: str, channels: int | Sequence[int], mode: str = "square") -> O
 
 
 def parse(spec: str, mode: str = "square", catalogue: Mapping[str, int] | None = None) -> Objective:
-    """``"mixed3"`` -> layer, ``"mixed4:97"`` or ``"mixed4:97,12"`` -> channels.
-
-    With ``catalogue`` (layer -> channel count) names and channel indices are checked.
-    """
-    name, _, chans = spec.partition(":")
-    if catalogue is not None and name not in catalogue:
-        raise InputError(f"unknown layer {name!r}; expected one of {', '.join(catalogue)}")
-    if not chans:
-        return layer(name, mode)
+    """A layer key (:mod:`.catalogue`): ``"mixed3"`` -> layer, ``"mixed4:97"`` or
+    ``"mixed4:97,12"`` -> channels. With ``catalogue`` (layer -> channel count) the key is checked."""
+    problem = check_layer_key(spec, catalogue) if catalogue is not None else None
+    if problem:
+        raise InputError(f"{spec}: {problem}")
     try:
-        idx = [int(c) for c in chans.split(",")]
-    except ValueError:
-        raise InputError(f"bad channel list in {spec!r}; expected layer:channel[,channel...]") from None
-    if catalogue is not None:
-        bad = [c for c in idx if not 0 <= c < catalogue[name]]
-        if bad:
-            raise InputError(f"channel {bad[0]} out of range for {name}; expected 0..{catalogue[name] - 1}")
-    return channel(name, idx, mode)
+        name, channels = split_layer_key(spec)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return layer(name, mode) if channels is None else channel(name, channels, mode)
 
 
 def weighted(weights: Mapping[str, float], mode: str = "square", catalogue=None) -> Objective:

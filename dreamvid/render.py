@@ -10,12 +10,9 @@ The library reports progress through ``callback(Progress)``; it never prints.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -23,32 +20,17 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import colour
+from . import colour, workdir
 from .camera import move
 from .dream import DreamSettings, dream_frame, speed_setup
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
-from .errors import DreamvidError, InputError, describe_os_error
+from .errors import DreamvidError, InputError, describe_os_error, is_out_of_memory
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, load_model, pick_device
 from .objectives import weighted
+from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
-
-
-@dataclass(frozen=True)
-class Progress:
-    event: str  # "start" | "frame" | "checkpoint" | "warning" | "done"
-    frame: int = 0  # frames finished so far (index of the last one + 1)
-    total: int = 0
-    start: int = 0  # first frame this run renders (> 0 when resuming)
-    segment: int = 0
-    message: str = ""
-
-
-Callback = Callable[[Progress], None]
-
-
-def _ignore(_: Progress) -> None:
-    pass
+from .workdir import work_dir
 
 
 class Interrupted(DreamvidError):
@@ -59,25 +41,29 @@ class ScheduleChanged(InputError):
     """The work folder's checkpoints were written by another version of the schedule."""
 
 
-def frame_generator(seed: int, n: int) -> torch.Generator:
+def frame_rng(seed: int, n: int) -> torch.Generator:
     """The random stream of frame ``n``: a function of (seed, n) only."""
     state = np.random.SeedSequence([seed, n]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def load_network(schedule: Schedule, device: str | None = None) -> FeatureNet:
+    """The schedule's network with its weights, on ``device`` (default: the schedule's)."""
+    return load_model(schedule.model, weights=schedule.model_weights_path, device=pick_device(device or schedule.device))
+
+
 class Dreamer:
     """A schedule's network on its device, and the step from one frame to the next."""
 
-    def __init__(self, schedule: Schedule, device: str | None = None, scale: float = 1.0,
+    def __init__(self, schedule: Schedule, net: FeatureNet, *, scale: float = 1.0,
                  on_warning: Callable[[str], None] | None = None):  # fmt: skip
         self.schedule = schedule
         self.on_warning = on_warning or (lambda message: None)
-        self.device = pick_device(device or schedule.device)
+        self.net = net.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+        self.device = next(net.parameters()).device
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
-        self.net: FeatureNet = load_model(schedule.model, weights=schedule.model_weights_path, device=self.device)
-        self.net.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
         self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile)  # see docs/performance.md
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
@@ -113,15 +99,15 @@ class Dreamer:
         If the compiled network fails (a compiler missing on this host, an unsupported op), the
         frame is redone with the eager network, which is used from then on."""
         def run(net):
-            return dream_frame(net, frame, objective, settings, lambda: frame_generator(self.schedule.seed, n),
+            return dream_frame(net, frame, objective, settings, lambda: frame_rng(self.schedule.seed, n),
                                self.schedule.tile)  # fmt: skip
 
         try:
             return run(self.step_net)
-        except (DreamvidError, torch.OutOfMemoryError, KeyboardInterrupt):
+        except (DreamvidError, KeyboardInterrupt):
             raise
         except Exception as e:
-            if self.step_net is self.net:
+            if self.step_net is self.net or is_out_of_memory(e):
                 raise
             self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                             "continuing without it (set `compile: false` to skip it)")
@@ -166,15 +152,6 @@ class Dreamer:
                     self._raw = False
             self._references[which] = colour.Reference(image)
         return self._references[which]
-
-
-def _warner(callback: Callback) -> Callable[[str], None]:
-    return lambda message: callback(Progress("warning", message=message))
-
-
-def work_dir(output: Path) -> Path:
-    """Where a render keeps its parts and checkpoints: ``<output>.parts/`` beside it."""
-    return output.with_name(output.name + ".parts")
 
 
 def _settings(schedule: Schedule, codec: str) -> dict:
@@ -229,7 +206,8 @@ def render(
     frames: int | None = None,
     fresh: bool = False,
     keep_parts: bool = False,
-    callback: Callback = _ignore,
+    model: FeatureNet | None = None,
+    callback: Callback = ignore,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Path:
     """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can.
@@ -251,15 +229,12 @@ def render(
     enc = schedule.encoder
     codec = probe_codec(enc.codec)
     # device and model errors before any folder is made
-    dreamer = Dreamer(schedule, device, on_warning=_warner(callback))
+    dreamer = Dreamer(schedule, model or load_network(schedule, device), on_warning=warner(callback))
     work = work_dir(output)
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"{describe_os_error(err)} (the work folder {work})") from None
-    with _exclusive(work):
+    workdir.make(work)
+    with workdir.exclusive(work):
         if fresh:
-            _empty(work)
+            workdir.empty(work)
         settings = _settings(schedule, codec)
         state = find_checkpoint(schedule, work, settings, total - 1, callback)
 
@@ -270,7 +245,7 @@ def render(
             warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device))
             if warning:
                 callback(Progress("warning", message=warning))
-        _clean_work_folder(work, parts)
+        workdir.clean(work, parts)
         callback(Progress("start", frame=start, total=total, start=start))
 
         writer, first, saved = None, start - len(pending), start - 1
@@ -304,7 +279,7 @@ def render(
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             if writer is not None:
                 writer.abort()
-            _drop_if_empty(work)
+            workdir.drop_if_empty(work)
             if _is_runtime_failure(err):
                 raise _failed(err, work, saved, schedule.size) from err
             raise
@@ -320,17 +295,11 @@ def render(
         return output
 
 
-def _is_out_of_memory(err: BaseException) -> bool:
-    """CUDA out of memory, or a failed CPU allocation (a plain RuntimeError in torch)."""
-    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
-
-
 def _is_runtime_failure(err: BaseException) -> bool:
     """Failures the user can act on, reported as one line (not bugs, not a stop request)."""
     if isinstance(err, (Interrupted, InputError)):
         return False
-    return isinstance(err, (DreamvidError, OSError)) or _is_out_of_memory(err)
+    return isinstance(err, (DreamvidError, OSError)) or is_out_of_memory(err)
 
 
 def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -> DreamvidError:
@@ -338,8 +307,8 @@ def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -
     also says what survived: checkpoints are written atomically, so the last one stands."""
     if isinstance(err, OSError):
         what = describe_os_error(err)
-    elif _is_out_of_memory(err) and not isinstance(err, DreamvidError):
-        where = "GPU" if isinstance(err, torch.OutOfMemoryError) else "CPU"
+    elif is_out_of_memory(err) and not isinstance(err, DreamvidError):
+        where = "GPU" if type(err).__name__ == "OutOfMemoryError" else "CPU"
         what = (f"out of {where} memory rendering a {size[0]}x{size[1]} frame; expected a size that fits: "
                 "choose a smaller size (on a GPU, `tile: auto` splits frames that do not fit)")
     else:
@@ -351,47 +320,6 @@ def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -
     out = DreamvidError(f"{what}; {kept}")
     out.exit_code = getattr(err, "exit_code", 1)
     return out
-
-
-LOCK = "lock"  # in the work folder: held (flock) by the render writing there
-
-
-@contextlib.contextmanager
-def _exclusive(work: Path):
-    """Hold ``work/lock`` while rendering into ``work``. A second render into the same folder
-    (the same command in another terminal, a batch started twice) stops with a message instead
-    of interleaving parts and checkpoints. The kernel drops the lock with the process, however
-    it ends, so a killed render never leaves a stale lock."""
-    fd = os.open(work / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.pread(fd, 20, 0).decode(errors="replace").strip() or "?"
-            raise InputError(f"{work}: another dreamvid (pid {pid}) is rendering into this folder; "
-                             "wait for it to finish, or render to another output (-o)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _empty(work: Path) -> None:
-    """``--fresh``: delete everything in the work folder but the lock we hold."""
-    try:
-        for p in work.iterdir():
-            if p.name != LOCK:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-    except OSError as err:
-        raise InputError(f"{describe_os_error(err)} (the work folder {work})") from None
-
-
-def _drop_if_empty(work: Path) -> None:
-    """Remove a work folder that holds no checkpoint: a render that failed before its first
-    checkpoint leaves nothing behind (it had nothing to resume from)."""
-    if work.is_dir() and not ckpt.list_checkpoints(work):
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _close_part(writer: VideoWriter, parts: list, first: int, last: int):
@@ -444,22 +372,14 @@ def _unpng(data: torch.Tensor) -> np.ndarray:
     return cv2.imdecode(data.numpy(), cv2.IMREAD_UNCHANGED)
 
 
-def _clean_work_folder(work: Path, parts: list) -> None:
-    """Remove parts written after the checkpoint we resume from (they are redone), and temp
-    files a killed render left behind."""
-    keep = {name for name, _, _ in parts}
-    for p in work.iterdir():
-        if (p.name.startswith("part-") and p.name not in keep) or (p.name.startswith(".") and "partial" in p.name):
-            p.unlink()
-
-
 def preview(
     schedule: Schedule,
     n: int,
     *,
     device: str | None = None,
     scale: float = 1.0,
-    callback: Callback = _ignore,
+    model: FeatureNet | None = None,
+    callback: Callback = ignore,
 ) -> np.ndarray:
     """Frame ``n`` as the video shows it (before encoding), as HxWx3 uint8.
 
@@ -468,7 +388,7 @@ def preview(
     """
     if not 0 <= n < schedule.total_frames:
         raise InputError(f"--frame {n} is outside the schedule; expected 0..{schedule.total_frames - 1}")
-    dreamer = Dreamer(schedule, device, scale, on_warning=_warner(callback))
+    dreamer = Dreamer(schedule, model or load_network(schedule, device), scale=scale, on_warning=warner(callback))
     start, frame = 0, None
     work = work_dir(schedule.output_path.absolute())
     if scale == 1.0 and work.is_dir():

@@ -6,8 +6,11 @@ retried and resume to the same video, a bad variant fails alone, and a rerun ren
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -18,7 +21,10 @@ import yaml
 from dreamvid import batch
 from dreamvid.encode import read_frames
 from dreamvid.errors import InputError
-from dreamvid.render import render, work_dir
+from dreamvid.jobs import done_marker, fingerprint, is_finished, load_job
+from dreamvid.pool import local_plan
+from dreamvid.render import render
+from dreamvid.workdir import work_dir
 from dreamvid.schedule import load_schedule
 from tests.conftest import ENV, ROOT, run_cli, write_schedule
 
@@ -83,24 +89,51 @@ def table(stdout):
     return {r[0]: (r[1], line) for r, line in zip(rows, stdout.splitlines()[1:])}
 
 
+class KillFirstRender(threading.Thread):
+    """Watches ``folder`` for the first checkpoint of any video and SIGKILLs the process that
+    renders it (its pid is in the work folder's lock), as a lost node or OOM killer would."""
+
+    def __init__(self, folder):
+        super().__init__(daemon=True)
+        self.folder, self.killed, self.done = folder, None, threading.Event()
+        self.start()
+
+    def run(self):
+        deadline = time.monotonic() + 300
+        while not self.done.is_set() and time.monotonic() < deadline:
+            for ckpt in self.folder.glob("*.parts/ckpt-*.pt"):
+                try:
+                    pid = int((ckpt.parent / "lock").read_text().split()[0])
+                    os.kill(pid, signal.SIGKILL)
+                except (OSError, ValueError, IndexError):
+                    continue
+                self.killed = ckpt.parent.name.removesuffix(".mp4.parts")
+                return
+            time.sleep(0.002)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.killed
+
+
 def test_local_batch_gives_the_solo_videos_retries_a_killed_worker_and_reruns_nothing(project, references):
     job = write_job(project, "local.yaml", {"schedule": "s.yaml", "output": "out-local",
                                             "inputs": ["a.png", "b.png", "bad.png"],
                                             "sizes": [[64, 64], [96, 64]]})  # fmt: skip
-    marker = project / "killed-local"
-    env = {**ENV, batch.TEST_KILL_ENV: str(marker)}
+    killer = KillFirstRender(project / "out-local")
     r = subprocess.run([sys.executable, "-m", "dreamvid", "batch", str(job), "--workers", "2"],
-                       capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+                       capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
+    killed = killer.stop()
     assert r.returncode == 1, r.stderr  # the bad input failed; the others did not
     rows = table(r.stdout)
     for name in ("bad_64x64", "bad_96x64"):
         assert rows[name][0] == "failed" and "bad.png: not a readable image" in rows[name][1]
-    killed = marker.read_text()
     assert killed in GOOD
     assert f"{killed}: worker killed by SIGKILL; resuming at frame" in r.stderr
     assert "2 runs" in rows[killed][1] and "resumed at frame" in rows[killed][1]
     out = project / "out-local"
-    threads = batch.local_plan(2, 6)[2]  # each of 2 workers gets cores // 2 threads
+    threads = local_plan(2, 6)[2]  # each of 2 workers gets cores // 2 threads
     for name in GOOD:
         assert rows[name][0] == "done", r.stdout
         assert same_video(out / f"{name}.mp4", references(name, threads)), name
@@ -135,12 +168,11 @@ def test_ray_batch_gives_the_solo_videos_retries_a_killed_task_and_reruns_nothin
 ):
     job = write_job(project, "ray.yaml", {"schedule": "s.yaml", "output": "out-ray", "inputs": ["a.png", "b.png"],
                                           "sizes": [[64, 64], [96, 64]]})  # fmt: skip
-    marker = project / "killed-ray"
-    monkeypatch.setenv(batch.TEST_KILL_ENV, str(marker))  # the driver hands it to the tasks
+    killer = KillFirstRender(project / "out-ray")
     events = []
-    results = batch.run(batch.load_job(job), ray="auto", callback=events.append)
+    results = batch.run(load_job(job), ray="auto", callback=events.append)
     assert [r.status for r in results] == ["done"] * 4, [r.error for r in results]
-    killed = next(r for r in results if r.name == marker.read_text())
+    killed = next(r for r in results if r.name == killer.stop())
     assert killed.attempts == 2 and killed.resumed_from > 0  # Ray reran it; it resumed
     assert any(e.event == "retry" and e.name == killed.name for e in events)
     assert events[-1].event == "done" and events[-1].frames_done == events[-1].frames_total == 20
@@ -148,9 +180,8 @@ def test_ray_batch_gives_the_solo_videos_retries_a_killed_task_and_reruns_nothin
         assert same_video(r.output, references(r.name, 1)), r.name  # 1 CPU per task, 1 thread
     mtimes = [r.output.stat().st_mtime_ns for r in results]
 
-    monkeypatch.delenv(batch.TEST_KILL_ENV)
     events = []
-    again = batch.run(batch.load_job(job), ray="auto", callback=events.append)
+    again = batch.run(load_job(job), ray="auto", callback=events.append)
     assert [r.status for r in again] == ["skipped"] * 4
     assert not [e for e in events if e.event in ("video", "frame")]
     assert [r.output.stat().st_mtime_ns for r in again] == mtimes
@@ -162,7 +193,7 @@ def test_ray_batch_gives_the_solo_videos_retries_a_killed_task_and_reruns_nothin
 def test_variants_are_named_from_what_varies_and_carry_their_overrides(project):
     job = write_job(project, "names.yaml", {"schedule": "s.yaml", "inputs": ["a.png", "noise"], "sizes": ["96x64"],
                                             "seed": [1, 2], "defaults.zoom": [1.01]})  # fmt: skip
-    variants = batch.load_job(job)
+    variants = load_job(job)
     assert [v.name for v in variants] == ["a_96x64_seed1_zoom1.01", "a_96x64_seed2_zoom1.01",
                                           "noise_96x64_seed1_zoom1.01", "noise_96x64_seed2_zoom1.01"]  # fmt: skip
     v = variants[1]
@@ -177,10 +208,10 @@ def test_a_plain_list_of_schedules_is_a_job(project):
     job = project / "list.yaml"
     job.write_text(yaml.safe_dump(["s.yaml", str(other.relative_to(project))]))
     with pytest.raises(InputError, match="also that of an earlier variant"):  # both are called s
-        batch.load_job(job)
+        load_job(job)
     renamed = other.rename(other.with_name("t.yaml"))
     job.write_text(yaml.safe_dump(["s.yaml", str(renamed.relative_to(project))]))
-    variants = batch.load_job(job)
+    variants = load_job(job)
     assert [v.name for v in variants] == ["s", "t"]
     assert variants[1].schedule.input_path == renamed.parent / "in.png"  # relative to its own schedule
 
@@ -189,7 +220,7 @@ def test_every_variant_is_checked_up_front_with_the_job_file_variant_and_key(pro
     job = write_job(project, "bad-sizes.yaml", {"schedule": "s.yaml", "sizes": [[64, 64], [63, 64]],
                                                 "segments.0.frames": [0, 5]})  # fmt: skip
     with pytest.raises(InputError) as err:
-        batch.load_job(job)
+        load_job(job)
     lines = str(err.value).splitlines()
     assert all(line.startswith(f"{job}: variant ") for line in lines)
     assert any("variant 63x64_frames5 (from s.yaml): size: 63x64 has an odd side" in line for line in lines)
@@ -198,30 +229,30 @@ def test_every_variant_is_checked_up_front_with_the_job_file_variant_and_key(pro
 
     job = write_job(project, "bad-key.yaml", {"schedule": "s.yaml", "seeds": [1, 2]})
     with pytest.raises(InputError, match=f"^{job}: seeds: did you mean seed\\?; expected schedule, schedules"):
-        batch.load_job(job)
+        load_job(job)
     job = write_job(project, "bad-path.yaml", {"schedule": "s.yaml", "segments.7.zoom": [1.0]})
     with pytest.raises(InputError, match=f"^{job}: variant zoom1.0: segments.7.zoom: the base schedule has no "):
-        batch.load_job(job)
+        load_job(job)
 
 
 def test_finished_means_this_schedule_completed_it(project):
     base = write_schedule(project / "done", segments=SEGMENTS, **TINY)
     job = write_job(project / "done", "done.yaml", {"schedule": "s.yaml", "seed": [5]})
-    (v,) = batch.load_job(job)
-    assert not batch.is_finished(v.schedule)
+    (v,) = load_job(job)
+    assert not is_finished(v.schedule)
     v.output.parent.mkdir()
     v.output.write_bytes(b"a finished video")
-    marker = {"fingerprint": batch.fingerprint(v.schedule), "bytes": v.output.stat().st_size}
-    batch.done_marker(v.output).write_text(json.dumps(marker))
-    assert batch.is_finished(v.schedule)
+    marker = {"fingerprint": fingerprint(v.schedule), "bytes": v.output.stat().st_size}
+    done_marker(v.output).write_text(json.dumps(marker))
+    assert is_finished(v.schedule)
     base.write_text(base.read_text().replace("zoom: 1.05", "zoom: 1.06"))  # the base schedule changed
-    (changed,) = batch.load_job(job)
-    assert changed.output == v.output and not batch.is_finished(changed.schedule)
+    (changed,) = load_job(job)
+    assert changed.output == v.output and not is_finished(changed.schedule)
     work_dir(v.output).mkdir()  # a render is (or was) under way
-    assert not batch.is_finished(v.schedule)
+    assert not is_finished(v.schedule)
     work_dir(v.output).rmdir()
     v.output.write_bytes(b"replaced")
-    assert not batch.is_finished(v.schedule)
+    assert not is_finished(v.schedule)
 
 
 def test_ray_flag_without_ray_says_how_to_get_it(project, monkeypatch, capsys):
@@ -236,6 +267,6 @@ def test_ray_flag_without_ray_says_how_to_get_it(project, monkeypatch, capsys):
 
 
 def test_the_example_job_validates():
-    variants = batch.load_job(ROOT / "schedules" / "logo-batch.yaml")
+    variants = load_job(ROOT / "schedules" / "logo-batch.yaml")
     assert [v.name for v in variants] == ["logo_1920x1080", "logo_1080x1920", "logo_1080x1080"]
     assert {v.output.parent for v in variants} == {ROOT / "out" / "batch"}

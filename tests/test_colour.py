@@ -143,6 +143,7 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
     (Image inputs, whose reference is frame 0, are covered by tests/test_resume.py.)"""
     import copy
 
+    from dreamvid.model import load_model
     from dreamvid.render import Dreamer
     from dreamvid.schedule import load_schedule
     from tests.conftest import write_schedule
@@ -150,7 +151,7 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
     colour = {"colour": "lab", "colour_strength": 1.0, "input_blend": 0.1, "smoothing": 0.3, "clip_guard": 0.05}
     path = write_schedule(tmp_path, input="noise", segments=[{"frames": 5, "layers": {"mixed0": 1.0}}],
                           defaults={"iterations": 1, "octaves": 1, "jitter": 4, "step": 0.02, "zoom": 1.05, **colour})
-    a = Dreamer(load_schedule(path), "cpu")
+    a = Dreamer(load_schedule(path), load_model(device="cpu"))
     frames = [a.first_frame()]
     for n in range(1, 5):
         frames.append(a.next_frame(frames[-1], n))

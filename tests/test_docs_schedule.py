@@ -11,8 +11,9 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-import dreamvid.schedule as schedule_module
-from dreamvid.schedule import json_schema, load_schedule
+import dreamvid.spec as schedule_module
+from dreamvid.schedule import load_schedule
+from dreamvid.spec import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "schedule.md"

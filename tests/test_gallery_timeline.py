@@ -8,7 +8,7 @@ import torch
 from dreamvid import gallery, timeline
 from dreamvid.errors import InputError
 from dreamvid.images import fit, read_image, to_tensor
-from dreamvid.model import layer_catalogue
+from dreamvid.catalogue import layer_catalogue
 from dreamvid.schedule import load_schedule
 
 from .conftest import run_cli, write_schedule

@@ -3,7 +3,8 @@ import torch
 
 from dreamvid.errors import InputError
 from dreamvid.images import fit, to_tensor
-from dreamvid.model import _TF_BLOCKS, MODELS, layer_catalogue, load_model, load_scripted_inception
+from dreamvid.catalogue import LAYERS, layer_catalogue
+from dreamvid.model import _TF_BLOCKS, MODELS, load_model, load_scripted_inception, probe_catalogue
 
 
 def scripted_activations(x01):
@@ -114,4 +115,20 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_registry_names():
-    assert set(MODELS) == {"inception_v3", "googlenet", "torchvision_inception_v3", "vgg16"}
+    assert set(MODELS) == {"inception_v3", "googlenet", "torchvision_inception_v3", "vgg16"} == set(LAYERS)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_static_catalogue_equals_the_network(name):
+    """catalogue.LAYERS lets a schedule be validated without torch: it must match the real nets."""
+    assert probe_catalogue(load_model(name, random_init=True)) == LAYERS[name]
+
+
+def test_validating_a_schedule_does_not_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "s.yaml").write_text("input: noise\noutput: o.mp4\nsegments: [{frames: 2, layers: {mixed3: 1}}]\n")
+    code = ("import sys; from dreamvid.schedule import load_schedule; load_schedule(sys.argv[1]); "
+            "assert 'torch' not in sys.modules, 'parsing imported torch'")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.yaml")], check=True)

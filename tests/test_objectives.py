@@ -33,7 +33,7 @@ def test_parse_and_weighted():
     assert obj(ACTS).item() == pytest.approx(11.5 + 0.5 * (-1 - 1))
     with pytest.raises(InputError, match="unknown layer 'c'"):
         parse("c", catalogue=cat)
-    with pytest.raises(InputError, match="channel 3 out of range for b; expected 0..2"):
+    with pytest.raises(InputError, match=r"b:3: channel 3 out of range; expected 0..2 \(b has 3 channels\)"):
         parse("b:3", catalogue=cat)
-    with pytest.raises(InputError, match="bad channel list"):
+    with pytest.raises(InputError, match="bad layer key"):
         parse("b:x", catalogue=cat)

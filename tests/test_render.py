@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from dreamvid.camera import move
 from dreamvid.encode import probe_video, read_frames
 from dreamvid.images import fit, read_image, to_tensor
+from dreamvid.model import load_model
 from dreamvid.render import Dreamer, render
 from dreamvid.schedule import load_schedule
 from tests.conftest import ENV, run_cli, write_schedule
@@ -78,7 +79,7 @@ def test_preview_equals_the_video_frame(rendered, tmp_path):
 def test_same_schedule_same_frames_in_process(tmp_path):
     """Dreamer is deterministic: two chains give the same float frames."""
     s = load_schedule(write_schedule(tmp_path))
-    a, b = Dreamer(s, "cpu"), Dreamer(s, "cpu")
+    a, b = Dreamer(s, load_model(device="cpu")), Dreamer(s, load_model(device="cpu"))
     fa, fb = a.first_frame(), b.first_frame()
     for n in range(1, 4):
         fa, fb = a.next_frame(fa, n), b.next_frame(fb, n)
@@ -150,7 +151,7 @@ def test_cancelling_transition_weights_only_move_the_camera(tmp_path):
                                     "colour": "none"})
     s = load_schedule(path)
     assert s.params(3).layers == {} and s.params(2).layers == {"mixed3": 1.0}
-    d = Dreamer(s, "cpu")
+    d = Dreamer(s, load_model(device="cpu"))
     f0 = d.first_frame()
     moved_only = d.next_frame(f0, 3)  # frame 3 from frame 0: the camera move alone
     dreamed = d.next_frame(f0, 2)

@@ -181,13 +181,14 @@ def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
     """While one render holds the work folder, another stops with a one-line error naming it
     (and touches nothing); once the first is gone the folder is free again."""
     from dreamvid.errors import InputError
-    from dreamvid.render import _exclusive, render, work_dir
+    from dreamvid.render import render
+    from dreamvid.workdir import exclusive, work_dir
     from dreamvid.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 2, "layers": {"mixed0": 1.0}}]))
     work = work_dir(s.output_path.absolute())
     work.mkdir(parents=True)
-    with _exclusive(work):  # another render (its own open file description) holds the lock
+    with exclusive(work):  # another render (its own open file description) holds the lock
         with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()}\\) is rendering"):
             render(s, device="cpu")
         assert sorted(p.name for p in work.iterdir()) == ["lock"]

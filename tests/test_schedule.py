@@ -12,17 +12,10 @@ import pytest
 import yaml
 
 from dreamvid.errors import InputError
-from dreamvid.schedule import (
-    DefaultsSpec,
-    FrameParams,
-    Keyframes,
-    ScheduleError,
-    json_schema,
-    load_schedule,
-    parse_schedule,
-    split_layer_key,
-    write_json_schema,
-)
+from dreamvid.catalogue import split_layer_key
+from dreamvid.keyframes import Keyframes
+from dreamvid.schedule import FrameParams, ScheduleError, load_schedule, parse_schedule
+from dreamvid.spec import DefaultsSpec, json_schema, write_json_schema
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -430,7 +423,7 @@ def test_parse_schedule_messages_use_source(tmp_path):
 
 def test_committed_json_schema_is_current():
     committed = json.loads((REPO / "schedules" / "schedule.schema.json").read_text())
-    assert committed == json_schema(), "regenerate: python3 -c 'from dreamvid.schedule import " \
+    assert committed == json_schema(), "regenerate: python3 -c 'from dreamvid.spec import " \
                                        "write_json_schema as w; w(\"schedules/schedule.schema.json\")'"
 
 

@@ -112,7 +112,7 @@ def test_failed_compile_falls_back_to_eager(tmp_path):
     from dreamvid.render import Dreamer
 
     warnings = []
-    dreamer = Dreamer(load_schedule(write_schedule(tmp_path)), "cpu", on_warning=warnings.append)
+    dreamer = Dreamer(load_schedule(write_schedule(tmp_path)), load_model(device="cpu"), on_warning=warnings.append)
     expected = dreamer.next_frame(dreamer.first_frame(), 1)
 
     def broken(*args, **kwargs):

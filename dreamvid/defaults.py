@@ -1,0 +1,49 @@
+"""Every default value and limit in one place.
+
+The schedule's keys (:mod:`.spec`), the dream engine (:class:`.dream.DreamSettings`), the
+commands ``dream`` and ``gallery`` and the Python API all read their defaults from here, so a
+still dreamed with ``dreamvid dream`` looks like a frame of a video with the same settings.
+This module imports nothing (parsing a schedule must not import torch).
+"""
+
+# -- the dream (per segment in a schedule; keyframeable) ------------------------------------
+ITERATIONS = 10  # gradient-ascent steps per octave, per frame
+STEP = 0.01  # step size in image units ([0, 1]) per iteration
+OCTAVES = 3  # image scales dreamed, coarse to fine
+OCTAVE_SCALE = 1.4  # size ratio between consecutive octaves
+JITTER = 32  # largest random roll in pixels, per step (hides the network's stride grid)
+LAYERS = "mixed3"  # circles and eyes: the classic DeepDream look
+OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" is softer
+
+# -- the camera (per segment; keyframeable) --------------------------------------------------
+ZOOM = 1.02  # scale per frame (> 1 zooms in)
+ROTATE = 0.0  # degrees per frame, counter-clockwise
+TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
+INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
+
+# -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------
+COLOUR = "histogram"  # per-channel histogram match to the reference after each dream
+COLOUR_REFERENCE = "auto"  # the input image, or the first dreamed frame when the input is noise
+COLOUR_STRENGTH = 0.75  # the weakest histogram match that met the drift targets
+INPUT_BLEND = 0.0  # share of the input image mixed back into each frame
+SMOOTHING = 0.0  # share of the camera-moved previous frame kept
+CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
+
+# -- the video -------------------------------------------------------------------------------
+SIZE = (1280, 720)  # width, height
+FPS = 30
+SEED = 0
+MODEL = "inception_v3"  # the embedded TF InceptionV3 (dreamvid/model.py)
+DEVICE = "auto"  # cuda when present, else cpu
+CHECKPOINT_EVERY = 50  # frames between checkpoints (and video parts)
+TILE = "auto"  # gradient tiles only when a frame does not fit the GPU (never on the CPU)
+COMPILE = "auto"  # torch.compile on CUDA, not on the CPU (where it does not pay)
+CODEC = "auto"  # the encoder picks: libx264 (or NVENC where it works)
+CRF = 18
+PRESET = "medium"
+PIX_FMT = "yuv420p"
+
+# -- limits ----------------------------------------------------------------------------------
+MIN_SIDE, MAX_SIDE = 32, 8192  # frame width and height, pixels
+MAX_FPS = 240
+MIN_TILE = 128  # smallest gradient tile side: below it the deeper layers see too little

@@ -1,0 +1,433 @@
+"""The schedule file format (v1): pydantic models of what the YAML may say.
+
+The models below are the one definition of every key: its type, range, description (which
+becomes the JSON Schema editors complete from, and the "expected ..." of error messages) and
+default (taken from :mod:`.defaults`). Unknown keys are rejected. Validators raise
+:class:`.problems.Invalid` so that every message names its key path; checks that need the
+whole schedule (size parity vs pix_fmt, keyframes inherited from ``defaults``, the first
+segment's transition) are in :func:`whole_schedule_problems`.
+
+Nothing here imports torch: layer names are checked against :mod:`.catalogue` (or a
+catalogue the caller passes in ``context["layers"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from . import defaults as D
+from .catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
+from .files import resolve_path
+from .keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
+from .problems import Invalid, Loc, is_number, show
+
+NOISE = "noise"  # the `input` value that means "start from noise"
+CODECS = ("auto", "libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
+OBJECTIVES = ("square", "mean")
+COLOUR_MODES = ("lab", "histogram", "none")  # see dreamvid/colour.py
+COLOUR_REFERENCES = ("auto", "input", "frame1")  # auto: input for an image, frame1 for noise
+# pixel formats with chroma subsampling: width and height must both be even
+_SUBSAMPLED_PIX_FMTS = frozenset(
+    {"yuv420p", "yuv422p", "nv12", "nv21", "yuvj420p", "yuvj422p", "yuv420p10le", "yuv422p10le", "p010le"}
+)
+
+# --------------------------------------------------------------------------- keyframes
+
+RULES = {  # what each keyframeable key accepts
+    "iterations": Rule(integer=True, minimum=0),
+    "step": Rule(integer=False, minimum=0, exclusive=True),
+    "octaves": Rule(integer=True, minimum=1),
+    "octave_scale": Rule(integer=False, minimum=1, exclusive=True),
+    "jitter": Rule(integer=True, minimum=0),
+    "zoom": Rule(integer=False, minimum=0, exclusive=True),
+    "rotate": Rule(integer=False),
+    "translate": Rule(integer=False),
+    "colour_strength": Rule(integer=False, minimum=0, maximum=1),
+    "input_blend": Rule(integer=False, minimum=0, maximum=1),
+    "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
+    "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
+}
+KEYFRAMED = tuple(RULES)  # segment keys that take keyframes ("translate" is a pair of them)
+COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
+
+
+def _keyframeable(name: str, description: str) -> Any:
+    rule = RULES[name]
+    return Annotated[
+        Keyframes,
+        PlainValidator(lambda value: parse_keyframes(value, rule)),
+        WithJsonSchema(rule.json_schema(description)),
+    ]
+
+
+# ------------------------------------------------------------------------------ layers
+
+def _parse_layers(value: Any, info: ValidationInfo) -> tuple[tuple[str, float], ...]:
+    """Layer mapping -> ((canonical key, weight), ...); checks names against the catalogue."""
+    expected = "a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight"
+    if not isinstance(value, Mapping):
+        raise Invalid([((), f"got {show(value)}; expected {expected}")])
+    if not value:
+        raise Invalid([((), f"no layers; expected {expected}")])
+    catalogue: Mapping[str, int] | None = (info.context or {}).get("layers")
+    problems: list[tuple[Loc, str]] = []
+    terms: dict[str, float] = {}
+    for key, weight in value.items():
+        loc = (str(key),)
+        if not isinstance(key, str):
+            problems.append((loc, f"layer key {show(key)} is not a string; expected a layer name"))
+            continue
+        problem = check_layer_key(key, catalogue) if catalogue is not None else None
+        try:
+            layer, channels = split_layer_key(key)
+        except ValueError:
+            problem = problem or "bad layer key; expected 'layer', 'layer:channel' or 'layer:c1,c2'"
+        if problem:
+            problems.append((loc, problem))
+            continue
+        if not is_number(weight) or not math.isfinite(weight):
+            problems.append((loc, f"got {show(weight)}; expected a finite number (the layer's weight)"))
+            continue
+        canonical = layer + (":" + ",".join(map(str, channels)) if channels is not None else "")
+        if canonical in terms:
+            problems.append((loc, f"same layer term as another key ({canonical!r}); expected each term once"))
+            continue
+        terms[canonical] = float(weight)
+    if not problems and all(w == 0.0 for w in terms.values()):
+        problems.append(((), "all layer weights are zero; expected at least one non-zero weight"))
+    if problems:
+        raise Invalid(problems)
+    return tuple(terms.items())
+
+
+Layers = Annotated[
+    tuple[tuple[str, float], ...],
+    PlainValidator(_parse_layers),
+    WithJsonSchema({
+        "type": "object",
+        "description": "layer name, 'layer:channel' or 'layer:c1,c2' -> weight (not all zero)",
+        "minProperties": 1,
+        "propertyNames": {"pattern": LAYER_KEY_PATTERN},
+        "additionalProperties": {"type": "number"},
+    }),
+]
+
+# ------------------------------------------------------------- the file format (pydantic)
+
+def parse_size(value: Any) -> tuple[int, int]:
+    """``[1280, 720]`` or ``"1280x720"`` -> ``(1280, 720)``; the one WxH parser (the schedule,
+    batch jobs and the CLI's --size use it). Raises Invalid."""
+    sides = f"{D.MIN_SIDE}..{D.MAX_SIDE} pixels"
+    expected = f"[width, height] or 'WIDTHxHEIGHT', each {sides}"
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,5}\s*[xX]\s*\d{1,5}\s*", value):
+        value = [int(v) for v in re.split(r"[xX]", value)]
+    if not isinstance(value, (list, tuple)):
+        raise Invalid([((), f"got {show(value)}; expected {expected}")])
+    if len(value) != 2:
+        raise Invalid([((), f"{'too few' if len(value) < 2 else 'too many'} items; expected {expected}")])
+    problems = []
+    for i, v in enumerate(value):
+        side = ("width", "height")[i]
+        if type(v) is not int:
+            problems.append(((i,), f"got {show(v)}; expected the {side}, an integer {sides}"))
+        elif not D.MIN_SIDE <= v <= D.MAX_SIDE:
+            problems.append(((i,), f"{v} is out of range; expected the {side}, {sides}"))
+    if problems:
+        raise Invalid(problems)
+    return value[0], value[1]
+
+
+Size = Annotated[Any, PlainValidator(parse_size), WithJsonSchema({
+    "anyOf": [{"type": "array", "items": {"type": "integer", "minimum": D.MIN_SIDE, "maximum": D.MAX_SIDE},
+               "minItems": 2, "maxItems": 2},
+              {"type": "string", "pattern": r"^\s*[0-9]+\s*[xX]\s*[0-9]+\s*$"}]})]
+
+Int = Annotated[int, Strict()]  # YAML 10 -- not 10.0, "10" or true
+Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # YAML 1, 1.5 -- not "1" or true
+Str = Annotated[str, Strict()]
+
+Iterations = _keyframeable("iterations", "gradient-ascent steps per octave per frame: integer >= 0, keyframeable")
+Step = _keyframeable("step", "gradient step size: number > 0, keyframeable")
+Octaves = _keyframeable("octaves", "number of octaves (image scales): integer >= 1, keyframeable")
+OctaveScale = _keyframeable("octave_scale", "size ratio between octaves: number > 1, keyframeable")
+Jitter = _keyframeable("jitter", "random shift in pixels: integer >= 0, keyframeable")
+Zoom = _keyframeable("zoom", "scale per frame, > 1 zooms in: number > 0, keyframeable")
+Rotate = _keyframeable("rotate", "degrees per frame: number, keyframeable")
+Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
+ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
+                                                  "keyframeable")
+InputBlend = _keyframeable("input_blend", "share of the input image blended back into each frame: number 0..1, "
+                                          "keyframeable")
+Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame kept (temporal smoothing "
+                                       "against flicker): number 0..0.95, keyframeable")
+ClipGuard = _keyframeable("clip_guard", "margin from 0 and 1 that each frame is shrunk into (contrast guard "
+                                        "against blown-out pixels): number 0..0.25, keyframeable")
+_COLOUR_DESCRIPTION = ("colour matching to the reference after each dream: histogram (per RGB channel), "
+                       "lab (LAB mean/std) or none")
+_REFERENCE_DESCRIPTION = ("what colour matching matches: input (frame 0, the fitted input image), frame1 (the first "
+                          "dreamed frame) or auto (input, or frame1 when input is noise)")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class EncoderSettings(_Spec):
+    """How ffmpeg encodes the frames."""
+
+    codec: Literal[CODECS] = Field(D.CODEC, description="one of " + ", ".join(CODECS))
+    crf: Int = Field(D.CRF, ge=0, le=51, description="an integer 0..51 (lower is better quality)")
+    preset: Str = Field(D.PRESET, min_length=1, description="an encoder preset name, e.g. medium")
+    pix_fmt: Str = Field(D.PIX_FMT, pattern=r"^[a-z0-9_]+$", description="an ffmpeg pixel format, e.g. yuv420p")
+
+
+class DefaultsSpec(_Spec):
+    """Per-segment rendering parameters and their defaults; segments inherit or override them."""
+
+    iterations: Iterations = D.ITERATIONS
+    step: Step = D.STEP
+    octaves: Octaves = D.OCTAVES
+    octave_scale: OctaveScale = D.OCTAVE_SCALE
+    jitter: Jitter = D.JITTER
+    zoom: Zoom = D.ZOOM
+    rotate: Rotate = D.ROTATE
+    translate: tuple[Shift, Shift] = Field(D.TRANSLATE, description="[x, y] pixels per frame, each keyframeable")
+    objective: Literal[OBJECTIVES] = Field(D.OBJECTIVE, description="square (mean of squared activations) or mean")
+    interpolation: Literal[INTERPOLATIONS] = Field(D.INTERPOLATION, description="keyframe interpolation: linear, step or smooth")
+    colour: Literal[COLOUR_MODES] = Field(D.COLOUR, description=_COLOUR_DESCRIPTION)
+    colour_reference: Literal[COLOUR_REFERENCES] = Field(D.COLOUR_REFERENCE, description=_REFERENCE_DESCRIPTION)
+    colour_strength: ColourStrength = D.COLOUR_STRENGTH
+    input_blend: InputBlend = D.INPUT_BLEND
+    smoothing: Smoothing = D.SMOOTHING
+    clip_guard: ClipGuard = D.CLIP_GUARD
+
+
+class SegmentSpec(_Spec):
+    """One segment: frames and layers, plus any `defaults` key it overrides (null = inherit)."""
+
+    frames: Int = Field(ge=1, description="an integer >= 1 (frames in this segment)")
+    layers: Layers = Field(description="a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight")
+    transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
+                                                 "segment's layers blend into these (0 on the first segment)")
+    iterations: Optional[Iterations] = None
+    step: Optional[Step] = None
+    octaves: Optional[Octaves] = None
+    octave_scale: Optional[OctaveScale] = None
+    jitter: Optional[Jitter] = None
+    zoom: Optional[Zoom] = None
+    rotate: Optional[Rotate] = None
+    translate: Optional[tuple[Shift, Shift]] = Field(None, description="[x, y] pixels per frame, each keyframeable")
+    objective: Optional[Literal[OBJECTIVES]] = Field(None, description="square or mean")
+    interpolation: Optional[Literal[INTERPOLATIONS]] = Field(None, description="linear, step or smooth")
+    colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
+    colour_reference: Optional[Literal[COLOUR_REFERENCES]] = Field(None, description=_REFERENCE_DESCRIPTION)
+    colour_strength: Optional[ColourStrength] = None
+    input_blend: Optional[InputBlend] = None
+    smoothing: Optional[Smoothing] = None
+    clip_guard: Optional[ClipGuard] = None
+
+    def keyframes(self) -> list[tuple[Loc, Keyframes]]:
+        """The keyframed values this segment sets itself, with their key paths."""
+        return keyframes_of(self)
+
+    @model_validator(mode="after")
+    def _fits_frames(self) -> "SegmentSpec":
+        problems: list[tuple[Loc, str]] = []
+        if self.transition > self.frames:
+            problems.append((("transition",), f"{self.transition} is longer than the segment; "
+                                              f"expected 0..{self.frames} (the segment's frames)"))
+        for loc, kf in self.keyframes():
+            for frame in kf.frames:
+                if frame >= self.frames:
+                    problems.append((loc + (str(frame),), f"keyframe {frame} is beyond the segment; "
+                                                          f"expected a frame < {self.frames} (its frame count)"))
+        if problems:
+            raise Invalid(problems)
+        return self
+
+
+def keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes]]:
+    out: list[tuple[Loc, Keyframes]] = []
+    for name in KEYFRAMED:
+        value = getattr(spec, name)
+        if name == "translate":
+            out.extend(((name, i), kf) for i, kf in enumerate(value or ()))
+        elif value is not None:
+            out.append(((name,), value))
+    return out
+
+
+_TILE_DESCRIPTION = f"null, 'auto' or an integer >= {D.MIN_TILE} (gradient tile side in pixels)"
+_COMPILE_DESCRIPTION = "auto, true or false (torch.compile the network; auto: on CUDA only)"
+
+
+def _check_tile(value: Any) -> int | str | None:
+    if value is None or value == "auto" or (type(value) is int and value >= D.MIN_TILE):
+        return value
+    raise Invalid([((), f"got {show(value)}; expected {_TILE_DESCRIPTION}")])
+
+
+def _check_compile(value: Any) -> str | bool:
+    if value == "auto" or type(value) is bool:
+        return value
+    raise Invalid([((), f"got {show(value)}; expected {_COMPILE_DESCRIPTION}")])
+
+
+Tile = Annotated[Any, PlainValidator(_check_tile), WithJsonSchema({
+    "anyOf": [{"type": "null"}, {"const": "auto"}, {"type": "integer", "minimum": D.MIN_TILE}],
+    "description": _TILE_DESCRIPTION})]
+Compile = Annotated[Any, PlainValidator(_check_compile), WithJsonSchema({
+    "anyOf": [{"const": "auto"}, {"type": "boolean"}], "description": _COMPILE_DESCRIPTION})]
+
+
+class ScheduleSpec(_Spec):
+    """A dreamvid schedule (format v1), as written in the YAML file."""
+
+    model_config = ConfigDict(title="dreamvid schedule")
+
+    input: Str = Field(description="an image path relative to this file, or 'noise'")
+    output: Str = Field(description="a video file path relative to this file")
+    size: Size = Field(D.SIZE, description=f"[width, height] or 'WIDTHxHEIGHT', each {D.MIN_SIDE}..{D.MAX_SIDE} "
+                                           "pixels (both even for yuv420p/yuv422p/nv12)")
+    fps: Num = Field(D.FPS, gt=0, le=D.MAX_FPS, description=f"a number > 0 and <= {D.MAX_FPS} (frames per second)")
+    seed: Int = Field(D.SEED, ge=0, le=2**32 - 1, description="an integer 0..4294967295 (random seed)")
+    model: Str = Field(D.MODEL, description="a model name: " + ", ".join(MODELS))
+    model_weights: Optional[Str] = Field(None, description="a weight file path relative to this file, or null")
+    device: Str = Field(D.DEVICE, pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto, cpu, cuda or cuda:N")
+    checkpoint_every: Int = Field(D.CHECKPOINT_EVERY, ge=1, description="an integer >= 1 (frames between checkpoints)")
+    tile: Tile = D.TILE
+    compile: Compile = D.COMPILE
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
+                                                                                  "preset, pix_fmt")
+    audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")
+    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="a mapping of per-segment "
+                                                                            "parameters (iterations, step, ...)")
+    segments: tuple[SegmentSpec, ...] = Field(description="a non-empty list of segments, each with frames and "
+                                                          "layers", json_schema_extra={"minItems": 1})
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        # checked here, not with min_length, which also fires when a segment is invalid
+        if isinstance(value, (list, tuple)) and not value:
+            raise Invalid([((), "got an empty list; expected " + cls.model_fields["segments"].description)])
+        return value
+
+    @field_validator("input", "output", "model_weights", "audio")
+    @classmethod
+    def _check_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise Invalid([((), f"empty path; expected {cls.model_fields[info.field_name].description}")])
+        ctx = info.context or {}
+        if info.field_name == "output":
+            _check_output(value, info.data.get("input"), ctx)
+            return value
+        if not ctx.get("check_files"):
+            return value
+        if info.field_name == "input" and value == NOISE:
+            return value
+        path = resolve_path(ctx["base"], value)
+        if not path.is_file():
+            what = "file not found" if not path.exists() else "not a file"
+            raise Invalid([((), f"{what}: {path}; expected an existing file (paths are relative to the "
+                                 "schedule file)")])
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str, info: ValidationInfo) -> str:
+        problem = (info.context or {}).get("model_problem")
+        if problem:
+            raise Invalid([((), problem)])
+        return value
+
+
+def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
+    """The output must be a video file name whose folders can be created (the renderer
+    creates them), and not the input image: found now, not after hours of rendering."""
+    from .encode import VIDEO_SUFFIXES, output_problem
+
+    if not ctx.get("check_files"):
+        if Path(value).suffix.lower() not in VIDEO_SUFFIXES:
+            raise Invalid([((), f"unsupported video file extension {Path(value).suffix or '(none)'!r}; "
+                                 f"expected a file name ending in {', '.join(VIDEO_SUFFIXES)}")])
+        return
+    path = resolve_path(ctx["base"], value)
+    if input_value not in (None, NOISE) and path == resolve_path(ctx["base"], input_value):
+        raise Invalid([((), f"{path} is the input image; expected another file (the video must not overwrite it)")])
+    problem = output_problem(path)
+    if problem:
+        raise Invalid([((), problem if problem.startswith(str(path)) else f"{path}: {problem}")])
+
+
+
+def model_at(parent: Loc) -> type[BaseModel] | None:
+    """The pydantic model whose keys live at ``parent``."""
+    if parent == ():
+        return ScheduleSpec
+    if parent == ("encoder",):
+        return EncoderSettings
+    if parent == ("defaults",):
+        return DefaultsSpec
+    if len(parent) == 2 and parent[0] == "segments" and isinstance(parent[1], int):
+        return SegmentSpec
+    return None
+
+
+
+def whole_schedule_problems(spec: ScheduleSpec) -> list[tuple[Loc, str]]:
+    """Checks that need the whole (structurally valid) schedule."""
+    problems: list[tuple[Loc, str]] = []
+    w, h = spec.size
+    if spec.encoder.pix_fmt in _SUBSAMPLED_PIX_FMTS and (w % 2 or h % 2):
+        problems.append((("size",), f"{w}x{h} has an odd side; expected even width and height for "
+                                    f"pix_fmt {spec.encoder.pix_fmt}"))
+    if spec.segments[0].transition:
+        problems.append((("segments", 0, "transition"), "the first segment has nothing to blend from; expected 0"))
+    for loc, kf in keyframes_of(spec.defaults):
+        name = loc[0]
+        inheriting = [(i, s.frames) for i, s in enumerate(spec.segments) if getattr(s, name) is None]
+        for frame in kf.frames:
+            short = [(i, frames) for i, frames in inheriting if frame >= frames]
+            if short:
+                names = ", ".join(f"segments[{i}] ({frames} frames)" for i, frames in short)
+                verb = "inherits" if len(short) == 1 else "inherit"
+                problems.append((("defaults",) + loc + (str(frame),),
+                                 f"keyframe {frame} is beyond the end of {names}, which {verb} it; expected a "
+                                 f"frame < {min(f for _, f in short)} or an override in the segment"))
+    return problems
+
+
+
+# ------------------------------------------------------------------------- JSON schema
+
+
+def json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of the schedule format, for editors (yaml-language-server)."""
+    schema = ScheduleSpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def write_json_schema(path: str | os.PathLike) -> None:
+    """Write :func:`json_schema` to ``path`` (indent 2, trailing newline)."""
+    Path(path).write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
