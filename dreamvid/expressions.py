@@ -193,8 +193,10 @@ def _check_text(text: str) -> None:
             depth -= 1
 
 
-def _check_tree(tree: ast.Expression) -> None:
-    """Walk the tree without recursion: only whitelisted nodes, at most MAX_DEPTH deep."""
+def _check_tree(tree: ast.Expression) -> frozenset[str]:
+    """Walk the tree without recursion: only whitelisted nodes, at most MAX_DEPTH deep.
+    Returns the variables it reads."""
+    used: set[str] = set()
     todo: list[tuple[ast.AST, int]] = [(tree.body, 1)]
     while todo:
         node, depth = todo.pop()
@@ -211,6 +213,8 @@ def _check_tree(tree: ast.Expression) -> None:
             if node.id not in VARIABLES and node.id not in CONSTANTS:
                 raise ExpressionError(f"unknown name {node.id!r}; expected one of "
                                       f"{_names(VARIABLES + tuple(CONSTANTS))} or a function call")
+            if node.id in VARIABLES:
+                used.add(node.id)
             continue
         if isinstance(node, ast.BinOp):
             if type(node.op) not in _BINARY:
@@ -247,6 +251,7 @@ def _check_tree(tree: ast.Expression) -> None:
             if hint is None:
                 hint = f"{type(node).__name__} is not allowed; expected arithmetic on numbers, variables and functions"
             raise ExpressionError(hint)
+    return frozenset(used)
 
 
 def _op_text(op: ast.AST) -> str:
@@ -421,8 +426,7 @@ def compile_expression(text: str) -> Expression:
                               "1.0 + 0.05*sin(t/10)") from None
     except (ValueError, MemoryError, RecursionError) as err:  # pragma: no cover - the text checks prevent these
         raise ExpressionError(f"not a valid expression ({type(err).__name__})") from None
-    _check_tree(tree)
-    used = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in VARIABLES)
+    used = _check_tree(tree)
     return Expression(source, used, _compile(tree.body))
 
 
