@@ -13,7 +13,8 @@ values in 0..1 (the audio variables of :mod:`dreamvid.expressions`):
 * ``beat``: 1 on a detected beat, falling as ``(1 - dt/width)**2`` to 0 within ``beat_decay``
   seconds, and always before the next beat. Beats are the peaks of the onset of the
   ``beat_band`` bands only (20-500 Hz: kick drum, snare body, bass notes; hi-hats do not make
-  beats) that reach ``beat_threshold`` once normalised, at least ``beat_min_gap`` apart (a
+  beats) that stand ``beat_threshold`` (normalised) above the running median of that onset
+  over 1 s (steady noise or a held chord makes none), at least ``beat_min_gap`` apart (a
   weaker peak closer than that to a stronger one is dropped). No tempo grid is fitted: an
   off-grid hit is a beat too.
 
@@ -69,6 +70,7 @@ FLUX_BANDS = 40  # log-spaced bands, 30 Hz to 11 kHz, for the onsets (bands narr
 FLUX_KNEE = 100.0  # flux on log10(1 + 100 * band amplitude / track level): log above -40 dB, ~linear below
 ONSET_FLOOR = 0.1  # onset divisor floor, in flux units (mean log10 rise per band; a kick from silence ~0.3)
 BEAT_FLOOR = 0.25  # beat-onset divisor floor (a kick from silence ~0.6 in the 20-500 Hz bands)
+BEAT_MEDIAN_S = 1.0  # a beat must stand out above the beat onset's running median over 1 s
 BAND_FLOOR_DB = -24.0  # a band's divisor is at least the track's level minus 24 dB
 SILENCE_DB = -60.0  # a track whose level (rms percentile) is below -60 dBFS is silence: all 0
 TAIL_S = 1.0  # audio decoded past the video's end, so the last frames see whole windows
@@ -87,7 +89,7 @@ class AudioSettings:
     percentile: float = 99.0  # divide each feature by this percentile of itself, clip to 1 ...
     max_gain: float = 4.0  # ... but amplify at most 4x more than dividing by the maximum would
     beat_band: tuple[float, float] = (20.0, 500.0)  # Hz: whose onsets make beats (kick, snare body)
-    beat_threshold: float = 0.5  # a (normalised) beat-onset peak must reach this to be a beat
+    beat_threshold: float = 0.5  # a beat-onset peak must stand this far (normalised) above its running median
     beat_min_gap: float = 0.25  # s: beats at least this far apart (at most 240 per minute)
     beat_decay: float = 0.25  # s: a beat falls from 1 to 0 in this time (or by the next beat)
 
@@ -243,11 +245,15 @@ def _per_frame(x: np.ndarray, step: float, fps: float, frames: int) -> np.ndarra
 
 
 def _beats(onset: np.ndarray, step: float, settings: AudioSettings) -> np.ndarray:
-    """Times (s) of the peaks >= beat_threshold, at least beat_min_gap apart (the stronger kept)."""
-    from scipy.signal import find_peaks  # scipy.signal takes ~0.5 s to import: only when needed
+    """Times (s) of the peaks that stand beat_threshold above the onset's running median over
+    BEAT_MEDIAN_S, at least beat_min_gap apart (the stronger kept)."""
+    from scipy.ndimage import median_filter  # scipy takes ~0.5-2 s to import: only when needed
+    from scipy.signal import find_peaks
 
+    size = 2 * round(BEAT_MEDIAN_S / step / 2) + 1
+    excess = onset - median_filter(onset, size=size, mode="constant")  # silence around the track
     distance = max(1, round(settings.beat_min_gap / step))
-    peaks, _ = find_peaks(np.concatenate([[0.0], onset, [0.0]]), height=settings.beat_threshold,
+    peaks, _ = find_peaks(np.concatenate([[0.0], excess, [0.0]]), height=settings.beat_threshold,
                           distance=distance)
     return (peaks - 1) * step  # the zero ends let a peak in the first or last window count
 
