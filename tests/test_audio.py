@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 import wave
@@ -9,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from dreamvid import audio
 from dreamvid.audio import FEATURES, AudioSettings, analyse, beat_times, features
+from dreamvid.encode import ffmpeg_exe
 from dreamvid.errors import InputError
 from tests.procs import ffmpeg_children
 
@@ -171,7 +176,7 @@ def test_errors_are_one_line_naming_the_file_and_leave_no_ffmpeg(tmp_path, make,
 
 def test_a_video_soundtrack_is_read(tmp_path):
     clip = tmp_path / "clip.mp4"
-    subprocess.run([audio._run_ffmpeg.__globals__["ffmpeg_exe"](), "-v", "error", "-f", "s16le", "-ar", "44100",
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "s16le", "-ar", "44100",
                     "-ac", "1", "-i", "pipe:0", "-f", "lavfi", "-i", "color=size=32x32:rate=10:duration=6",
                     "-shortest", "-c:v", "libx264", "-c:a", "aac", str(clip)],
                    input=(np.round(kicks() * 32767).astype("<i2")).tobytes(), check=True, capture_output=True)
@@ -186,11 +191,9 @@ def test_demo_track_beats_are_its_kicks_not_its_hi_hats(tmp_path):
     outs = []
     for name in ("a.flac", "b.flac"):
         proc = subprocess.run([sys.executable, str(script), str(tmp_path / name), "--times"], capture_output=True,
-                              text=True, check=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                              text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         outs.append(proc.stdout)
     assert (tmp_path / "a.flac").read_bytes() == (tmp_path / "b.flac").read_bytes()  # deterministic
-    import json
-
     times = json.loads(outs[0])
     fps = 24
     out = features(tmp_path / "a.flac", fps, 8 * fps)
@@ -214,3 +217,12 @@ def test_steady_sound_makes_no_beats_after_it_starts():
     for seed in range(3):
         noise = 0.2 * np.random.default_rng(seed).standard_normal(t.size)
         assert len(beat_times(noise, RATE)) <= 4
+
+
+def test_docs_list_every_setting_with_its_default():
+    doc = (ROOT / "docs" / "audio.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)`", doc, re.M))
+    defaults = AudioSettings().to_data()
+    assert set(rows) == set(defaults)
+    for key, value in defaults.items():
+        assert yaml.safe_load(rows[key]) == value, key

@@ -7,6 +7,7 @@ import ast
 import builtins
 import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -297,3 +298,14 @@ def test_expression_keys_hold_until_the_next_key_and_numbers_interpolate_towards
     # a single formula (a plain value) is evaluated at every frame
     single = evaluate_keyframes([(0, parse_value("f*2"))], 5, "linear", frame_variables(0, 5, 5, 30.0))
     assert list(single) == [0, 2, 4, 6, 8]
+
+
+def test_docs_list_exactly_the_names_an_expression_knows():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "audio.md").read_text()
+    functions = re.search(r"^Functions: `([^`]+)`", doc, re.M).group(1).split()
+    assert functions == list(expressions.FUNCTIONS)
+    table = re.findall(r"^\| ((?:`\w+` ?)+) \|", doc, re.M)
+    names = [n for row in table for n in re.findall(r"`(\w+)`", row)]
+    assert set(names) >= set(expressions.VARIABLES) | set(expressions.CONSTANTS)
