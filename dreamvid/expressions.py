@@ -504,8 +504,8 @@ def parse_keyframe_string(text: str) -> list[tuple[int, float | Expression]]:
             depth += ch == "("
             depth -= ch == ")"
             if depth < 0:
-                raise ExpressionError(f"keyframe {key}: value {_show(inner)} is not one bracketed expression; "
-                                      f"expected 'frame: (value)' like {_EXAMPLE}", key=key)
+                raise ExpressionError(f"bad keyframe entry {_show(piece)}; expected 'frame: (value)' entries "
+                                      f"separated by commas, like {_EXAMPLE}")
         try:
             value = parse_value(inner)
         except ExpressionError as err:

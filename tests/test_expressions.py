@@ -260,7 +260,8 @@ def test_deforum_numbers_parse_as_before():
 
 @pytest.mark.parametrize("text, key, fragment", [
     ("0: (1), 5: (os)", "5", "keyframe 5: unknown name 'os'"),
-    ("0: (1) + (2)", "0", "is not one bracketed expression"),
+    ("0: (1) + (2)", None, "bad keyframe entry '0: (1) + (2)'"),
+    ("0:(1.02) 49:(1.06)", None, "bad keyframe entry '0:(1.02) 49:(1.06)'; expected 'frame: (value)' entries separated"),
     ("0: (1), x", None, "bad keyframe entry 'x'"),
     ("0: (1", None, "unclosed '('"),
     ("0: 1)", None, "unmatched ')'"),
