@@ -115,6 +115,7 @@ def test_features_are_deterministic_bit_for_bit(kick_wav):
     second = features(kick_wav, 25, 150)
     for name in FEATURES:
         assert first[name].tobytes() == second[name].tobytes(), name
+    assert ffmpeg_children() == []
 
 
 def test_level_does_not_matter_and_silence_gives_zeros():
