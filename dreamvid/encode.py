@@ -210,13 +210,19 @@ def probe_audio(path: Path | str) -> None:
     try:
         _run_ffmpeg(["-i", str(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-"], f"reading audio {path}")
     except DreamvidError as err:
-        if isinstance(err, InputError) or "ffmpeg failed" not in str(err):
-            raise  # ffmpeg itself is missing: not the audio file's fault
-        reason = str(err).split("): ", 1)[-1]
-        if "matches no streams" in reason:
-            reason = "it has no audio stream"
-        raise InputError(f"{path}: not a readable audio file ({reason}); expected an audio file ffmpeg can "
-                         "decode (WAV, MP3, AAC, FLAC ...)") from None
+        raise _audio_input_error(path, err) from None
+
+
+def _audio_input_error(path: Path, err: DreamvidError) -> DreamvidError:
+    """ffmpeg's failure to read ``path``'s audio as a one-line InputError naming the file; ``err``
+    itself when ffmpeg could not run at all (not the audio file's fault)."""
+    if isinstance(err, InputError) or "ffmpeg failed" not in str(err):
+        return err
+    reason = str(err).split("): ", 1)[-1]
+    if "matches no streams" in reason:
+        reason = "it has no audio stream"
+    return InputError(f"{path}: not a readable audio file ({reason}); expected an audio file ffmpeg can "
+                      "decode (WAV, MP3, AAC, FLAC ...)")
 
 
 def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str) -> Path:
