@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dreamvid.dream import gradient
+from dreamvid.ascent import gradient
 from dreamvid.model import load_model
 from dreamvid.objectives import layer
 

@@ -13,7 +13,7 @@ import time
 import torch
 
 from dreamvid.camera import move
-from dreamvid.dream import DreamSettings, dream
+from dreamvid.ascent import DreamSettings, dream
 from dreamvid.model import load_model
 from dreamvid.objectives import layer
 

@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from dreamvid.dream import DreamSettings, auto_tile, dream_frame, speed_setup
+from dreamvid.ascent import DreamSettings, auto_tile, dream_frame, speed_setup
 from dreamvid.model import load_model
 from dreamvid.objectives import layer
 

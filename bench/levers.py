@@ -15,7 +15,7 @@ import torch
 
 from dreamvid import _baseline
 from dreamvid.camera import move
-from dreamvid.dream import gradient_step
+from dreamvid.ascent import gradient_step
 from dreamvid.images import to_uint8
 from dreamvid.model import load_model
 from dreamvid.objectives import layer

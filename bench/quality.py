@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from dreamvid import stats as S  # noqa: E402
 from dreamvid.encode import iter_frames  # noqa: E402
-from dreamvid.render import render  # noqa: E402
+from dreamvid.renderer import render  # noqa: E402
 from dreamvid.schedule import parse_schedule  # noqa: E402
 
 OUT = ROOT / "out" / "quality"

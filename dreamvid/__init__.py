@@ -1,3 +1,55 @@
-"""dreamvid: DeepDream zoom videos from a YAML schedule."""
+"""dreamvid: DeepDream zoom videos from a YAML schedule.
+
+The Python API (reference: docs/python.md)::
+
+    import dreamvid
+
+    s = dreamvid.load_schedule("logo.yaml")   # a path, a dict or YAML text
+    for frame in dreamvid.frames(s, stop=30): ...   # HxWx3 uint8, as the video shows them
+    dreamvid.render(s, "logo.mp4")            # resumes an interrupted render
+    dreamvid.show(dreamvid.dream("photo.jpg", layers="mixed3"))
+
+The names are imported on first use, so ``import dreamvid`` (and ``dreamvid --help``) do not
+import torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+_API = {
+    "load_schedule": "api", "validate": "api", "frames": "api", "preview": "api", "render": "api",
+    "dream": "api", "gallery": "api", "layers": "api", "load_model": "api", "network": "api", "show": "api",
+    "Schedule": "schedule", "ScheduleError": "schedule", "FrameParams": "schedule",
+    "Progress": "progress", "DreamvidError": "errors", "InputError": "errors", "Interrupted": "renderer",
+    "FeatureNet": "model",
+}  # fmt: skip
+__all__ = [
+    "DreamvidError", "FeatureNet", "FrameParams", "InputError", "Interrupted", "Progress", "Schedule", "ScheduleError",
+    "__version__", "dream", "frames", "gallery", "layers", "load_model", "load_schedule", "network", "preview",
+    "render", "show", "validate",
+]  # fmt: skip
+
+if TYPE_CHECKING:  # for editors and type checkers: the same names, eagerly
+    from .api import dream, frames, gallery, layers, load_model, load_schedule, network, preview, render, show, validate
+    from .errors import DreamvidError, InputError
+    from .model import FeatureNet
+    from .progress import Progress
+    from .renderer import Interrupted
+    from .schedule import FrameParams, Schedule, ScheduleError
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value  # once
+        return value
+    raise AttributeError(f"module 'dreamvid' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,6 +1,6 @@
 """The plain DeepDream zoom loop that ``dreamvid bench`` measures dreamvid against.
 
-The same algorithm as :mod:`dreamvid.dream` and :class:`dreamvid.render.Dreamer` (octaves,
+The same algorithm as :mod:`dreamvid.dream` and :class:`dreamvid.renderer.Dreamer` (octaves,
 jitter, normalised gradient step, the zoom between frames), written the way a first
 version usually is, not slowed on purpose:
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dream import DreamSettings, octave_sizes
+from .ascent import DreamSettings, octave_sizes
 from .objectives import Objective
 
 

@@ -6,8 +6,8 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
 
 - ``baseline``: :mod:`dreamvid._baseline`, fp32 NCHW eager, the full network each step,
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
-- ``dreamvid``: :class:`dreamvid.render.Dreamer` ``.next_frame`` and
-  :class:`dreamvid.encode.VideoWriter`, as :func:`dreamvid.render.render` uses them (colour
+- ``dreamvid``: :class:`dreamvid.renderer.Dreamer` ``.next_frame`` and
+  :class:`dreamvid.encode.VideoWriter`, as :func:`dreamvid.renderer.render` uses them (colour
   control off, as the baseline has none).
 
 Reported per path: ms per frame (the loop's wall time, the encoder's flush at the end
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from . import _baseline
-from .dream import DreamSettings, native_bf16, octave_sizes
+from .ascent import DreamSettings, native_bf16, octave_sizes
 from .encode import VideoWriter, ffmpeg_exe
 from .images import to_uint8
 from .model import load_model, pick_device
@@ -104,7 +104,7 @@ def step_flops(step_fn, shapes, device) -> int:
 
 
 def _truncated_step(dreamer, x: torch.Tensor, objective) -> None:
-    """What :func:`dreamvid.dream.gradient` computes, with ``backward()`` instead of
+    """What :func:`dreamvid.ascent.gradient` computes, with ``backward()`` instead of
     ``autograd.grad`` (which FlopCounterMode's module tracker does not support)."""
     x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
     with torch.autocast(x.device.type, dtype=dreamer.amp_dtype, enabled=dreamer.amp_dtype is not None):
@@ -181,7 +181,7 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
 
 
 def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[dict, torch.Tensor, object]:
-    from .render import Dreamer
+    from .renderer import Dreamer
 
     net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
     dreamer = Dreamer(schedule, net)
@@ -206,7 +206,7 @@ def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[d
 
 
 def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.device, random_weights: bool) -> dict:
-    from .render import frame_rng
+    from .renderer import frame_rng
 
     net = load_model(schedule.model, random_init=random_weights, device=device)  # fp32, NCHW
     torch.backends.cudnn.benchmark = False  # the Dreamer turned it on; the plain loop does not know it

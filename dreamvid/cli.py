@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import defaults as D
+from .bars import Bar, BatchBar
 from .errors import DreamvidError
 
 
@@ -44,61 +45,45 @@ def _positive(kind, zero_ok=False):
 
 
 def cmd_layers(args) -> int:
-    from .catalogue import layer_catalogue
+    from .api import layers
 
-    for name, channels in layer_catalogue(args.model).items():
+    for name, channels in layers(args.model).items():
         print(f"{name:<24} {channels:>5} channels")
     return 0
 
 
+def _model(args):
+    """The network the options name: None (the API loads the default) or a loaded one."""
+    if args.model == D.MODEL and not args.weights and not args.random_weights:
+        return None
+    from .api import load_model
+
+    return load_model(args.model, weights=args.weights, device=args.device, random_weights=args.random_weights)
+
+
 def cmd_dream(args) -> int:
-    import torch
+    from .api import dream
+    from .images import write_png
 
-    from .dream import DreamSettings, dream
-    from .images import fit, read_image, to_tensor, to_uint8, write_png
-    from .catalogue import layer_catalogue
-    from .model import load_model, pick_device
-    from .objectives import weighted
-
-    catalogue = layer_catalogue(args.model)
-    weights = {spec.strip(): 1.0 for spec in args.layers.split("+") if spec.strip()}
-    objective = weighted(weights, args.objective, catalogue)  # checks names before any work
-    img = read_image(args.image)
-    if args.size:
-        img = fit(img, args.size)
-    device = pick_device(args.device)
-    net = load_model(args.model, weights=args.weights, random_init=args.random_weights, device=device)
-    settings = DreamSettings(args.iterations, args.step, args.octaves, args.octave_scale, args.jitter)
-    generator = torch.Generator().manual_seed(args.seed)
-    out = dream(net, to_tensor(img, device), objective, settings, generator)
-    path = write_png(args.output, to_uint8(out).cpu().numpy())
+    out = dream(args.image, layers=args.layers, iterations=args.iterations, octaves=args.octaves, step=args.step,
+                jitter=args.jitter, octave_scale=args.octave_scale, objective=args.objective, size=args.size,
+                seed=args.seed, device=args.device, model=_model(args))  # fmt: skip
+    path = write_png(args.output, out)
     if not args.quiet:
-        print(f"wrote {path} ({out.shape[-1]}x{out.shape[-2]}, {objective.name})")
+        print(f"wrote {path} ({out.shape[1]}x{out.shape[0]}, {args.layers})")
     return 0
 
 
 def cmd_gallery(args) -> int:
-    import torch
+    from .api import gallery
+    from .images import write_png
 
-    from .dream import DreamSettings
-    from .gallery import make_gallery
-    from .images import fit, noise_image, read_image, write_png
-    from .catalogue import layer_catalogue
-    from .model import load_model, pick_device
-
-    catalogue = layer_catalogue(args.model)
-    size = (args.size, args.size)
-    if args.image:
-        picture = fit(read_image(args.image), size)
-    else:
-        picture = noise_image(size, torch.Generator().manual_seed(args.seed))
-    device = pick_device(args.device)
-    net = load_model(args.model, weights=args.weights, random_init=args.random_weights, device=device)
-    settings = DreamSettings(args.iterations, args.step, args.octaves, args.octave_scale, args.jitter)
-    bar = _Bar(args.quiet, unit="tile")
+    bar = Bar(args.quiet, unit="tile")
     try:
-        sheet = make_gallery(net, picture, catalogue, settings, keys=args.layers, channels=args.channels,
-                             columns=args.columns, seed=args.seed, objective=args.objective, callback=bar)
+        sheet = gallery(args.image, size=args.size, layers=args.layers, channels=args.channels, columns=args.columns,
+                        iterations=args.iterations, octaves=args.octaves, step=args.step, jitter=args.jitter,
+                        octave_scale=args.octave_scale, objective=args.objective, seed=args.seed,
+                        device=args.device, model=_model(args), callback=bar)  # fmt: skip
     finally:
         bar.close()
     path = write_png(args.output, sheet)
@@ -107,50 +92,14 @@ def cmd_gallery(args) -> int:
     return 0
 
 
-def _load(args, check_files=True):
-    from .schedule import load_schedule
-
-    return load_schedule(args.schedule, check_files=check_files)
-
-
-class _Bar:
-    """The CLI's view of :class:`~dreamvid.render.Progress`: a tqdm bar and warning lines."""
-
-    def __init__(self, quiet: bool, unit="frame"):
-        self.quiet, self.unit, self.bar = quiet, unit, None
-
-    def warn(self, p) -> bool:
-        """Print warnings (even when quiet); True when the bar has nothing more to show."""
-        if p.event == "warning":
-            (self.bar.write if self.bar else print)(f"dreamvid: warning: {p.message}", file=sys.stderr)
-        return self.quiet
-
-    def __call__(self, p) -> None:
-        from tqdm import tqdm
-
-        if self.warn(p):
-            return
-        if p.event == "start":
-            if p.start:
-                print(f"resuming at frame {p.start} of {p.total}", file=sys.stderr)
-            self.bar = tqdm(total=p.total, initial=p.start, unit=self.unit, dynamic_ncols=True, smoothing=0.1)
-        elif p.event == "frame" and self.bar is not None:
-            self.bar.set_postfix_str(p.message or f"segment {p.segment}", refresh=False)
-            self.bar.update(p.frame - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def cmd_render(args) -> int:
-    from .render import render
+    from .api import load_schedule, render
 
-    schedule = _load(args)
-    bar, stop = _Bar(args.quiet), _StopRequest()
+    schedule = load_schedule(args.schedule)
+    bar, stop = Bar(args.quiet), _StopRequest()
     stop.install()
     try:
-        out = render(schedule, device=args.device, output=args.output, frames=args.frames, fresh=args.fresh,
+        out = render(schedule, args.output, device=args.device, frames=args.frames, fresh=args.fresh,
                      keep_parts=args.keep_parts, callback=bar, should_stop=stop)  # fmt: skip
     finally:
         bar.close()
@@ -160,11 +109,11 @@ def cmd_render(args) -> int:
 
 
 def cmd_preview(args) -> int:
+    from .api import load_schedule, preview
     from .images import write_png
-    from .render import preview
 
-    schedule = _load(args)
-    bar = _Bar(args.quiet)
+    schedule = load_schedule(args.schedule)
+    bar = Bar(args.quiet)
     try:
         rgb = preview(schedule, args.frame, device=args.device, scale=args.scale, callback=bar)
     finally:
@@ -176,47 +125,15 @@ def cmd_preview(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .images import read_image
+    from .api import load_schedule, validate
 
-    schedule = _load(args)
-    if schedule.input_path is not None:
-        read_image(schedule.input_path)  # it must decode, not just exist
-    if schedule.audio_path is not None:
-        from .encode import probe_audio
-
-        probe_audio(schedule.audio_path)  # ffmpeg must decode it: found now, not at the final join
-    print(schedule.summary())
+    schedule = load_schedule(args.schedule)
+    print(validate(schedule))
     if args.plot:
         from .timeline import plot_timeline
 
         print(f"wrote {plot_timeline(schedule, args.plot)}")
     return 0
-
-
-class _BatchBar(_Bar):
-    """The CLI's view of :class:`~dreamvid.batch.BatchProgress`: one bar for the whole batch
-    (frames of all videos, so its ETA is the batch's), one line per finished video."""
-
-    def __call__(self, p) -> None:
-        from tqdm import tqdm
-
-        if self.warn(p):
-            return
-        if p.event == "start":
-            if p.videos_done:
-                print(f"{p.videos_done} of {p.videos_total} videos already complete; skipping them", file=sys.stderr)
-            self.bar = tqdm(total=p.frames_total, unit="frame", dynamic_ncols=True, smoothing=0.1)
-        elif self.bar is not None and p.event in ("video", "frame", "retry", "finished"):
-            if self.bar.total != p.frames_total:
-                self.bar.total = p.frames_total
-            self.bar.set_postfix_str(f"videos {p.videos_done}/{p.videos_total}", refresh=False)
-            self.bar.update(p.frames_done - self.bar.n)
-            if p.message:
-                self.bar.write(p.message, file=sys.stderr)
-            if p.event == "finished":
-                r = p.result
-                what = f"{r.frames} frames in {r.seconds:.1f} s -> {r.output}" if r.status == "done" else r.error
-                self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
 
 
 def _batch_table(results) -> str:
@@ -238,7 +155,7 @@ def cmd_batch(args) -> int:
     from .jobs import load_job
 
     variants = load_job(args.jobs)  # every variant is checked before anything starts
-    bar = _BatchBar(args.quiet)
+    bar = BatchBar(args.quiet)
     try:
         results = run(variants, workers=args.workers, ray=args.ray, retries=args.retries,
                       cpus_per_video=args.cpus_per_video, job=args.jobs, callback=bar)  # fmt: skip

@@ -1,6 +1,6 @@
 """Every default value and limit in one place.
 
-The schedule's keys (:mod:`.spec`), the dream engine (:class:`.dream.DreamSettings`), the
+The schedule's keys (:mod:`.spec`), the dream engine (:class:`.ascent.DreamSettings`), the
 commands ``dream`` and ``gallery`` and the Python API all read their defaults from here, so a
 still dreamed with ``dreamvid dream`` looks like a frame of a video with the same settings.
 This module imports nothing (parsing a schedule must not import torch).

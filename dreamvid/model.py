@@ -19,7 +19,7 @@ registry, with weights from a local file the user names; nothing is ever downloa
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -34,7 +34,45 @@ from .errors import InputError
 
 
 class FeatureNet(nn.Module):
-    """Named blocks run in order; ``forward`` returns the activations asked for.
+    """A network dreamvid can dream with: ``forward(image, layers)`` returns the activations
+    of the named ``layers`` for ``image`` (N, 3, H, W), RGB in [0, 1].
+
+    The built-in networks are :class:`BlockNet` (named blocks run in order); any module of
+    your own becomes one with :class:`HookedNet`. ``name`` identifies the network in
+    checkpoints; ``catalogue`` lists its layers and their channel counts.
+    """
+
+    name: str
+
+    @property
+    def layer_names(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def catalogue(self) -> dict[str, int]:
+        """Ordered ``layer name -> channel count``."""
+        if getattr(self, "_catalogue", None) is None:
+            self._catalogue = probe_catalogue(self)
+        return self._catalogue
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def check_layers(self, layers: Iterable[str]) -> set[str]:
+        wanted = set(layers)
+        unknown = wanted - set(self.layer_names)
+        if unknown:
+            raise InputError(
+                f"unknown layer {sorted(unknown)[0]!r} for model {self.name}; "
+                f"expected one of {', '.join(self.layer_names)}"
+            )
+        return wanted
+
+
+class BlockNet(FeatureNet):
+    """Named blocks run in order; the forward stops after the deepest block asked for.
 
     ``blocks``: (user-facing name or None, module) pairs. Unnamed blocks (pools) run but
     cannot be picked. ``normalize`` maps RGB in [0, 1] to what the network expects.
@@ -54,17 +92,7 @@ class FeatureNet(nn.Module):
         return [n for n in self.block_names if n is not None]
 
     def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
-        """Activations of ``layers`` for ``image`` (N, 3, H, W) in [0, 1].
-
-        Runs the blocks only up to the deepest requested layer (truncated forward).
-        """
-        wanted = set(layers)
-        unknown = wanted - set(self.layer_names)
-        if unknown:
-            raise InputError(
-                f"unknown layer {sorted(unknown)[0]!r} for model {self.name}; "
-                f"expected one of {', '.join(self.layer_names)}"
-            )
+        wanted = self.check_layers(layers)
         out: dict[str, torch.Tensor] = {}
         x = self.normalize(image)
         for name, block in zip(self.block_names, self.blocks):
@@ -74,6 +102,102 @@ class FeatureNet(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
+
+
+class _Enough(Exception):
+    """Raised by a hook once every activation asked for is in: the rest of the forward is skipped."""
+
+
+class HookedNet(FeatureNet):
+    """Any ``nn.Module`` as a network to dream with: named submodules read with forward hooks.
+
+    ``layers`` maps the names a schedule uses to submodules (or their dotted paths in
+    ``module``). The input convention says what the module expects: images in dreamvid are
+    RGB in [0, 1]; they are scaled to ``input_range`` and then normalised with ``mean`` and
+    ``std`` (per channel, in the units of ``input_range``). For torchvision's ImageNet models:
+    ``input_range=(0, 1), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)``. The forward
+    stops as soon as every asked-for layer has fired.
+    """
+
+    def __init__(self, module: nn.Module, layers: Mapping[str, nn.Module | str], *,
+                 input_range: tuple[float, float] = (0.0, 1.0), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                 name: str | None = None, probe_size: int = 224):  # fmt: skip
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise InputError(f"model: got a {type(module).__name__}; expected a torch.nn.Module")
+        if not layers:
+            raise InputError("layers: none given; expected a mapping of layer name -> submodule of the model")
+        self.module = module
+        self.name = name or type(module).__name__
+        own = {id(m) for m in module.modules()}
+        self._targets: dict[str, nn.Module] = {}
+        for key, target in layers.items():
+            if isinstance(target, str):
+                try:
+                    target = module.get_submodule(target)
+                except AttributeError:
+                    raise InputError(f"layers.{key}: {module.__class__.__name__} has no submodule "
+                                     f"{target!r}; expected a dotted path such as 'layer3.1'") from None  # fmt: skip
+            if id(target) not in own:
+                raise InputError(f"layers.{key}: not a submodule of the model; expected one of its modules")
+            self._targets[key] = target
+        lo, hi = input_range
+        self.register_buffer("_scale", torch.tensor(float(hi - lo)).view(1, 1, 1, 1), persistent=False)
+        self.register_buffer("_shift", torch.tensor(float(lo)).view(1, 1, 1, 1), persistent=False)
+        self.register_buffer("_mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+        self.to(self.device)
+        self._names = list(self._targets)
+        self._catalogue = self._probe(probe_size)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self._scale + self._shift - self._mean) / self._std
+
+    @property
+    def layer_names(self) -> list[str]:
+        return self._names
+
+    def _probe(self, side: int) -> dict[str, int]:
+        """Channels of each layer, and the order in which the layers fire (for the catalogue)."""
+        fired: dict[str, int] = {}
+        with torch.no_grad():
+            acts = self._run(torch.zeros(1, 3, side, side, device=self.device), set(self._names), fired)
+        silent = [n for n in self._names if n not in acts]
+        if silent:
+            raise InputError(f"layers.{silent[0]}: this submodule never runs in the model's forward; "
+                             "expected a module the forward uses")  # fmt: skip
+        self._names = sorted(self._names, key=fired.__getitem__)
+        return {n: int(acts[n].shape[1]) for n in self._names}
+
+    def _run(self, image: torch.Tensor, wanted: set[str], fired: dict | None = None) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+
+        def hook(name):
+            def record(_module, _inputs, output):
+                if isinstance(output, (tuple, list)):
+                    output = output[0]
+                if fired is not None:
+                    fired.setdefault(name, len(fired))
+                if name in wanted and name not in out:
+                    out[name] = output
+                    if len(out) == len(wanted) and fired is None:
+                        raise _Enough
+            return record
+
+        handles = [m.register_forward_hook(hook(n)) for n, m in self._targets.items()]
+        try:
+            self.module(self.normalize(image))
+        except _Enough:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        return out
+
+    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        return self._run(image, self.check_layers(layers))
 
 
 # ----------------------------------------------------------------------------------------
@@ -254,7 +378,7 @@ def fold_batch_norm(scripted_state: dict[str, torch.Tensor], prefix: str) -> dic
 
 def tf_inception_v3(weights: Path | None = None, random_init: bool = False, device="cpu") -> FeatureNet:
     blocks = [(name, make()) for name, _, make in _TF_BLOCKS]
-    net = FeatureNet("inception_v3", blocks, _tf_normalize)
+    net = BlockNet("inception_v3", blocks, _tf_normalize)
     if random_init:
         return net.to(device)
     if weights is not None and Path(weights).suffix not in (".pt", ".pth"):
@@ -325,7 +449,7 @@ def tv_googlenet(weights=None, random_init=False, device="cpu") -> FeatureNet:
              "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
              "inception5a", "inception5b"]  # fmt: skip
     blocks = [(None if n.startswith("maxpool") else n, getattr(m, n)) for n in names]
-    return FeatureNet("googlenet", blocks, _imagenet_normalize).to(device)
+    return BlockNet("googlenet", blocks, _imagenet_normalize).to(device)
 
 
 def tv_inception_v3(weights=None, random_init=False, device="cpu") -> FeatureNet:
@@ -337,7 +461,7 @@ def tv_inception_v3(weights=None, random_init=False, device="cpu") -> FeatureNet
              "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
              "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]  # fmt: skip
     blocks = [(None if n.startswith("maxpool") else n, getattr(m, n)) for n in names]
-    return FeatureNet("torchvision_inception_v3", blocks, _imagenet_normalize).to(device)
+    return BlockNet("torchvision_inception_v3", blocks, _imagenet_normalize).to(device)
 
 
 def tv_vgg16(weights=None, random_init=False, device="cpu") -> FeatureNet:
@@ -354,7 +478,7 @@ def tv_vgg16(weights=None, random_init=False, device="cpu") -> FeatureNet:
         elif isinstance(mod, nn.MaxPool2d):
             blocks.append((None, mod))
             stage, i = stage + 1, 0
-    return FeatureNet("vgg16", blocks, _imagenet_normalize).to(device)
+    return BlockNet("vgg16", blocks, _imagenet_normalize).to(device)
 
 
 # name -> loader(weights: Path | None, random_init: bool, device) -> FeatureNet
@@ -379,6 +503,17 @@ def load_model(name: str = DEFAULT_MODEL, *, weights=None, random_init: bool = F
     """
     _check_name(name)
     return MODELS[name](weights=weights, random_init=random_init, device=device)
+
+
+def weights_digest(net: nn.Module) -> str:
+    """A hash of a network's weights and buffers: what makes its dreams differ from another's."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def probe_catalogue(net: FeatureNet, side: int = 299) -> dict[str, int]:

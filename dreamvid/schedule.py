@@ -125,7 +125,7 @@ class Schedule:
 
     source: Path
     input_path: Path | None  # None: start from noise
-    output_path: Path
+    output_path: Path | None  # None: frames only (the Python API); render needs an output
     audio_path: Path | None
     model_weights_path: Path | None
     size: tuple[int, int]  # (width, height)
@@ -136,7 +136,7 @@ class Schedule:
     checkpoint_every: int
     encoder: EncoderSettings
     segments: tuple[Segment, ...]
-    tile: int | str | None = "auto"  # gradient tile side, "auto" or None (see dreamvid.dream.dream_frame)
+    tile: int | str | None = "auto"  # gradient tile side, "auto" or None (see dreamvid.ascent.dream_frame)
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
@@ -204,7 +204,7 @@ class Schedule:
         lines = [
             f"{self.source.name}: {self.total_frames} frames, {self.total_frames / self.fps:.2f} s at "
             f"{self.fps:g} fps, {w}x{h}, model {self.model}, seed {self.seed}",
-            f"  input {self.input_path or NOISE} -> output {self.output_path} "
+            f"  input {self.input_path or NOISE} -> output {self.output_path or '(none: give -o to render)'} "
             f"({self.encoder.codec}, crf {self.encoder.crf}, {self.encoder.pix_fmt})",
         ]
         for seg in self.segments:
@@ -224,7 +224,7 @@ class Schedule:
 
         return {
             "input": opt(self.input_path) or NOISE,
-            "output": str(self.output_path),
+            "output": opt(self.output_path),
             "size": list(self.size),
             "fps": self.fps,
             "seed": self.seed,
@@ -248,7 +248,7 @@ def load_schedule(
     path: str | os.PathLike,
     *,
     check_files: bool = True,
-    catalogue: Callable[[str], Mapping[str, int]] | None = None,
+    catalogue: Mapping[str, int] | Callable[[str], Mapping[str, int]] | None = None,
 ) -> Schedule:
     """Read, parse and validate a schedule file; raises ScheduleError listing every problem."""
     name = str(path)
@@ -262,12 +262,15 @@ def parse_schedule(
     data: Any,
     *,
     source: str | os.PathLike,
+    base_dir: str | os.PathLike | None = None,
     check_files: bool = True,
-    catalogue: Callable[[str], Mapping[str, int]] | None = None,
+    catalogue: Mapping[str, int] | Callable[[str], Mapping[str, int]] | None = None,
 ) -> Schedule:
-    """Validate already-loaded schedule data; ``source`` names the file (messages, relative paths).
+    """Validate already-loaded schedule data; ``source`` names the file in messages, and its
+    folder is where relative paths start unless ``base_dir`` is given.
 
-    ``catalogue(model_name)`` returns the model's ordered layer -> channel count mapping and
+    ``catalogue`` is the network's ordered layer -> channel count mapping (a network of your
+    own: ``net.catalogue``), or a function of the schedule's model name that returns it and
     raises InputError (or KeyError) for an unknown model; it defaults to the built-in models'
     (:func:`.catalogue.layer_catalogue`).
     """
@@ -277,10 +280,12 @@ def parse_schedule(
         what = "an empty file" if data is None else show(data)
         raise ScheduleError([f"{name}: got {what} at the top level; expected a mapping of schedule keys "
                              "(input, output, segments, ...)"])
-    base = source.resolve().parent
+    base = Path(base_dir).resolve() if base_dir is not None else source.resolve().parent
     context: dict[str, Any] = {"base": base, "check_files": check_files, "layers": None, "model_problem": None}
     model = data.get("model", ScheduleSpec.model_fields["model"].default)
-    if isinstance(model, str):
+    if isinstance(catalogue, Mapping):
+        context["layers"] = dict(catalogue)
+    elif isinstance(model, str):
         try:
             context["layers"] = dict((catalogue or layer_catalogue)(model))
         except (InputError, KeyError) as err:

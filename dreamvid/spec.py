@@ -40,7 +40,7 @@ from .keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
 from .problems import Invalid, Loc, is_number, show
 
 NOISE = "noise"  # the `input` value that means "start from noise"
-CODECS = ("auto", "libx264", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
+CODECS = ("auto", "libx264", "libx264rgb", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
 OBJECTIVES = ("square", "mean")
 COLOUR_MODES = ("lab", "histogram", "none")  # see dreamvid/colour.py
 COLOUR_REFERENCES = ("auto", "input", "frame1")  # auto: input for an image, frame1 for noise
@@ -304,7 +304,7 @@ class ScheduleSpec(_Spec):
     model_config = ConfigDict(title="dreamvid schedule")
 
     input: Str = Field(description="an image path relative to this file, or 'noise'")
-    output: Str = Field(description="a video file path relative to this file")
+    output: Optional[Str] = Field(None, description="a video file path relative to this file (needed to render)")
     size: Size = Field(D.SIZE, description=f"[width, height] or 'WIDTHxHEIGHT', each {D.MIN_SIDE}..{D.MAX_SIDE} "
                                            "pixels (both even for yuv420p/yuv422p/nv12)")
     fps: Num = Field(D.FPS, gt=0, le=D.MAX_FPS, description=f"a number > 0 and <= {D.MAX_FPS} (frames per second)")

@@ -26,7 +26,7 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
     """
     from .images import read_image
     from .progress import Progress
-    from .render import Interrupted, ScheduleChanged, render
+    from .renderer import Interrupted, ScheduleChanged, render
     from .workdir import work_dir
     from .schedule import load_schedule
 

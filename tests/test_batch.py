@@ -23,7 +23,7 @@ from dreamvid.encode import read_frames
 from dreamvid.errors import InputError
 from dreamvid.jobs import done_marker, fingerprint, is_finished, load_job
 from dreamvid.pool import local_plan
-from dreamvid.render import render
+from dreamvid.renderer import render
 from dreamvid.workdir import work_dir
 from dreamvid.schedule import load_schedule
 from tests.conftest import ENV, ROOT, run_cli, write_schedule

@@ -10,7 +10,7 @@ import torch
 
 from dreamvid import _baseline
 from dreamvid.camera import move
-from dreamvid.dream import DreamSettings, dream
+from dreamvid.ascent import DreamSettings, dream
 from dreamvid.model import load_model
 
 from .conftest import run_cli

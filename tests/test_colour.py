@@ -144,7 +144,7 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
     import copy
 
     from dreamvid.model import load_model
-    from dreamvid.render import Dreamer
+    from dreamvid.renderer import Dreamer
     from dreamvid.schedule import load_schedule
     from tests.conftest import write_schedule
 

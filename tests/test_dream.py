@@ -1,6 +1,6 @@
 import torch
 
-from dreamvid.dream import DreamSettings, dream, dream_octave, gradient_step, octave_sizes
+from dreamvid.ascent import DreamSettings, dream, dream_octave, gradient_step, octave_sizes
 from dreamvid.objectives import layer
 
 FAST = DreamSettings(iterations=4, step=0.02, octaves=2, octave_scale=1.4, jitter=8)

@@ -38,7 +38,7 @@ import torch
 
 from dreamvid import checkpoint as ckpt
 from dreamvid import cli, encode
-from dreamvid import render as render_mod
+from dreamvid import renderer as render_mod
 from dreamvid.encode import ffmpeg_exe, probe_video
 from dreamvid.images import fit, read_image
 from tests.conftest import ENV, write_schedule
@@ -285,7 +285,7 @@ def out_of_memory(tile):
     """Every untiled dream runs out of GPU memory (faked: raises torch.OutOfMemoryError)."""
 
     def make(c: Ctx) -> list:
-        from dreamvid import dream as dream_mod
+        from dreamvid import ascent as dream_mod
 
         c.cached_model()
         real, c.tiles = dream_mod.dream, []
@@ -340,6 +340,8 @@ CASES = [
     Case("duplicate-key", validate_text(lambda c: c.good_text() + "fps: 24\n"), 2,
          ("fps:", "duplicate key", "first at line")),
     Case("include", validate_text(lambda c: c.good_text() + "include: other.yaml\n"), 2, ("include:", "no includes")),
+    Case("render-without-output", lambda c: ["render", c.raw("input: noise\nsize: [64, 64]\nsegments: [{frames: 2, "
+                                                             "layers: {mixed0: 1}}]\n")], 2, ("raw.yaml", "output:", "-o")),
     # schedule: keys, types, ranges
     Case("unknown-key", validate(fsp=24), 2, ("fsp:", "did you mean 'fps'")),
     Case("unknown-segment-key", validate_segment(zooom=1.1), 2, ("segments[0].zooom", "did you mean 'zoom'")),

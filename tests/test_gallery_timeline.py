@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamvid import gallery, timeline
+from dreamvid import layer_gallery as gallery, timeline
 from dreamvid.errors import InputError
 from dreamvid.images import fit, read_image, to_tensor
 from dreamvid.catalogue import layer_catalogue

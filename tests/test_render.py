@@ -15,7 +15,7 @@ from dreamvid.camera import move
 from dreamvid.encode import probe_video, read_frames
 from dreamvid.images import fit, read_image, to_tensor
 from dreamvid.model import load_model
-from dreamvid.render import Dreamer, render
+from dreamvid.renderer import Dreamer, render
 from dreamvid.schedule import load_schedule
 from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children

@@ -163,7 +163,7 @@ def test_resuming_with_another_thread_count_warns(tmp_path, monkeypatch):
     with another count says the video may differ (and how to match it)."""
     import torch
 
-    from dreamvid.render import render
+    from dreamvid.renderer import render
     from dreamvid.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 8, "layers": {"mixed0": 1.0}}]))
@@ -181,7 +181,7 @@ def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
     """While one render holds the work folder, another stops with a one-line error naming it
     (and touches nothing); once the first is gone the folder is free again."""
     from dreamvid.errors import InputError
-    from dreamvid.render import render
+    from dreamvid.renderer import render
     from dreamvid.workdir import exclusive, work_dir
     from dreamvid.schedule import load_schedule
 

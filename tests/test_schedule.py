@@ -272,7 +272,7 @@ BAD = [
     ("unknown-defaults-key", edit((("defaults", "zooom"), 1.0)), "defaults.zooom", "did you mean 'zoom'?"),
     ("unknown-encoder-key", edit((("encoder", "crff"), 1)), "encoder.crff", "did you mean 'crf'?"),
     ("unknown-segment-key", edit((("segments", 0, "layer"), {"mixed0": 1})), "segments[0].layer", "unknown key"),
-    ("missing-output", edit((("output",), DELETE)), "output", "missing required key"),
+    ("missing-input", edit((("input",), DELETE)), "input", "missing required key"),
     ("fps-wrong-type", edit((("fps",), "fast")), "fps", "got 'fast'; expected a number"),
     ("frames-wrong-type", edit((("segments", 0, "frames"), 10.5)), "segments[0].frames", "expected an integer"),
     ("seed-bool", edit((("seed",), True)), "seed", "got true; expected an integer"),
@@ -431,7 +431,7 @@ def test_write_json_schema(tmp_path):
     write_json_schema(tmp_path / "s.json")
     schema = json.loads((tmp_path / "s.json").read_text())
     assert schema == json_schema()
-    assert schema["required"] == ["input", "output", "segments"]
+    assert schema["required"] == ["input", "segments"]  # output: only to render
     assert schema["additionalProperties"] is False
     assert set(schema["$defs"]["DefaultsSpec"]["properties"]) >= {"zoom", "translate", "interpolation"}
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-import dreamvid.dream as dream_module
-from dreamvid.dream import DreamSettings, dream, dream_frame, gradient, gradient_step, tiled_gradient
+import dreamvid.ascent as dream_module
+from dreamvid.ascent import DreamSettings, dream, dream_frame, gradient, gradient_step, tiled_gradient
 from dreamvid.errors import DreamvidError
 from dreamvid.model import load_model
 from dreamvid.objectives import layer
@@ -109,7 +109,7 @@ def test_compile_key_validates(tmp_path):
 
 
 def test_failed_compile_falls_back_to_eager(tmp_path):
-    from dreamvid.render import Dreamer
+    from dreamvid.renderer import Dreamer
 
     warnings = []
     dreamer = Dreamer(load_schedule(write_schedule(tmp_path)), load_model(device="cpu"), on_warning=warnings.append)

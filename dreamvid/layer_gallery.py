@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from .dream import DreamSettings, dream
+from .ascent import DreamSettings, dream
 from .catalogue import split_layer_key
 from .errors import InputError, is_out_of_memory
 from .images import to_tensor, to_uint8

@@ -11,7 +11,7 @@ The library reports progress through ``callback(Progress)``; it never prints.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,11 +22,11 @@ import torch
 from . import checkpoint as ckpt
 from . import colour, workdir
 from .camera import move
-from .dream import DreamSettings, dream_frame, speed_setup
+from .ascent import DreamSettings, dream_frame, speed_setup
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
 from .errors import DreamvidError, InputError, describe_os_error, is_out_of_memory
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
-from .model import FeatureNet, load_model, pick_device
+from .model import FeatureNet, load_model, pick_device, weights_digest
 from .objectives import weighted
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
@@ -154,9 +154,11 @@ class Dreamer:
         return self._references[which]
 
 
-def _settings(schedule: Schedule, codec: str) -> dict:
+def _settings(schedule: Schedule, codec: str, net: FeatureNet) -> dict:
     settings = ckpt.global_settings(schedule)
     settings["encoder"] = {**settings["encoder"], "codec": codec}
+    if net.name != schedule.model:  # a network of the caller's: its weights decide the frames
+        settings["model"], settings["model_weights"] = net.name, weights_digest(net)
     return settings
 
 
@@ -217,6 +219,8 @@ def render(
     (the CLI wires it to Ctrl-C and SIGTERM). A ``KeyboardInterrupt`` instead aborts at
     once, keeping the last checkpoint.
     """
+    if output is None and schedule.output_path is None:
+        raise InputError(f"{schedule.source}: output: no output file; expected `output:` in the schedule or -o")
     output = Path(output or schedule.output_path).absolute()
     if schedule.input_path is not None and output.resolve() == schedule.input_path.resolve():
         raise InputError(f"{output}: the output path is the input image; choose another output")
@@ -235,7 +239,7 @@ def render(
     with workdir.exclusive(work):
         if fresh:
             workdir.empty(work)
-        settings = _settings(schedule, codec)
+        settings = _settings(schedule, codec, dreamer.net)
         state = find_checkpoint(schedule, work, settings, total - 1, callback)
 
         start, parts, frame, pending = 0, [], None, []  # pending: encoded frames of the open part
@@ -372,35 +376,50 @@ def _unpng(data: torch.Tensor) -> np.ndarray:
     return cv2.imdecode(data.numpy(), cv2.IMREAD_UNCHANGED)
 
 
-def preview(
+def frames(
     schedule: Schedule,
-    n: int,
     *,
+    start: int = 0,
+    stop: int | None = None,
     device: str | None = None,
     scale: float = 1.0,
     model: FeatureNet | None = None,
     callback: Callback = ignore,
-) -> np.ndarray:
-    """Frame ``n`` as the video shows it (before encoding), as HxWx3 uint8.
+) -> Iterator[np.ndarray]:
+    """Frames ``start`` .. ``stop - 1`` as the video shows them (before encoding), HxWx3 uint8.
 
-    Starts from the newest usable checkpoint at or before ``n`` when the render left one.
+    Starts from the newest checkpoint at or before ``start`` that a render of this schedule
+    left (at ``scale`` 1), else from frame 0; each further frame costs one dream.
     ``scale`` < 1 renders smaller and faster, an approximation.
     """
-    if not 0 <= n < schedule.total_frames:
-        raise InputError(f"--frame {n} is outside the schedule; expected 0..{schedule.total_frames - 1}")
+    total = schedule.total_frames
+    stop = total if stop is None else stop
+    if not 0 <= start < stop <= total:
+        raise InputError(f"frames {start}..{stop - 1} are outside the schedule; expected frames within 0..{total - 1}")
     dreamer = Dreamer(schedule, model or load_network(schedule, device), scale=scale, on_warning=warner(callback))
-    start, frame = 0, None
-    work = work_dir(schedule.output_path.absolute())
-    if scale == 1.0 and work.is_dir():
+    known, frame = -1, None  # the last frame we have, and its index
+    if scale == 1.0 and schedule.output_path is not None and work_dir(schedule.output_path).is_dir():
+        settings = _settings(schedule, probe_codec(schedule.encoder.codec), dreamer.net)
         try:
-            state = find_checkpoint(schedule, work, _settings(schedule, probe_codec(schedule.encoder.codec)), n, callback)
+            state = find_checkpoint(schedule, work_dir(schedule.output_path), settings, start, callback)
         except InputError as e:
             callback(Progress("warning", message=f"{e}; rendering from frame 0"))
             state = None
         if state is not None:
-            start, frame = state["index"] + 1, state["frame"].to(dreamer.device)
-    callback(Progress("start", frame=start, total=n + 1, start=start))
-    for k in range(start, n + 1):
-        frame = dreamer.first_frame() if k == 0 else dreamer.next_frame(frame, k)
-        callback(Progress("frame", frame=k + 1, total=n + 1, start=start, segment=schedule.segment_of(k)[0]))
-    return to_uint8(frame).cpu().numpy()
+            known, frame = state["index"], state["frame"].to(dreamer.device)
+    callback(Progress("start", frame=known + 1, total=stop, start=known + 1))
+    if known >= start:
+        yield to_uint8(frame).cpu().numpy()
+    for n in range(known + 1, stop):
+        frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
+        callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))
+        if n >= start:
+            yield to_uint8(frame).cpu().numpy()
+
+
+def preview(schedule: Schedule, n: int, *, device: str | None = None, scale: float = 1.0,
+            model: FeatureNet | None = None, callback: Callback = ignore) -> np.ndarray:  # fmt: skip
+    """Frame ``n`` as the video shows it (before encoding), as HxWx3 uint8 (see :func:`frames`)."""
+    if not 0 <= n < schedule.total_frames:
+        raise InputError(f"frame {n} is outside the schedule; expected 0..{schedule.total_frames - 1}")
+    return next(frames(schedule, start=n, stop=n + 1, device=device, scale=scale, model=model, callback=callback))
