@@ -50,7 +50,7 @@ def file_digest(path: Path | None) -> str:
 
 def global_settings(schedule) -> dict:
     """What every frame depends on (besides its own parameters)."""
-    return {
+    settings = {
         "input": file_digest(schedule.input_path),
         "size": list(schedule.size),
         "fps": schedule.fps,
@@ -59,6 +59,9 @@ def global_settings(schedule) -> dict:
         "model_weights": file_digest(schedule.model_weights_path) if schedule.model_weights_path else None,
         "encoder": schedule.encoder.model_dump(),
     }
+    if schedule.audio_driven:  # the music moves the camera or the dream: its content decides the frames
+        settings["audio"] = {"file": file_digest(schedule.audio_path), **schedule.audio_settings.to_data()}
+    return settings
 
 
 # schedule -> digests of its frames 0..k found so far: a render checkpoints every
@@ -88,7 +91,7 @@ def describe_change(old: dict, settings: dict, old_digests: list[str], digests: 
     """A short phrase naming what differs between a checkpoint and the schedule."""
     for key in settings:
         if old.get(key) != settings[key]:
-            what = "the input file's content" if key == "input" else key
+            what = {"input": "the input file's content", "audio": "the audio (its content or audio_features)"}.get(key, key)
             return f"{what} changed"
     for n, (a, b) in enumerate(zip(old_digests, digests)):
         if a != b:

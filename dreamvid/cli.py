@@ -133,6 +133,10 @@ def cmd_validate(args) -> int:
         from .timeline import plot_timeline
 
         print(f"wrote {plot_timeline(schedule, args.plot)}")
+    if args.params:
+        from .timeline import write_params
+
+        print(f"wrote {write_params(schedule, args.params)}")
     return 0
 
 
@@ -301,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a schedule (keys, layers, files) without dreaming")
     p.add_argument("schedule", type=Path)
     p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the camera and layer weights over the frames")
+    p.add_argument("--params", type=Path, metavar="CSV", help="also write every frame's settings as CSV")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("batch", help="render many videos: the variants of a job file, here or on a Ray cluster")

@@ -209,7 +209,7 @@ def _check_tree(tree: ast.Expression) -> frozenset[str]:
             continue
         if isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
-                raise ExpressionError(f"{node.id} is a function; call it, e.g. {node.id}(t)")
+                raise ExpressionError(f"{node.id} is a function; expected a call, e.g. {node.id}(t)")
             if node.id not in VARIABLES and node.id not in CONSTANTS:
                 raise ExpressionError(f"unknown name {node.id!r}; expected one of "
                                       f"{_names(VARIABLES + tuple(CONSTANTS))} or a function call")
@@ -236,7 +236,7 @@ def _check_tree(tree: ast.Expression) -> frozenset[str]:
             if name not in FUNCTIONS:
                 raise ExpressionError(f"unknown function {name!r}; expected one of {_names(tuple(FUNCTIONS))}")
             if node.keywords:
-                raise ExpressionError(f"{name}() takes no keyword arguments")
+                raise ExpressionError(f"{name}() takes no keyword arguments; expected positional ones, e.g. {name}(t)")
             lo, hi, _ = FUNCTIONS[name]
             n = len(node.args)
             for a in node.args:
@@ -244,7 +244,7 @@ def _check_tree(tree: ast.Expression) -> frozenset[str]:
                     raise ExpressionError(_NODE_HINTS[type(a)])
             if n < lo or (hi is not None and n > hi):
                 want = f"{lo}" if lo == hi else f"{lo} or more"
-                raise ExpressionError(f"{name}() takes {want} argument{'s' if want != '1' else ''}, got {n}")
+                raise ExpressionError(f"{name}() takes {want} argument{'s' if want != '1' else ''}, got {n}; expected {want}")
             todo += [(a, depth + 1) for a in node.args]
         else:
             hint = _NODE_HINTS.get(type(node))

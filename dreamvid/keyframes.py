@@ -1,10 +1,11 @@
-"""Keyframed values: a number, a ``{frame: value}`` mapping or a Deforum string.
+"""Keyframed values: a number, a formula, a ``{frame: value}`` mapping or a Deforum string.
 
 Each keyframeable schedule key (``zoom``, ``step``, ...) accepts::
 
     zoom: 1.02                       # constant
-    zoom: {0: 1.02, 149: 1.06}       # keyframes: frame in the segment -> value
-    zoom: "0:(1.02), 149:(1.06)"     # the same, as Deforum writes it
+    zoom: "1.01 + 0.04*bass"         # a formula of the frame and the music (see :mod:`.expressions`)
+    zoom: {0: 1.02, 149: 1.06}       # keyframes: frame in the segment -> value (or formula)
+    zoom: "0:(1.02), 149:(1.06)"     # the same, as Deforum writes it; values may be formulas
 
 Before the first key the value is the first key's, after the last key the last one's; in
 between it follows the segment's ``interpolation``: ``linear``, ``step`` (hold the previous
@@ -21,6 +22,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .expressions import (
+    MAX_KEYFRAME_STRING,
+    Expression,
+    ExpressionError,
+    evaluate_keyframes,
+    is_keyframe_string,
+    parse_keyframe_string,
+    parse_value,
+)
 from .problems import Invalid, Loc, is_number, show
 
 DEFORUM_EXAMPLE = "'0:(1.02), 149:(1.06)'"
@@ -65,14 +77,15 @@ class Rule:
                 {
                     "type": "object",
                     "description": "keyframes: frame in segment -> value",
-                    "patternProperties": {"^[0-9]+$": number},
+                    "patternProperties": {"^[0-9]+$": {"anyOf": [number, {"type": "string"}]}},
                     "additionalProperties": False,
                     "minProperties": 1,
                 },
                 {
                     "type": "string",
-                    "description": "Deforum keyframes, e.g. " + DEFORUM_EXAMPLE,
-                    "pattern": r"^\s*[0-9]+\s*:\s*\(",
+                    "description": "a formula of the frame and the music, e.g. '1.01 + 0.04*bass', or Deforum "
+                                   "keyframes, e.g. " + DEFORUM_EXAMPLE,
+                    "maxLength": MAX_KEYFRAME_STRING,
                 },
             ],
         }
@@ -82,18 +95,29 @@ class Rule:
 
 @dataclass(frozen=True)
 class Keyframes:
-    """A keyframed value: (frame in segment, value) points, increasing frames, at least one."""
+    """A keyframed value: (frame in segment, value) points, increasing frames, at least one.
 
-    points: tuple[tuple[int, float], ...]
+    A value is a number or an :class:`~dreamvid.expressions.Expression` of the frame and the
+    music, evaluated per frame by :meth:`values` (see :mod:`.expressions` for how formula keys
+    and number keys interpolate)."""
+
+    points: tuple[tuple[int, float | Expression], ...]
     integer: bool = False  # the parameter is an integer (rounded after interpolation)
 
     @property
     def frames(self) -> tuple[int, ...]:
         return tuple(f for f, _ in self.points)
 
+    @property
+    def variables(self) -> frozenset[str]:
+        """The names the value's formulas use (empty for numbers)."""
+        return frozenset().union(*(v.variables for _, v in self.points if isinstance(v, Expression)))
+
     def at(self, frame: int, interpolation: str = "linear") -> float:
-        """The (unrounded) value at ``frame``; clamped to the first/last key outside them."""
+        """The (unrounded) value at ``frame`` of number keyframes; clamped to the first/last key."""
         pts = self.points
+        if any(isinstance(v, Expression) for _, v in pts):
+            raise ValueError("keyframes with formulas are evaluated with values(), which knows the frame's variables")
         if frame <= pts[0][0]:
             return pts[0][1]
         if frame >= pts[-1][0]:
@@ -107,36 +131,41 @@ class Keyframes:
             t = t * t * (3.0 - 2.0 * t)
         return v0 + (v1 - v0) * t
 
+    def values(self, frames: int, interpolation: str = "linear", variables: Mapping | None = None) -> np.ndarray:
+        """The (unrounded) values at frames 0..frames-1 of a segment, float64; ``variables`` as
+        :func:`.expressions.frame_variables` gives them (needed only for formulas)."""
+        if len(self.points) == 1 and not isinstance(self.points[0][1], Expression):
+            return np.full(frames, self.points[0][1], dtype=np.float64)
+        return evaluate_keyframes(self.points, frames, interpolation, variables)
+
     def to_data(self) -> Any:
-        """Plain data: a number when constant, else {"frame": value} (JSON keys are strings)."""
+        """Plain data: a number (or formula) when constant, else {"frame": value} (JSON keys are strings)."""
         conv = int if self.integer else float
-        if len(self.points) == 1:
-            return conv(self.points[0][1])
-        return {str(f): conv(v) for f, v in self.points}
 
+        def plain(v):
+            return v.source if isinstance(v, Expression) else conv(v)
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_DEFORUM_ENTRY = re.compile(rf"\s*(-?\d+)\s*:\s*\(\s*({_NUMBER})\s*\)\s*")
+        if len(self.points) == 1 and self.points[0][0] == 0:
+            return plain(self.points[0][1])
+        return {str(f): plain(v) for f, v in self.points}
 
 
 def parse_keyframes(value: Any, rule: Rule) -> Keyframes:
-    """Number, {frame: value} mapping or Deforum string -> Keyframes; raises Invalid."""
-    accepted = f"{rule.expected}, a mapping {{frame: value}} or a string like {DEFORUM_EXAMPLE}"
+    """Number, formula, {frame: value} mapping or Deforum string -> Keyframes; raises Invalid."""
+    accepted = (f"{rule.expected}, a formula such as '1.01 + 0.04*bass', a mapping {{frame: value}} or a "
+                f"string like {DEFORUM_EXAMPLE}")
     entries: list[tuple[Loc, Any, Any, bool]] = []  # (loc, frame, value, value came from text)
     problems: list[tuple[Loc, str]] = []
     if is_number(value):
         entries.append(((), 0, value, False))
     elif isinstance(value, str):
-        pieces = value.split(",")
-        if pieces and not pieces[-1].strip() and len(pieces) > 1:
-            pieces = pieces[:-1]  # a trailing comma is fine
-        for piece in pieces:
-            m = _DEFORUM_ENTRY.fullmatch(piece)
-            if m is None:
-                whole = f" in {show(value)}" if piece.strip() != value.strip() else ""
-                raise Invalid([((), f"bad keyframe entry {piece.strip()!r}{whole}; expected "
-                                     f"'frame:(number)' entries like {DEFORUM_EXAMPLE}, or {rule.expected}")])
-            entries.append(((m.group(1),), int(m.group(1)), float(m.group(2)), True))
+        try:
+            if is_keyframe_string(value):
+                entries += [(((str(frame),)), frame, v, True) for frame, v in parse_keyframe_string(value)]
+            else:
+                entries.append(((), 0, parse_value(value), True))
+        except ExpressionError as err:
+            raise Invalid([((), f"{err}")]) from None
     elif isinstance(value, Mapping):
         if not value:
             raise Invalid([((), f"empty keyframe mapping; expected {accepted}")])
@@ -149,22 +178,30 @@ def parse_keyframes(value: Any, rule: Rule) -> Keyframes:
                 problems.append(((str(key),), f"keyframe key {show(key)} is not a frame number; "
                                               "expected an integer frame in the segment >= 0"))
                 continue
-            entries.append(((str(key),), frame, val, False))
+            textual = isinstance(val, str)
+            if textual:
+                try:
+                    val = parse_value(val)
+                except ExpressionError as err:
+                    problems.append(((str(key),), str(err)))
+                    continue
+            entries.append(((str(key),), frame, val, textual))
     else:
         raise Invalid([((), f"got {show(value)}; expected {accepted}")])
 
-    points: list[tuple[int, float]] = []
+    points: list[tuple[int, float | Expression]] = []
     for loc, frame, val, textual in entries:
         if frame < 0:
             problems.append((loc, f"negative keyframe {frame}; expected a frame in the segment >= 0"))
             continue
-        if not is_number(val) or (rule.integer and not textual and not isinstance(val, int)):
-            problems.append((loc, f"got {show(val)}; expected {rule.expected}"))
-            continue
-        val = float(val)
-        if not math.isfinite(val) or not rule.ok(val) or (rule.integer and not val.is_integer()):
-            problems.append((loc, f"{val:g} is out of range; expected {rule.expected}"))
-            continue
+        if not isinstance(val, Expression):
+            if not is_number(val) or (rule.integer and not textual and not isinstance(val, int)):
+                problems.append((loc, f"got {show(val)}; expected {rule.expected}"))
+                continue
+            val = float(val)
+            if not math.isfinite(val) or not rule.ok(val) or (rule.integer and not val.is_integer()):
+                problems.append((loc, f"{val:g} is out of range; expected {rule.expected}"))
+                continue
         if points and frame <= points[-1][0]:
             what = "duplicate keyframe" if frame == points[-1][0] else f"keyframe {frame} comes after {points[-1][0]}"
             problems.append((loc, f"{what}; expected keyframes in increasing order"))

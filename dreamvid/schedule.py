@@ -20,23 +20,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from .catalogue import layer_catalogue
 from .errors import InputError
 from .files import resolve_path
+from .audio import AudioSettings
+from .audio import features as audio_features
+from .expressions import AUDIO_VARIABLES, frame_variables
 from .keyframes import Keyframes, round_half_up
 from .problems import message, show, translate
 from .spec import (
     COLOUR_KEYS,
     KEYFRAMED,
     NOISE,
+    RULES,
     EncoderSettings,
     ScheduleSpec,
     model_at,
     whole_schedule_problems,
 )
 from .yamlfile import read_yaml_file
+
+AUDIO_SET = frozenset(AUDIO_VARIABLES)
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -81,6 +88,14 @@ class Segment:
     @property
     def layer_weights(self) -> dict[str, float]:
         return dict(self.layers)
+
+    def keyframes(self) -> list[tuple[str, Keyframes]]:
+        """Every keyframed value of the segment with its key name (``translate`` twice)."""
+        out = []
+        for name in KEYFRAMED:
+            value = getattr(self, name)
+            out += [(name, kf) for kf in value] if isinstance(value, tuple) else [(name, value)]
+        return out
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"frames": self.frames, "layers": dict(self.layers), "transition": self.transition}
@@ -138,10 +153,43 @@ class Schedule:
     segments: tuple[Segment, ...]
     tile: int | str | None = "auto"  # gradient tile side, "auto" or None (see dreamvid.ascent.dream_frame)
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
+    audio_settings: AudioSettings = AudioSettings()  # how the audio becomes formula variables
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _series: dict = field(init=False, repr=False, compare=False)  # (segment, id(keyframes)) -> values
+    _audio: list = field(init=False, repr=False, compare=False)  # [features] once computed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_starts", tuple(s.start for s in self.segments))
+        object.__setattr__(self, "_series", {})
+        object.__setattr__(self, "_audio", [])
+
+    @property
+    def audio_driven(self) -> bool:
+        """Some value is a formula of the music (rms, bass, ..., beat)."""
+        return any(kf.variables & AUDIO_SET for seg in self.segments for _, kf in seg.keyframes())
+
+    def audio_features(self) -> dict[str, np.ndarray] | None:
+        """The audio variables at every frame (computed once), or None when nothing uses them."""
+        if not self.audio_driven:
+            return None
+        if not self._audio:
+            if self.audio_path is None:
+                raise InputError(f"{self.source}: audio: a formula uses the music, but there is no audio; "
+                                 "expected `audio:` a sound file")  # fmt: skip
+            self._audio.append(audio_features(self.audio_path, self.fps, self.total_frames, self.audio_settings))
+        return self._audio[0]
+
+    def values(self, i: int, kf: Keyframes) -> np.ndarray:
+        """The unrounded values of ``kf`` at every frame of segment ``i`` (computed once)."""
+        key = (i, id(kf))
+        if key not in self._series:
+            seg = self.segments[i]
+            variables = None
+            if kf.variables:
+                variables = frame_variables(seg.start, seg.frames, self.total_frames, self.fps,
+                                            self.audio_features() if kf.variables & AUDIO_SET else None)
+            self._series[key] = kf.values(seg.frames, seg.interpolation, variables)
+        return self._series[key]
 
     @property
     def total_frames(self) -> int:
@@ -175,7 +223,7 @@ class Schedule:
         seg = self.segments[i]
 
         def at(kf: Keyframes) -> float:
-            return kf.at(k, seg.interpolation)
+            return float(self.values(i, kf)[k])
 
         return FrameParams(
             index=n,
@@ -236,6 +284,7 @@ class Schedule:
             "compile": self.compile,
             "encoder": self.encoder.model_dump(),
             "audio": opt(self.audio_path),
+            "audio_features": self.audio_settings.to_data(),
             "segments": [seg.to_dict() for seg in self.segments],
         }
 
@@ -300,7 +349,46 @@ def parse_schedule(
     problems = whole_schedule_problems(spec)
     if problems:
         raise ScheduleError([message(name, loc, text) for loc, text in problems])
-    return _build(spec, source, base)
+    schedule = _build(spec, source, base)
+    if check_files:  # formulas: every frame's value in range (needs the audio file, if they use it)
+        problems = _value_problems(spec, schedule)
+        if problems:
+            raise ScheduleError([message(name, loc, text) for loc, text in problems])
+    return schedule
+
+
+def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple, str]]:
+    """Keys whose formulas give a value out of range (or NaN/inf) at some frame: the first
+    such frame of each key, with the value. Constant keys were checked when parsed."""
+    problems: list[tuple[tuple, str]] = []
+    reported: set[tuple] = set()
+    for seg in schedule.segments:
+        own = spec.segments[seg.index]
+        for slot, (name, kf) in enumerate(seg.keyframes()):
+            if not kf.variables:
+                continue
+            inherited = getattr(own, name) is None
+            loc = ("defaults",) if inherited else ("segments", seg.index)
+            loc += (name,) + ((slot - KEYFRAMED.index("translate"),) if name == "translate" else ())
+            if loc in reported:
+                continue
+            if kf.variables & AUDIO_SET and schedule.audio_path is None:
+                used = ", ".join(sorted(kf.variables & AUDIO_SET))
+                problems.append((loc, f"uses {used} of the music, but the schedule has no audio; expected "
+                                      "`audio:` a sound file, or a formula of t, f, s, T and fps only"))  # fmt: skip
+                reported.add(loc)
+                continue
+            rule = RULES[name]
+            values = schedule.values(seg.index, kf)
+            shown = np.floor(values + 0.5) if rule.integer else values
+            bad = ~np.isfinite(shown) | ~np.vectorize(rule.ok, otypes=[bool])(np.nan_to_num(shown))
+            if bad.any():
+                k = int(np.argmax(bad))
+                where = f"frame {seg.start + k} (frame {k} of segments[{seg.index}])" if inherited or seg.index else \
+                    f"frame {seg.start + k}"
+                problems.append((loc, f"the formula gives {float(shown[k]):g} at {where}; expected {rule.expected}"))
+                reported.add(loc)
+    return problems
 
 
 def _first_line(err: Exception) -> str:
@@ -337,6 +425,7 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         segments=tuple(segments),
         tile=spec.tile,
         compile=spec.compile,
+        audio_settings=spec.audio_features.settings(),
     )
 
 

@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from . import defaults as D
+from .audio import AudioSettings
 from .catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
 from .files import resolve_path
 from .keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
@@ -298,6 +299,39 @@ Compile = Annotated[Any, PlainValidator(_check_compile), WithJsonSchema({
     "anyOf": [{"const": "auto"}, {"type": "boolean"}], "description": _COMPILE_DESCRIPTION})]
 
 
+_AUDIO = AudioSettings()  # the defaults of `audio_features` live in dreamvid/audio.py
+Band = tuple[Num, Num]
+
+
+class AudioFeaturesSpec(_Spec):
+    """How the schedule's audio becomes the formula variables rms, bass, mid, treble, onset, beat."""
+
+    bass: Band = Field(_AUDIO.bass, description="[low, high] Hz of the bass band")
+    mid: Band = Field(_AUDIO.mid, description="[low, high] Hz of the mid band")
+    treble: Band = Field(_AUDIO.treble, description="[low, high] Hz of the treble band")
+    attack: Num = Field(_AUDIO.attack, description="seconds 0..10: rise time of rms and the bands (0: instant)")
+    release: Num = Field(_AUDIO.release, description="seconds 0..10: fall time of rms and the bands")
+    percentile: Num = Field(_AUDIO.percentile, description="50..100: each feature is divided by this percentile "
+                                                            "of itself, then clipped to 1")
+    max_gain: Num = Field(_AUDIO.max_gain, description="1..1000: at most this much more gain than dividing by "
+                                                       "the maximum (quiet tracks are not blown up)")
+    beat_band: Band = Field(_AUDIO.beat_band, description="[low, high] Hz whose onsets make beats")
+    beat_threshold: Num = Field(_AUDIO.beat_threshold, description="0..1: how far a beat's onset stands above "
+                                                                   "its running median")
+    beat_min_gap: Num = Field(_AUDIO.beat_min_gap, description="seconds 0.02..10 between beats, at least")
+    beat_decay: Num = Field(_AUDIO.beat_decay, description="seconds 0.01..10: a beat falls from 1 to 0 in this time")
+
+    @model_validator(mode="after")
+    def _valid(self) -> "AudioFeaturesSpec":
+        problems = AudioSettings.problems(self)  # the same checks as the dataclass (duck-typed)
+        if problems:
+            raise Invalid([((text.split(":", 1)[0],), text.split(": ", 1)[1]) for text in problems])
+        return self
+
+    def settings(self) -> AudioSettings:
+        return AudioSettings(**{name: getattr(self, name) for name in type(self).model_fields})
+
+
 class ScheduleSpec(_Spec):
     """A dreamvid schedule (format v1), as written in the YAML file."""
 
@@ -318,6 +352,8 @@ class ScheduleSpec(_Spec):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
                                                                                   "preset, pix_fmt")
     audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")
+    audio_features: AudioFeaturesSpec = Field(default_factory=AudioFeaturesSpec, description="a mapping of audio "
+                                              "analysis settings (bass, mid, treble, attack, release, ...)")
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="a mapping of per-segment "
                                                                             "parameters (iterations, step, ...)")
     segments: tuple[SegmentSpec, ...] = Field(description="a non-empty list of segments, each with frames and "
@@ -387,6 +423,8 @@ def model_at(parent: Loc) -> type[BaseModel] | None:
         return ScheduleSpec
     if parent == ("encoder",):
         return EncoderSettings
+    if parent == ("audio_features",):
+        return AudioFeaturesSpec
     if parent == ("defaults",):
         return DefaultsSpec
     if len(parent) == 2 and parent[0] == "segments" and isinstance(parent[1], int):

@@ -4,7 +4,10 @@ Keyframes, Deforum strings, inherited ``defaults`` and transitions are easy to g
 and slow to check by rendering. ``dreamvid validate S --plot timeline.png`` evaluates
 :meth:`~dreamvid.schedule.Schedule.params` at every frame -- exactly what the renderer will
 use -- and plots zoom, rotation, translation and the blended layer weights, with segment
-boundaries as dashed lines and transitions shaded. No network is loaded.
+boundaries as dashed lines and transitions shaded; when formulas follow the music, the
+audio's loudness (``rms``) is drawn in grey under every panel. No network is loaded.
+``dreamvid validate S --params p.csv`` writes the same values, every setting of every frame,
+as CSV (:func:`write_params`).
 
 Matplotlib runs on its Agg canvas through the object API (no pyplot, no global state, no
 display needed); the PNG is written atomically like every other output.
@@ -12,9 +15,10 @@ display needed); the PNG is written atomically like every other output.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,40 @@ def timeline(schedule: Schedule) -> Timeline:
     )
 
 
+def params_table(schedule: Schedule) -> tuple[list[str], list[list]]:
+    """(header, rows): ``frame``, then each setting of :class:`~dreamvid.schedule.FrameParams` under
+    its schedule key (pairs as ``translate_x``, ``translate_y``), then ``layers.<key>`` weights."""
+    params = [schedule.params(n) for n in range(schedule.total_frames)]
+    skip = {"index", "frame_in_segment", "layers"}
+    names = [f.name for f in fields(params[0]) if f.name not in skip]
+    keys: dict[str, None] = {}
+    for p in params:
+        keys.update(dict.fromkeys(p.layers))
+    header = ["frame"]
+    for name in names:
+        value = getattr(params[0], name)
+        header += [f"{name}_{axis}" for axis in "xy"] if isinstance(value, tuple) else [name]
+    header += [f"layers.{k}" for k in keys]
+    rows = []
+    for p in params:
+        row: list = [p.index]
+        for name in names:
+            value = getattr(p, name)
+            row += list(value) if isinstance(value, tuple) else [value]
+        rows.append(row + [p.layers.get(k, 0.0) for k in keys])
+    return header, rows
+
+
+def write_params(schedule: Schedule, path: str | os.PathLike) -> Path:
+    """Every frame's resolved parameters as CSV (a header row, one row per frame), atomically."""
+    header, rows = params_table(schedule)
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(header)
+    out.writerows([repr(v) if isinstance(v, float) else v for v in row] for row in rows)
+    return write_atomic(Path(path), buf.getvalue())
+
+
 def _mark_segments(ax, schedule: Schedule, label: bool) -> None:
     for seg in schedule.segments:
         if seg.index:
@@ -78,8 +116,17 @@ def plot_timeline(schedule: Schedule, path: str | os.PathLike, *, figsize=FIGSIZ
         ("translate (px/frame)", [("x", t.translate[:, 0]), ("y", t.translate[:, 1])]),
         ("layer weights", list(t.layers.items())),
     ]
+    loudness = schedule.audio_features()["rms"] if schedule.audio_driven else None
     for i, (ax, (title, lines)) in enumerate(zip(axes, panels)):
         _mark_segments(ax, schedule, label=i == 0)
+        if loudness is not None:  # the music under the curves it drives
+            under = ax.twinx()
+            under.fill_between(t.frames, loudness, color="0.88", linewidth=0, step="mid",
+                               label="audio rms" if i == 0 else None)  # fmt: skip
+            under.set_ylim(0, 1.05)
+            under.set_yticks([])
+            under.set_zorder(ax.get_zorder() - 1)
+            ax.patch.set_visible(False)
         for name, values in lines:
             ax.plot(t.frames, values, label=name, linewidth=1.4)
         ax.set_ylabel(title, fontsize=8)

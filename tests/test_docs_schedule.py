@@ -18,7 +18,6 @@ from dreamvid.spec import json_schema
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "schedule.md"
 SCOPES = ("defaults", "segments")  # their keys are documented bare: `zoom`, not `defaults.zoom`
-DEFORUM_PATTERN = r"^\s*[0-9]+\s*:\s*\("  # the string alternative of every keyframeable key
 
 
 def _resolve(schema: dict, node: dict) -> dict:
@@ -42,9 +41,9 @@ def _model_name(schema: dict, node: dict) -> str | None:
 
 
 def _keyframeable(node) -> bool:
-    """Whether a property's own schema (not nested models) accepts Deforum keyframes."""
+    """Whether a property's own schema (not nested models) accepts keyframes {frame: value}."""
     if isinstance(node, dict):
-        if node.get("pattern") == DEFORUM_PATTERN:
+        if "^[0-9]+$" in node.get("patternProperties", {}):
             return True
         return any(_keyframeable(v) for k, v in node.items() if k not in ("$ref", "properties"))
     if isinstance(node, list):

@@ -345,6 +345,11 @@ CASES = [
     # schedule: keys, types, ranges
     Case("unknown-key", validate(fsp=24), 2, ("fsp:", "did you mean 'fps'")),
     Case("unknown-segment-key", validate_segment(zooom=1.1), 2, ("segments[0].zooom", "did you mean 'zoom'")),
+    Case("formula-refused", validate_segment(zoom="().__class__"), 2, ("segments[0].zoom", "attribute access")),
+    Case("formula-out-of-range", validate_segment(zoom="1 - t/2"), 2,
+         ("segments[0].zoom", "the formula gives 0 at frame 2", "expected a number > 0")),
+    Case("formula-music-without-audio", validate_segment(zoom="1 + 0.1*bass"), 2,
+         ("segments[0].zoom", "uses bass", "no audio")),
     Case("wrong-type", validate(fps="fast"), 2, ("fps:", "'fast'", "expected a number")),
     Case("wrong-type-layers", validate_segment(layers=["mixed0"]), 2,
          ("segments[0].layers", "expected a non-empty mapping")),
