@@ -19,11 +19,16 @@ EXTRA = "pip install 'dreamvid[studio]'"
 
 def require_extra() -> None:
     """Raise a one-line :class:`~dreamvid.errors.DreamvidError` when the web stack is missing."""
-    import importlib.util
+    import importlib
 
     from dreamvid.errors import DreamvidError
 
-    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    missing = []
+    for module in ("starlette", "uvicorn"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
     if missing:
         err = DreamvidError(f"dreamvid studio needs {' and '.join(missing)}; install the extra: {EXTRA}")
         err.exit_code = 2

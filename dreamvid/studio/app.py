@@ -288,6 +288,7 @@ async def timeline(request: Request):
 async def preview(request: Request):
     studio = _studio(request)
     data = await _body(request)
+    cancel = studio.previewer.ticket()  # the newest request wins, whatever its check costs
     frame, scale = data.get("frame"), data.get("scale", 0.5)
     if isinstance(frame, bool) or not isinstance(frame, int):
         raise Refused(f"frame: got {frame!r}; expected a frame number")
@@ -301,9 +302,17 @@ async def preview(request: Request):
         raise Refused(f"frame: {frame} is outside the schedule; expected 0..{s.total_frames - 1}")
     key = schedule_key(text, (studio.folder.root / name).parent, s.input_path)
     try:
-        png = await to_thread.run_sync(lambda: studio.previewer.png(s, key, frame, float(scale)))
+        png = await to_thread.run_sync(lambda: studio.previewer.png(s, key, frame, float(scale), cancel))
     except Cancelled:
         raise Refused("cancelled: a newer preview was asked for", 409) from None
+    except RuntimeError as err:  # torch: "Output size is too small", "Kernel size can't be greater than ..."
+        from dreamvid.errors import is_out_of_memory
+
+        if is_out_of_memory(err) or "size" not in str(err).lower():
+            raise
+        w, h = (max(32, round(side * scale)) for side in s.size)
+        raise Refused(f"frame {frame} at scale {scale} is {w}x{h} pixels (less at its coarser octaves): too small "
+                      "for its layers; expected a larger scale", 422) from None  # fmt: skip
     return Response(png, media_type="image/png", headers={"cache-control": "no-store", "x-frame": str(frame)})
 
 

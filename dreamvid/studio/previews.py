@@ -60,17 +60,24 @@ class Previewer:
                 self._cache.move_to_end((key, n, scale))
             return png
 
-    def png(self, schedule, key: str, n: int, scale: float) -> bytes:
-        """Frame ``n`` of ``schedule`` at ``scale`` as PNG; raises :class:`Cancelled` when a newer
-        request arrives before it is done (the API's errors pass through)."""
-        png = self.cached(key, n, scale)
-        if png is not None:
-            return png
+    def ticket(self) -> threading.Event:
+        """A new request's cancel flag; the request before it is cancelled. Taken when a request
+        arrives, before its schedule is checked, so that the newest request wins."""
         cancel = threading.Event()
         with self._meta:
             if self._current is not None:
                 self._current.set()
             self._current = cancel
+        return cancel
+
+    def png(self, schedule, key: str, n: int, scale: float, cancel: threading.Event | None = None) -> bytes:
+        """Frame ``n`` of ``schedule`` at ``scale`` as PNG; raises :class:`Cancelled` when a newer
+        request arrives before it is done (the API's errors pass through). ``cancel``: this
+        request's :meth:`ticket` (default: a new one)."""
+        png = self.cached(key, n, scale)
+        if png is not None:
+            return png
+        cancel = cancel or self.ticket()
         with self._run:
             png = self.cached(key, n, scale)  # the previous request may have dreamed it on its way
             if png is not None:

@@ -138,7 +138,7 @@ async function timeline(seq, text) {
 
 // ----------------------------------------------------------------------------- preview
 
-async function preview() {
+async function preview(retry = true) {
   if (!page.name || !page.total) return;
   if (page.previewCtl) page.previewCtl.abort();  // the server cancels it too: one preview at a time
   const ctl = page.previewCtl = new AbortController();
@@ -154,7 +154,9 @@ async function preview() {
     img.dataset.scale = String(scale);
     status.textContent = `frame ${frame} at scale ${scale}${scale === 1 ? " (as the video shows it)" : ""}`;
   } catch (err) {
-    if (err.name === "AbortError" || err.status === 409) return;  // a newer preview replaced it
+    if (err.name === "AbortError") return;  // a newer preview replaced it
+    if (err.status === 409 && page.previewCtl === ctl && retry) return preview(false);  // another tab's won
+    if (err.status === 409) return;
     status.textContent = err.message;
   }
 }
@@ -273,7 +275,7 @@ document.addEventListener("keydown", (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key === "s") { e.preventDefault(); save().catch((err) => alert(err.message)); }
 });
 slider.addEventListener("input", () => { $("frame-value").textContent = slider.value; debounce("preview", 150, preview); });
-$("scale").addEventListener("change", preview);
+$("scale").addEventListener("change", () => preview());
 $("save").addEventListener("click", () => save().catch((err) => alert(err.message)));
 $("render").addEventListener("click", startRender);
 $("stop").addEventListener("click", stopRender);
