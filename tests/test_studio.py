@@ -4,6 +4,7 @@ Tiny schedules (64x64, 1 iteration, 1 octave, a few frames); renders run in real
 processes, as in use. The page itself is driven in Chromium by tests/test_studio_e2e.py.
 """
 
+import json
 import os
 import re
 import signal
@@ -349,6 +350,23 @@ def test_render_stop_and_resume_to_the_same_video(client, studio, folder, refere
     assert r.content == (folder / "out" / "video.mp4").read_bytes()[:100]
 
 
+def test_a_render_whose_studio_is_gone_stops_with_a_checkpoint(folder):
+    """The studio killed outright (kill -9) closes the render's stdin: the render stops as on Ctrl-C."""
+    job = subprocess.Popen([sys.executable, "-m", "dreamvid.studio.job", str(folder / "s.yaml"), "--root", str(folder)],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)  # fmt: skip
+    events = []
+    for line in job.stdout:
+        events.append(json.loads(line))
+        if events[-1]["event"] == "frame" and events[-1]["frame"] >= 2:
+            break
+    assert [e["event"] for e in events[:2]] == ["launched", "start"] and events[1]["total"] == 24
+    job.stdin.close()  # what the kernel does when the studio dies
+    rest = [json.loads(line) for line in job.stdout]
+    assert job.wait(120) == 130, job.stderr.read()
+    assert rest[-1]["event"] == "error" and rest[-1]["code"] == 130 and rest[-1]["message"].startswith("stopped; ")
+    assert list((folder / "out" / "video.mp4.parts").glob("ckpt-*.pt")) and not ffmpeg_writing_into(folder)
+
+
 class Server:
     """``dreamvid studio FOLDER --port 0`` in a process of its own."""
 
@@ -389,15 +407,11 @@ def test_stopping_the_server_checkpoints_its_renders_and_a_restart_resumes(tmp_p
     folder = make_folder(tmp_path / "studio")
     server = Server(folder)
     try:
-        tabs = [[], []]
-        readers = [threading.Thread(target=read_events, args=(server, 2, tab)) for tab in tabs]
-        for t in readers:
-            t.start()
         server.http.post("/api/render", json={"name": "s.yaml"}).raise_for_status()
+        seen = []
+        read_events(server, 1, seen)  # a page opens, then closes: the render goes on
+        assert row(json.loads(seen[0]))["state"] in ("starting", "running")
         running = wait_for(server.state, lambda r: r["state"] == "running" and r["frame"] >= 2)
-        for t in readers:
-            t.join(60)
-        assert tabs[0] and tabs[0][0] == tabs[1][0]  # two tabs, one state
         assert server.http.post("/api/render", json={"name": "s.yaml"}).status_code == 409
         pid = running["pid"]
     finally:
@@ -413,6 +427,13 @@ def test_stopping_the_server_checkpoints_its_renders_and_a_restart_resumes(tmp_p
     try:
         stopped = server.state()
         assert stopped["state"] == "stopped" and 2 <= stopped["frame"] < 24, stopped
+        tabs = [[], []]
+        readers = [threading.Thread(target=read_events, args=(server, 1, tab)) for tab in tabs]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join(60)
+        assert tabs[0] == tabs[1] and row(json.loads(tabs[0][0])) == stopped  # two tabs, one state
         server.http.post("/api/render", json={"name": "s.yaml"}).raise_for_status()
         done = wait_for(server.state, lambda r: r["state"] in ("done", "failed"))
         assert done["state"] == "done", done

@@ -418,6 +418,12 @@ async def _dreamvid_error(request: Request, err: Exception):
     return _error(status, str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
+async def _os_error(request: Request, err: OSError):
+    from dreamvid.errors import describe_os_error
+
+    return _error(500, describe_os_error(err))
+
+
 async def _crash(request: Request, err: Exception):
     log.exception("studio: %s %s failed", request.method, request.url.path)
     return _error(500, f"internal error ({type(err).__name__}); the studio's terminal has the details")
@@ -448,7 +454,7 @@ def create_app(studio: Studio, *, allowed_hosts: list[str] | None = None) -> Sta
         routes=routes,
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(Gate, studio=studio)],
         exception_handlers={Refused: _refused, HTTPException: _http_error, DreamvidError: _dreamvid_error,
-                            Exception: _crash},  # fmt: skip
+                            OSError: _os_error, Exception: _crash},  # fmt: skip
     )
     app.state.studio = studio
     return app

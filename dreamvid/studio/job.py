@@ -62,10 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     events = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints (libraries) go to stderr, not into the event stream
 
-    def emit(event: str, **fields) -> None:
-        events.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
-
     stop = _Stop()
+
+    def emit(event: str, **fields) -> None:
+        try:
+            events.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        except OSError:  # the studio is gone (a broken pipe): stop as if it had said so
+            stop.requested = True
+
     stop.install()
     stop.watch(sys.stdin.fileno())
     emit("launched", pid=os.getpid())

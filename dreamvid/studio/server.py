@@ -8,7 +8,9 @@ and waits for them, so their checkpoints are on disk and no ffmpeg is left when 
 
 from __future__ import annotations
 
+import importlib
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +77,9 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, toke
             if isinstance(captured, list):
                 captured.clear()  # a signal is the way to stop the studio: not an error to re-raise
 
+    # The render list reads checkpoints (torch) and previews dream: import it while the user
+    # opens the page rather than on the first request.
+    threading.Thread(target=lambda: importlib.import_module("dreamvid.checkpoint"), daemon=True).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     say(f"dreamvid studio: serving {studio.folder.root}")
     say(f"    {url(host, port, studio.token)}")

@@ -119,7 +119,11 @@ async function check() {
     ? `✓ valid: ${result.total_frames} frames, ${result.size[0]}x${result.size[1]}, ${result.fps} fps`
     : `✗ ${result.problems.length} problem${result.problems.length === 1 ? "" : "s"}`;
   $("summary").textContent = result.ok ? result.summary : "";
-  if (!result.ok) return;
+  if (!result.ok) {
+    if (page.previewCtl) page.previewCtl.abort();
+    $("preview-status").textContent = "fix the schedule to preview it";
+    return;
+  }
   page.total = result.total_frames;
   slider.max = String(page.total - 1);
   slider.disabled = false;
