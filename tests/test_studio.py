@@ -28,8 +28,7 @@ from starlette.testclient import TestClient  # noqa: E402
 import dreamvid  # noqa: E402
 from dreamvid.encode import read_frames  # noqa: E402
 from dreamvid.studio.app import Studio, create_app  # noqa: E402
-from dreamvid.studio.checks import check, key_lines  # noqa: E402
-from dreamvid.studio.paths import Folder  # noqa: E402
+from dreamvid.studio.checks import key_lines  # noqa: E402
 from dreamvid.studio.previews import Cancelled, Previewer  # noqa: E402
 from tests.conftest import ENV, run_cli  # noqa: E402
 
@@ -218,7 +217,8 @@ def test_validation_gives_the_cli_messages_with_their_lines(client, folder):
 
 
 def test_key_lines_follow_the_yaml_nodes():
-    text = "size: [64, 64]\nsegments:\n  - frames: 3\n    zoom: {0: 1.0, 2: 1.1}\n  - frames: 4\n    layers:\n      'mixed4:97': 1\n"
+    text = ("size: [64, 64]\nsegments:\n  - frames: 3\n    zoom: {0: 1.0, 2: 1.1}\n"
+            "  - frames: 4\n    layers:\n      'mixed4:97': 1\n")
     lines = key_lines(text)
     assert lines["size"] == 1 and lines["segments"] == 2 and lines["segments[0]"] == 3
     assert lines["segments[0].zoom"] == 4 and lines["segments[0].zoom[2]"] == 4
@@ -465,4 +465,5 @@ def test_a_busy_port_or_a_missing_folder_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert r.stderr.startswith(f"dreamvid: error: cannot listen on 127.0.0.1:{port} (")
     r = run_cli("studio", tmp_path / "nowhere", timeout=60)
-    assert r.returncode == 2 and r.stderr == f"dreamvid: error: {tmp_path / 'nowhere'}: not a folder; expected the folder of your schedules\n"
+    assert r.returncode == 2
+    assert r.stderr == f"dreamvid: error: {tmp_path / 'nowhere'}: not a folder; expected the folder of your schedules\n"

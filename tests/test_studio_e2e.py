@@ -33,7 +33,8 @@ def shoot(page, name: str) -> None:
 
 
 def test_edit_preview_render_and_play_in_chromium(tmp_path):
-    folder = make_folder(tmp_path / "studio", segments=[{"frames": 10, "layers": {"mixed0": 1.0}, "zoom": {0: 1.02, 9: 1.08}}])
+    segment = {"frames": 10, "layers": {"mixed0": 1.0}, "zoom": {0: 1.02, 9: 1.08}}  # mixed0: fits a 32-pixel preview
+    folder = make_folder(tmp_path / "studio", segments=[segment])
     log = tmp_path / "studio.log"
     server = Server(folder, log)
     try:

@@ -54,8 +54,8 @@ SCALES = (0.125, 0.25, 0.5, 1.0)  # preview scales the page offers
 EVENT_POLL = 0.25  # seconds between looks at the render state, per event stream
 DISK_POLL = 2.0  # seconds between scans of the folder (renders started elsewhere, new files)
 HEADERS = [  # on every response: the page loads nothing from elsewhere and is never framed
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-                                 b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    (b"content-security-policy", (b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                                  b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]  # fmt: skip
@@ -454,7 +454,7 @@ def create_app(studio: Studio, *, allowed_hosts: list[str] | None = None) -> Sta
         routes=routes,
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(Gate, studio=studio)],
         exception_handlers={Refused: _refused, HTTPException: _http_error, DreamvidError: _dreamvid_error,
-                            OSError: _os_error, Exception: _crash},  # fmt: skip
+                            OSError: _os_error, Exception: _crash},
     )
     app.state.studio = studio
     return app

@@ -205,7 +205,8 @@ class Renders:
             output = schedule.output_path
             row["output"] = self.folder.name(output)
             if output.is_file():
-                row["video"] = {"name": row["output"], "version": str(output.stat().st_mtime_ns)}  # a string: JS numbers lose ns
+                # the version as a string: JavaScript numbers would round the nanoseconds
+                row["video"] = {"name": row["output"], "version": str(output.stat().st_mtime_ns)}
             job = self.jobs.get(output)
             if job is not None and (job.alive or job.state in RUNNING):
                 row.update(job.to_json())
