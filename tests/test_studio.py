@@ -226,6 +226,22 @@ def test_key_lines_follow_the_yaml_nodes():
     assert key_lines("a: [") == {}
 
 
+def test_new_and_save_write_schedules_in_the_folder(client, folder):
+    r = client.post("/api/new", json={"name": "logo.yaml"})
+    assert r.json() == {"name": "logo.yaml", "created": True}
+    text = (folder / "logo.yaml").read_text()
+    checked = client.post("/api/check", json={"name": "logo.yaml", "text": text}).json()
+    assert checked["ok"] and checked["total_frames"] == 90 and "90 frames" in checked["summary"]
+    assert "exists" in one_line_error(client.post("/api/new", json={"name": "logo.yaml"}), 409)
+    assert "folder does not exist" in one_line_error(client.post("/api/new", json={"name": "no/logo.yaml"}), 404)
+    assert "ending in .yaml" in one_line_error(client.post("/api/new", json={"name": "logo.txt"}), 400)
+    edited = text.replace("fps: 15", "fps: 12")
+    assert client.post("/api/save", json={"name": "logo.yaml", "text": edited}).json()["saved"]
+    assert (folder / "logo.yaml").read_text() == edited
+    assert [r["schedule"] for r in client.get("/api/state").json()["renders"]] == ["logo.yaml", "s.yaml"]
+    assert not [p for p in folder.iterdir() if ".partial" in p.name]  # written atomically, nothing left over
+
+
 # ------------------------------------------------------------------------------- previews
 
 
