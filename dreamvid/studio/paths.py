@@ -91,8 +91,8 @@ class Folder:
                 if p.suffix.lower() in SCHEDULE_SUFFIXES and not f.startswith(".") and self.contains(p):
                     found.append(p)
                     if len(found) >= MAX_SCHEDULES:
-                        return sorted(found)
-        return sorted(found, key=lambda p: self.name(p))
+                        return sorted(found, key=self.name)
+        return sorted(found, key=self.name)
 
 
 def _first_per_key(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
