@@ -53,6 +53,7 @@ MAX_SCHEDULE = 1 << 20  # characters of schedule text
 SCALES = (0.125, 0.25, 0.5, 1.0)  # preview scales the page offers
 EVENT_POLL = 0.25  # seconds between looks at the render state, per event stream
 DISK_POLL = 2.0  # seconds between scans of the folder (renders started elsewhere, new files)
+RECHECK = 10.0  # seconds a listed schedule's check is trusted while its file is unchanged (its input may appear)
 HEADERS = [  # on every response: the page loads nothing from elsewhere and is never framed
     (b"content-security-policy", (b"default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
                                   b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'")),
@@ -74,7 +75,7 @@ class Studio:
         self.renders = Renders(self.folder)
         self.previewer = Previewer()
         self.closing = False  # the server is stopping: event streams end
-        self._listing: dict[Path, tuple] = {}  # schedule file -> ((mtime, size), (schedule, problem))
+        self._listing: dict[Path, tuple] = {}  # schedule file -> ((mtime, size), (schedule, problem), when)
         self._snapshot: tuple[float, int, dict] | None = None
         self._snapshot_lock = threading.Lock()
 
@@ -93,13 +94,14 @@ class Studio:
             return None, str(err)
         stamp = (st.st_mtime_ns, st.st_size)
         known = self._listing.get(path)
-        if known is None or known[0] != stamp:
+        if known is None or known[0] != stamp or time.monotonic() - known[2] > RECHECK:
             name = self.folder.name(path)
             try:
                 result = checks.check(self.folder, name, checks.read_text(path), decode=False)
-                known = (stamp, (result.schedule, result.problems[0].message if result.problems else ""))
+                known = (stamp, (result.schedule, result.problems[0].message if result.problems else ""),
+                         time.monotonic())  # fmt: skip
             except (OSError, UnicodeDecodeError) as err:
-                known = (stamp, (None, f"{name}: cannot read the schedule ({err})"))
+                known = (stamp, (None, f"{name}: cannot read the schedule ({err})"), time.monotonic())
             self._listing[path] = known
         return known[1]
 
