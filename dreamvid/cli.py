@@ -223,6 +223,13 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_studio(args) -> int:
+    from .studio.server import serve
+
+    return serve(args.folder, host=args.host, port=args.port, token=not args.no_token,
+                 say=lambda line: print(line, flush=True))  # fmt: skip
+
+
 # ----------------------------------------------------------------------------------------
 # parser
 
@@ -334,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-weights", action="store_true", help="random weights (same compute, no weight file)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("studio", help="a local web page to edit schedules, preview frames and run renders "
+                       "(see docs/studio.md)")
+    p.add_argument("folder", nargs="?", type=Path, default=Path("."), help="the schedules' folder (default: here)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_positive(int, zero_ok=True), default=8765, help="default 8765; 0: any free port")
+    p.add_argument("--no-token", action="store_true", help="no token: anyone who reaches the port drives the studio")
+    p.set_defaults(func=cmd_studio)
 
     p = sub.add_parser("schema", help="print the schedule's JSON Schema (for editor completion)")
     p.set_defaults(func=cmd_schema)

@@ -103,6 +103,11 @@ def _mark_segments(ax, schedule: Schedule, label: bool) -> None:
 
 def plot_timeline(schedule: Schedule, path: str | os.PathLike, *, figsize=FIGSIZE, dpi: int = DPI) -> Path:
     """Write the timeline of ``schedule`` to the PNG ``path`` (figsize * dpi pixels); returns it."""
+    return write_atomic(Path(path), timeline_png(schedule, figsize=figsize, dpi=dpi))
+
+
+def timeline_png(schedule: Schedule, *, figsize=FIGSIZE, dpi: int = DPI) -> bytes:
+    """The timeline of ``schedule`` as PNG bytes (figsize * dpi pixels)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -141,4 +146,4 @@ def plot_timeline(schedule: Schedule, path: str | os.PathLike, *, figsize=FIGSIZ
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return write_atomic(Path(path), buf.getvalue())
+    return buf.getvalue()

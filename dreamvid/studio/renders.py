@@ -1,0 +1,286 @@
+"""Renders in the background: one process per video, watched by the studio.
+
+Each render is ``python -m dreamvid.studio.job`` (see :mod:`.job`) in its own session, so a
+Ctrl-C in the studio's terminal reaches the studio alone, which then stops each render the
+way Ctrl-C stops ``dreamvid render``: one SIGINT finishes the frame and checkpoints, a
+second aborts. A render outlives the browser; it does not outlive the studio (it stops when
+its stdin, held by the studio, closes).
+
+What the page lists comes from disk as much as from this process: a render is *running*
+while its work folder's lock is held (by this studio or by a ``dreamvid render`` elsewhere),
+*stopped at frame N* when the work folder holds checkpoints
+(:func:`dreamvid.checkpoint.list_checkpoints`), *done* when the video exists. So a restarted
+studio, or a second tab, shows the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import Folder, Refused
+
+RUNNING = ("starting", "running", "stopping")
+
+
+@dataclass
+class Job:
+    """A render this studio started."""
+
+    schedule: str  # its name in the folder
+    output: Path
+    proc: subprocess.Popen
+    state: str = "starting"  # starting | running | stopping | done | stopped | failed
+    frame: int = 0  # frames finished (index of the last one + 1)
+    total: int = 0
+    start: int = 0  # first frame of this run (> 0: resumed)
+    fps: float | None = None
+    eta: float | None = None  # seconds
+    message: str = ""
+    started: float = field(default_factory=time.time)
+    ticks: deque = field(default_factory=lambda: deque(maxlen=20))  # (time, frame) of recent frames
+    stderr: deque = field(default_factory=lambda: deque(maxlen=20))  # last lines the process wrote
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def to_json(self) -> dict:
+        return {"state": self.state, "frame": self.frame, "total": self.total, "start": self.start,
+                "fps": self.fps, "eta": self.eta, "message": self.message, "pid": self.proc.pid}  # fmt: skip
+
+
+class Renders:
+    """The renders this studio started, and the state of every schedule's render on disk."""
+
+    def __init__(self, folder: Folder):
+        self.folder = folder
+        self.jobs: dict[Path, Job] = {}  # by output path
+        self._lock = threading.Lock()
+        self.version = 0  # bumped on every change a page should see
+
+    def changed(self) -> None:
+        with self._lock:
+            self.version += 1
+
+    # -- starting and stopping --------------------------------------------------------------
+
+    def start(self, name: str, schedule, *, fresh: bool = False) -> Job:
+        """Render the schedule file ``name`` (parsed: ``schedule``) in a new process.
+        Refused (409) while a render into the same output runs, here or elsewhere, with the
+        message ``dreamvid render`` gives."""
+        from dreamvid.workdir import work_dir
+
+        if schedule.output_path is None:
+            raise Refused(f"{name}: output: no output file; expected `output:` in the schedule")
+        output = schedule.output_path
+        with self._lock:
+            job = self.jobs.get(output)
+            holder = job.proc.pid if job is not None and job.alive else lock_holder(work_dir(output))
+            if holder is not None:
+                raise Refused(f"{work_dir(output)}: another dreamvid (pid {holder}) is rendering into this folder; "
+                              "wait for it to finish, or render to another output (-o)", 409)  # fmt: skip
+            cmd = [sys.executable, "-m", "dreamvid.studio.job", str(self.folder.root / name), "--root",
+                   str(self.folder.root)] + (["--fresh"] if fresh else [])  # fmt: skip
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    cwd=self.folder.root, start_new_session=True)  # fmt: skip
+            job = Job(name, output, proc, total=schedule.total_frames)
+            self.jobs[output] = job
+            self.version += 1
+        threading.Thread(target=self._follow, args=(job,), daemon=True, name=f"render-{proc.pid}").start()
+        threading.Thread(target=self._drain, args=(job,), daemon=True, name=f"render-err-{proc.pid}").start()
+        return job
+
+    def stop(self, output: Path) -> Job:
+        """Ask the render into ``output`` to stop as Ctrl-C does (finish the frame, checkpoint)."""
+        job = self.jobs.get(output)
+        if job is None or not job.alive:
+            raise Refused("no render of this schedule is running in this studio", 409)
+        if job.state != "stopping":
+            job.state = "stopping"
+            self.changed()
+            _signal(job.proc, signal.SIGINT)
+        return job
+
+    def signal_all(self) -> int:
+        """The studio is stopping: pass one SIGINT to every render (the first stops it after its
+        frame with a checkpoint, a second aborts at once). Returns how many were running."""
+        alive = [j for j in list(self.jobs.values()) if j.alive]
+        for job in alive:
+            job.state = "stopping"
+            _signal(job.proc, signal.SIGINT)
+        self.changed()
+        return len(alive)
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Wait for every render to end; False if some still run after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in list(self.jobs.values()):
+            try:
+                job.proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    # -- following a render -----------------------------------------------------------------
+
+    def _follow(self, job: Job) -> None:
+        for line in job.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self._event(job, event)
+        code = job.proc.wait()
+        with self._lock:
+            if code == 0:
+                job.state, job.message = "done", ""
+            elif code == 130:
+                job.state = "stopped"
+            else:
+                job.state = "failed"
+                if not job.message:
+                    last = (list(job.stderr) or [f"exit status {code}"])[-1]
+                    job.message = f"the render process ended ({last})"
+            job.eta = None
+            self.version += 1
+
+    def _event(self, job: Job, e: dict) -> None:
+        with self._lock:
+            kind = e.get("event")
+            if kind == "start":
+                job.state = "running" if job.state != "stopping" else job.state
+                job.frame = job.start = e.get("start", 0)
+                job.total = e.get("total", job.total)
+                job.ticks.clear()
+                job.ticks.append((e["time"], job.frame))
+            elif kind in ("frame", "checkpoint"):
+                job.frame, job.total = e.get("frame", job.frame), e.get("total", job.total)
+                if kind == "frame":
+                    job.ticks.append((e["time"], job.frame))
+                    (t0, f0), (t1, f1) = job.ticks[0], job.ticks[-1]
+                    if t1 > t0 and f1 > f0:
+                        job.fps = (f1 - f0) / (t1 - t0)
+                        job.eta = (job.total - job.frame) / job.fps
+            elif kind == "warning":
+                job.message = "warning: " + e.get("message", "")
+            elif kind == "error":
+                job.message = e.get("message", "")
+            elif kind == "finished":
+                job.frame = job.total
+            self.version += 1
+
+    def _drain(self, job: Job) -> None:
+        for raw in job.proc.stderr:  # read it all, or a chatty process would block on a full pipe
+            text = raw.decode(errors="replace").strip()
+            if text:
+                job.stderr.append(text[:300])
+
+    # -- what the page lists ----------------------------------------------------------------
+
+    def rows(self, schedules: list[tuple[str, object, str]]) -> list[dict]:
+        """One row per schedule: ``(name, parsed schedule or None, problem)`` -> its render's state."""
+        from dreamvid.checkpoint import CKPT_RE, list_checkpoints
+        from dreamvid.workdir import work_dir
+
+        out = []
+        for name, schedule, problem in schedules:
+            row: dict = {"schedule": name, "state": "invalid", "message": problem, "frame": 0, "total": 0,
+                         "output": None, "video": None}  # fmt: skip
+            out.append(row)
+            if schedule is None:
+                continue
+            row["total"] = schedule.total_frames
+            if schedule.output_path is None:
+                row.update(state="no output", message="add `output:` to render")
+                continue
+            output = schedule.output_path
+            row["output"] = self.folder.name(output)
+            if output.is_file():
+                # the version as a string: JavaScript numbers would round the nanoseconds
+                row["video"] = {"name": row["output"], "version": str(output.stat().st_mtime_ns)}
+            job = self.jobs.get(output)
+            if job is not None and (job.alive or job.state in RUNNING):
+                row.update(job.to_json())
+                continue
+            work = work_dir(output)
+            holder = lock_holder(work)
+            checkpoints = list_checkpoints(work)
+            if holder is not None:
+                row.update(state="running", message=f"rendering elsewhere (pid {holder})", pid=holder)
+            elif checkpoints:
+                saved = int(CKPT_RE.match(checkpoints[0].name).group(1)) + 1
+                row.update(state="stopped", frame=saved, message=f"stopped at frame {saved} of {schedule.total_frames}")
+            elif row["video"]:
+                row.update(state="done", frame=schedule.total_frames, message="")
+            else:
+                row.update(state="new", message="not rendered yet")
+            if job is not None and job.state == "failed":
+                row.update(state="failed", message=job.message)
+        return out
+
+
+def lock_holder(work: Path) -> int | None:
+    """The pid holding ``work``'s render lock, or None when no render holds it. Reads
+    /proc/locks (nothing is locked, so a render starting now is never refused because of us);
+    elsewhere it tries a shared lock for an instant."""
+    from dreamvid.workdir import LOCK
+
+    lock = work / LOCK
+    try:
+        st = lock.stat()
+    except OSError:
+        return None
+    held = _held_in_proc_locks(st)
+    if held is None:
+        held = _held_by_probe(lock)
+    if not held:
+        return None
+    try:
+        return int(lock.read_text().strip() or 0) or -1
+    except (OSError, ValueError):
+        return -1
+
+
+def _held_in_proc_locks(st: os.stat_result) -> bool | None:
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in text.splitlines():
+        parts = line.split()
+        if "->" not in parts and len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == dev:
+            return True
+    return False
+
+
+def _held_by_probe(lock: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,91 @@
+"""dreamvid studio in a real browser: the operating system's headless Chromium, driven by
+Playwright (which downloads nothing: it launches /usr/bin/chromium; `.ci/run` installs it).
+
+Opens the printed URL, edits a value into an error and back, moves the slider to a preview,
+renders a 10-frame video and checks that the page plays the new file. With
+DREAMVID_SCREENSHOTS=1 it also writes the screenshots of docs/studio.md.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_studio import Server, make_folder
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+if not os.environ.get("CI"):  # on CI a missing browser is a failure, not a skip
+    pytest.importorskip("playwright", reason="pip install playwright (the driver only)")
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium: apt-get install chromium", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+
+def shoot(page, name: str) -> None:
+    if os.environ.get("DREAMVID_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name), full_page=True)
+
+
+def test_edit_preview_render_and_play_in_chromium(tmp_path):
+    segment = {"frames": 10, "layers": {"mixed0": 1.0}, "zoom": {0: 1.02, 9: 1.08}}  # mixed0: fits a 32-pixel preview
+    folder = make_folder(tmp_path / "studio", segments=[segment])
+    log = tmp_path / "studio.log"
+    server = Server(folder, log)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1500, "height": 950})
+                page.goto(f"{server.url}?token={server.token}")
+                assert page.url == server.url  # the token went into a cookie
+                row = page.locator("tr[data-schedule='s.yaml']")
+                row.click(timeout=60_000)  # listed once the event stream delivered the state
+                editor = page.locator("#editor")
+                expect(editor).to_have_value(folder.joinpath("s.yaml").read_text())
+                expect(page.locator("#check")).to_contain_text("valid: 10 frames", timeout=30_000)
+
+                text = editor.input_value()
+                line = text.splitlines().index("fps: 10") + 1
+                editor.fill(text.replace("fps: 10", "fps: -5"))  # a value into an error
+                problem = page.locator("#problems li")
+                expect(problem).to_have_count(1, timeout=30_000)
+                expect(problem).to_have_text(f"line {line}: s.yaml: fps: -5 is out of range; expected a number > 0 "
+                                             "and <= 240 (frames per second)")  # fmt: skip
+                expect(page.locator("#gutter .bad")).to_have_text(str(line))
+                expect(page.locator("#dirty")).to_contain_text("unsaved")
+                shoot(page, "studio-error.png")
+                editor.fill(text)  # fixed
+                expect(problem).to_have_count(0, timeout=30_000)
+                expect(page.locator("#check")).to_contain_text("valid: 10 frames")
+
+                page.eval_on_selector("#frame", "el => { el.value = '6'; el.dispatchEvent(new Event('input')); }")
+                preview = page.locator("#preview")
+                expect(preview).to_have_attribute("data-frame", "6", timeout=120_000)
+                page.wait_for_function("document.getElementById('preview').naturalWidth === 32")  # scale 1/2 of 64
+                expect(page.locator("#timeline")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
+
+                page.click("#render")
+                expect(row).to_have_attribute("data-state", "done", timeout=180_000)
+                video = folder / "out" / "video.mp4"
+                version = video.stat().st_mtime_ns
+                src = f"/api/video?name=out%2Fvideo.mp4&v={version}"
+                expect(page.locator("#video")).to_have_attribute("src", src, timeout=30_000)
+                page.wait_for_function("""() => { const v = document.getElementById('video');
+                    return v.readyState >= 2 && v.videoWidth === 64 && v.currentTime > 0; }""", timeout=30_000)
+                assert page.locator("#render").inner_text() == "Render"
+                page.eval_on_selector("#frame", "el => { el.value = '9'; el.dispatchEvent(new Event('input')); }")
+                expect(preview).to_have_attribute("data-frame", "9", timeout=120_000)
+                shoot(page, "studio.png")
+            finally:
+                browser.close()
+    finally:
+        code = server.stop()
+        print(log.read_text())  # shown when the test fails
+    assert code == 0
+
