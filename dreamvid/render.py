@@ -189,7 +189,7 @@ def render(
     dreamer = Dreamer(schedule, model or load_network(schedule, device), on_warning=warner(callback))
     work = work_dir(output)
     workdir.make(work)
-    with workdir.exclusive(work):
+    with workdir.exclusive(work, on_wait=warner(callback)):
         if fresh:
             workdir.empty(work)
         settings = _settings(schedule, codec)

@@ -177,9 +177,11 @@ def test_resuming_with_another_thread_count_warns(tmp_path, monkeypatch):
     assert len(read_frames(tmp_path / "out" / "video.mp4")) == 8
 
 
-def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
-    """While one render holds the work folder, another stops with a one-line error naming it
-    (and touches nothing); once the first is gone the folder is free again."""
+def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path, monkeypatch):
+    """While one render holds the work folder, another waits (a bound, shortened here), then
+    stops with a one-line error naming it (and touches nothing); once the first is gone the
+    folder is free again."""
+    from dreamvid import workdir
     from dreamvid.errors import InputError
     from dreamvid.render import render
     from dreamvid.workdir import exclusive, work_dir
@@ -188,8 +190,9 @@ def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
     s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 2, "layers": {"mixed0": 1.0}}]))
     work = work_dir(s.output_path.absolute())
     work.mkdir(parents=True)
-    with exclusive(work):  # another render (its own open file description) holds the lock
-        with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()}\\) is rendering"):
+    monkeypatch.setattr(workdir, "WAIT_S", 0.5)
+    with exclusive(work):  # another render (its own lease) holds the folder
+        with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()} on [^)]+\\) is rendering"):
             render(s, device="cpu")
         assert sorted(p.name for p in work.iterdir()) == ["lock"]
     assert render(s, device="cpu").is_file()
@@ -292,3 +295,70 @@ def test_changing_what_shapes_the_video_refuses_the_checkpoints(tmp_path, net, c
         render(load_schedule(path), model=net)
     msg = str(err.value)
     assert "\n" not in msg and f"belongs to another schedule ({key} changed" in msg and "--fresh" in msg
+
+
+# ------------------------------------------------------------ the work folder's lease (issue 17)
+
+HOLD_LEASE = """
+import sys, time
+from pathlib import Path
+from dreamvid.workdir import exclusive
+with exclusive(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lease(work, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, str(work), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, env=ENV)  # fmt: skip
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_lease_whose_heartbeat_stopped_is_taken_over(tmp_path):
+    """A node that died (no process here to ask) leaves a lease behind: one with an old
+    heartbeat is taken over at once, one that stops changing once it has been still for the
+    stale bound. The pid stays the lease's first word."""
+    from dreamvid import workdir
+
+    work = tmp_path / "w.mp4.parts"
+    work.mkdir()
+    (work / "lock").write_text(workdir.lease_line(4242, "lost-node", "boot", time.time() - 3600, "old"))
+    t0 = time.monotonic()
+    with workdir.exclusive(work, wait=5, stale=60):
+        assert time.monotonic() - t0 < 2
+        assert (work / "lock").read_text().split()[0] == str(os.getpid())
+    assert not (work / "lock").exists()
+
+    (work / "lock").write_text(workdir.lease_line(4242, "lost-node", "boot", time.time(), "fresh-then-dead"))
+    t0 = time.monotonic()
+    with workdir.exclusive(work, wait=10, stale=1.5):
+        waited = time.monotonic() - t0
+    assert 1.5 <= waited < 5, waited
+
+
+def test_a_live_lease_is_waited_for_then_refused(tmp_path):
+    """A lease whose holder heartbeats is waited for, within a bound, then refused in one line;
+    once the holder is gone it is free. A killed holder on this machine frees it at once."""
+    from dreamvid import workdir
+
+    work = tmp_path / "w.mp4.parts"
+    work.mkdir()
+    holder = _hold_lease(work, 60)
+    try:
+        waits = []
+        t0 = time.monotonic()
+        with pytest.raises(workdir.InputError) as err:
+            with workdir.exclusive(work, wait=1.0, on_wait=waits.append):
+                pass
+        assert time.monotonic() - t0 >= 1.0
+        msg = str(err.value)
+        assert "\n" not in msg and f"another dreamvid (pid {holder.pid}" in msg and "-o" in msg
+        assert len(waits) == 1 and str(holder.pid) in waits[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    t0 = time.monotonic()
+    with workdir.exclusive(work, wait=30):  # the holder was SIGKILLed: its pid is gone, no stale bound to wait
+        assert time.monotonic() - t0 < 2
