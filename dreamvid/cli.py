@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import defaults as D
-from .errors import DreamvidError
+from .errors import DreamvidError, Interrupted
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _StopRequest:
     """Ctrl-C or SIGTERM once: finish the frame, close the part, checkpoint, exit 130.
-    A second Ctrl-C aborts at once (the previous checkpoint stands)."""
+    A second signal aborts at once (the previous checkpoint stands)."""
 
     def __init__(self):
         self.requested = False
@@ -448,41 +448,68 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\ndreamvid: stopping after this frame (Ctrl-C again to abort now)", file=sys.stderr)
+        said = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\ndreamvid: stopping after this frame ({said} again to abort now)", file=sys.stderr)
 
     def __call__(self) -> bool:
         return self.requested
 
 
+def _quiet_exit() -> None:
+    """The program is about to exit: a Ctrl-C or SIGTERM arriving now (while the interpreter
+    runs its exit handlers) would print a KeyboardInterrupt traceback; there is nothing left
+    to stop, so they are ignored."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``dreamvid`` program (``argv`` None: ``sys.argv``), or one command run from Python."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    program = argv is None and not args.debug  # the program itself, not a call from Python
     try:
-        return args.func(args)
-    except DreamvidError as e:
-        if args.debug:
-            raise
+        code = args.func(args)
+    except BaseException as e:  # noqa: BLE001 - reported below, or raised again
+        if program and not isinstance(e, SystemExit):
+            _quiet_exit()
+        return _report(e, args.debug)
+    if program:
+        _quiet_exit()
+    return code
+
+
+def _report(e: BaseException, debug: bool) -> int:
+    """Print a failure as one line and return the exit status; raise it again when
+    ``debug`` or when it is a bug (then the traceback is what is wanted)."""
+    if debug:
+        raise e
+    if isinstance(e, Interrupted):  # a stop that was asked for: what was done is saved; not an error
+        print(f"dreamvid: {e}", file=sys.stderr)
+        return e.exit_code
+    if isinstance(e, DreamvidError):
         print(f"dreamvid: error: {e}", file=sys.stderr)
         return e.exit_code
-    except OSError as e:  # a file system failure no module foresaw: still one line
-        if args.debug:
-            raise
+    if isinstance(e, OSError):  # a file system failure no module foresaw: still one line
         from .errors import describe_os_error
 
         print(f"dreamvid: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
-    except (MemoryError, RuntimeError) as e:  # out of memory in preview/dream (render words its own)
-        if args.debug or not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-                              or "can't allocate memory" in str(e)):
-            raise
+    if isinstance(e, (MemoryError, RuntimeError)) and (  # out of memory in preview/dream (render words its own)
+        isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
+    ):
         print("dreamvid: error: out of memory; expected a size that fits: choose a smaller --size/size "
-              "(on a GPU, `tile: auto` splits frames that do not fit)", file=sys.stderr)
+              "(on a GPU, `tile: auto` splits frames that do not fit)", file=sys.stderr)  # fmt: skip
         return 1
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
+    if isinstance(e, KeyboardInterrupt):
         print("dreamvid: interrupted", file=sys.stderr)
         return 130
+    raise e
 
 
 if __name__ == "__main__":

@@ -23,17 +23,13 @@ from .camera import move
 from .checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
 from .dream import DreamSettings, dream_frame, speed_setup
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
-from .errors import DreamvidError, InputError, describe_os_error, is_out_of_memory
+from .errors import DreamvidError, InputError, Interrupted, describe_os_error, is_out_of_memory
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, load_model, pick_device
 from .objectives import weighted
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
 from .workdir import work_dir
-
-
-class Interrupted(DreamvidError):
-    exit_code = 130
 
 
 def frame_rng(seed: int, n: int) -> torch.Generator:
