@@ -270,3 +270,33 @@ def test_the_example_job_validates():
     variants = load_job(ROOT / "schedules" / "logo-batch.yaml")
     assert [v.name for v in variants] == ["logo_1920x1080", "logo_1080x1920", "logo_1080x1080"]
     assert {v.output.parent for v in variants} == {ROOT / "out" / "batch"}
+
+
+# A batch driven from Python whose callback sends this process a real SIGINT at the moment a
+# worker's result is being booked (between the result and the next video being handed out).
+CTRL_C_AT_FIRST_RESULT = """
+import os, signal, sys
+from dreamvid import batch
+from dreamvid.jobs import load_job
+
+sent = []
+
+def callback(p):
+    if p.event == "finished" and not sent:
+        sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+results = batch.run(load_job(sys.argv[1]), workers=1, callback=callback)
+print(";".join(f"{r.name}={r.status}" for r in results))
+"""
+
+
+def test_ctrl_c_while_a_result_is_booked_stops_the_local_batch(project):
+    """The first Ctrl-C asks the batch to stop; it must stop (the booked video done, the
+    other not started or interrupted), not hang until a second Ctrl-C."""
+    job = write_job(project, "ctrl-c.yaml", {"schedule": "s.yaml", "output": "out-ctrl-c", "seed": [1, 2],
+                                             "segments.0.frames": [2]})  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", CTRL_C_AT_FIRST_RESULT, str(job)], capture_output=True, text=True,
+                       env=ENV, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    statuses = dict(item.split("=") for item in r.stdout.strip().split(";"))
+    assert sorted(statuses.values()) in (["done", "not started"], ["done", "interrupted"]), statuses
