@@ -203,6 +203,9 @@ class _BatchBar(_Bar):
         if self.warn(p):
             return
         if p.event == "start":
+            if p.videos_done == p.videos_total:
+                print(f"all {p.videos_total} videos are already complete; nothing to render", file=sys.stderr)
+                return
             if p.videos_done:
                 print(f"{p.videos_done} of {p.videos_total} videos already complete; skipping them", file=sys.stderr)
             self.bar = tqdm(total=p.frames_total, unit="frame", dynamic_ncols=True, smoothing=0.1)
@@ -215,22 +218,31 @@ class _BatchBar(_Bar):
                 self.bar.write(p.message, file=sys.stderr)
             if p.event == "finished":
                 r = p.result
-                what = f"{r.frames} frames in {r.seconds:.1f} s -> {r.output}" if r.status == "done" else r.error
+                what = f"{_work_done(r)} -> {r.output}" if r.status == "done" else f"{r.error} ({_work_done(r)})"
                 self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
 
 
+def _work_done(r) -> str:
+    """What this batch run did for a video: the frames it really dreamed, and the time spent."""
+    did = f"{r.rendered} frames rendered" if r.rendered else "joined only" if r.status == "done" else "no frame rendered"
+    return f"{did} in {r.seconds:.1f} s"
+
+
 def _batch_table(results) -> str:
-    rows = [("video", "status", "frames", "time", "")]
+    """One row per video: its status, the frames it has, the frames dreamed and the time spent
+    in this run ("joined only": its frames were all rendered before, this run joined them)."""
+    rows = [("video", "status", "frames", "rendered", "time", "")]
     for r in results:
         note = r.error if r.status in ("failed", "interrupted") else str(r.output) if r.status == "done" else ""
         if r.status == "done" and r.resumed_from:
             note += f" (resumed at frame {r.resumed_from}{f', {r.attempts} runs' if r.attempts > 1 else ''})"
         if r.status == "skipped":
             note = "already complete"
-        time = f"{r.seconds:.1f} s" if r.status not in ("skipped", "not started") else "-"
-        rows.append((r.name, r.status, f"{r.frames}/{r.total}", time, note))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows).rstrip()
+        ran = r.status not in ("skipped", "not started")
+        rendered = ("joined only" if r.status == "done" and not r.rendered else str(r.rendered)) if ran else "-"
+        rows.append((r.name, r.status, f"{r.frames}/{r.total}", rendered, f"{r.seconds:.1f} s" if ran else "-", note))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[5] for row in rows).rstrip()
 
 
 def cmd_batch(args) -> int:
@@ -241,7 +253,7 @@ def cmd_batch(args) -> int:
     bar = _BatchBar(args.quiet)
     try:
         results = run(variants, workers=args.workers, ray=args.ray, retries=args.retries,
-                      cpus_per_video=args.cpus_per_video, job=args.jobs, callback=bar)  # fmt: skip
+                      cpus_per_video=args.cpus_per_video, job=args.jobs, ray_logs=args.debug, callback=bar)  # fmt: skip
     finally:
         bar.close()
     if args.quiet:
