@@ -307,9 +307,13 @@ class Parts:
         return [(self.work / name, last - first + 1) for name, first, last in [*self.closed, *filter(None, [self.tail])]]
 
     def abort(self) -> None:
+        """Drop the open part's encoder (its frames stay on disk); a read-only render's
+        scratch folder goes too."""
         if self.writer is not None:
             self.writer.abort()
             self.writer = None
+        if self.read_only:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def close(self, keep: bool) -> str | None:
         """The render is done: remove the work folder, unless ``keep`` or it holds frames past
