@@ -4,7 +4,7 @@ A render's work folder (``<output>.parts/``) holds encoded video parts and check
 
     part-00000000.mp4   frames 0..49      (each part closes at a checkpoint)
     part-00000050.mp4   frames 50..99
-    frame-00000100.png  the open part's frames, lossless, until it closes
+    frame-00000100.npy  the open part's frames, as they are (uint8), until it closes
     ckpt-00000049.pt    frame 49 as float32, the part list, the fingerprint
     ckpt-00000099.pt
 
@@ -144,7 +144,7 @@ def part_path(work: Path, first: int) -> Path:
 
 
 def frame_path(work: Path, index: int) -> Path:
-    return work / f"frame-{index:08d}.png"
+    return work / f"frame-{index:08d}.npy"
 
 
 def index_of(path: Path) -> int:

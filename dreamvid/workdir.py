@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import secrets
 import shutil
@@ -20,7 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import checkpoint as ckpt
@@ -215,17 +215,18 @@ def clean(work: Path, state: dict | None) -> None:
 
 
 def save_frame(folder: Path, work: Path, index: int, rgb: np.ndarray) -> tuple[str, str]:
-    """Write frame ``index`` losslessly (PNG, fast compression) into ``folder``, atomically;
-    returns its path relative to ``work`` and its SHA-256."""
-    ok, buf = cv2.imencode(".png", rgb, [cv2.IMWRITE_PNG_COMPRESSION, 1])  # channel order round-trips as is
-    assert ok
-    data = buf.tobytes()
+    """Write frame ``index`` as it is (an ``.npy`` file: lossless and with no encoding cost on
+    the render's thread; PNG took 10x longer than writing at 1080p) into ``folder``,
+    atomically; returns its path relative to ``work`` and its SHA-256."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(rgb), allow_pickle=False)
+    data = buf.getvalue()
     path = write_atomic(ckpt.frame_path(folder, index), data, make_folder=False)
     return str(path.relative_to(work)), hashlib.sha256(data).hexdigest()
 
 
 def load_frame(work: Path, name: str) -> np.ndarray:
-    return cv2.imdecode(np.fromfile(work / name, np.uint8), cv2.IMREAD_UNCHANGED)
+    return np.load(work / name, allow_pickle=False)
 
 
 class Parts:
