@@ -32,9 +32,12 @@ def require_ray():
     return ray
 
 
-def connect(address: str):
+def connect(address: str, logs: bool = False):
     """Join the cluster at ``address`` ("auto": the one this machine belongs to), or start a
-    private one with ``address == "local"``. Returns True when this call connected."""
+    private one with ``address == "local"``. Returns True when this call connected.
+
+    Ray's own log lines (e.g. its notice that token authentication is enabled) stay out of
+    dreamvid's output unless ``logs``: only its errors show."""
     ray = require_ray()
     if ray.is_initialized():
         return False
@@ -42,7 +45,7 @@ def connect(address: str):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, logging_level="WARNING")  # fmt: skip
+                 log_to_driver=logs, logging_level="INFO" if logs else "ERROR")  # fmt: skip
     except ConnectionError as err:
         raise DreamvidError(f"--ray {address}: no Ray cluster found ({str(err).splitlines()[0]}); start one with "
                             "`ray start --head`, or use --ray local for a private one on this machine") from None

@@ -234,6 +234,17 @@ def auto_tile(shape: tuple[int, int], device: torch.device, amp_dtype=None) -> i
     return max(MIN_TILE, int(math.sqrt(budget)) // 32 * 32)
 
 
+# ``tile: auto`` remembers the tile side that fitted after an out-of-memory retry, per device,
+# frame shape and precision: the next frames of the render, and the next videos of a batch
+# worker (one process renders video after video), start from it instead of failing again.
+_FITTED: dict[tuple, int] = {}
+
+
+def forget_fitted_tiles() -> None:
+    """Forget what ``tile: auto`` learnt in this process (for tests and benchmarks)."""
+    _FITTED.clear()
+
+
 def dream_frame(net, image, objective, settings: DreamSettings, new_generator: Callable[[], torch.Generator],
                 tile: int | str | None = "auto") -> torch.Tensor:  # fmt: skip
     """:func:`dream` one frame, fitting it into device memory.
@@ -241,16 +252,22 @@ def dream_frame(net, image, objective, settings: DreamSettings, new_generator: C
     ``tile``: an integer (always tile with that side), None (never tile: an out-of-memory
     error becomes a one-line :class:`DreamvidError`) or ``"auto"`` (tile only when the frame
     does not fit; on CUDA out-of-memory free the cache and retry the frame with tiles half
-    as big each time, down to :data:`MIN_TILE`). ``new_generator()`` gives the frame's
-    random stream afresh, so a retried frame uses the same jitter as a first try.
+    as big each time, down to :data:`MIN_TILE`; the side that fitted is kept for later
+    frames of that shape). ``new_generator()`` gives the frame's random stream afresh, so a
+    retried frame uses the same jitter as a first try.
     """
+    key = (str(image.device), tuple(image.shape[-2:]), settings.amp_dtype)
     if tile == "auto":
-        side = auto_tile(tuple(image.shape[-2:]), image.device, settings.amp_dtype)
+        side = _FITTED[key] if key in _FITTED else auto_tile(tuple(image.shape[-2:]), image.device, settings.amp_dtype)
     else:
         side = tile
+    retried = False
     while True:
         try:
-            return dream(net, image, objective, replace(settings, tile=side), new_generator())
+            out = dream(net, image, objective, replace(settings, tile=side), new_generator())
+            if retried:
+                _FITTED[key] = side
+            return out
         except torch.OutOfMemoryError:
             pass  # handled below, outside the except block, whose traceback holds the failed try's tensors
         if image.device.type == "cuda":
@@ -261,6 +278,7 @@ def dream_frame(net, image, objective, settings: DreamSettings, new_generator: C
             raise DreamvidError(f"out of GPU memory dreaming a {size} frame {where}; set `tile: auto` "
                                 "in the schedule (or a smaller tile, or a smaller size)")
         side = max(image.shape[-2:]) // 2 if side is None else side // 2
+        retried = True
         if side < MIN_TILE:
             raise DreamvidError(f"out of GPU memory dreaming a {size} frame even in tiles of {MIN_TILE} px; "
                                 "free GPU memory or choose a smaller size")

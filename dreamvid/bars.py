@@ -59,6 +59,9 @@ class BatchBar(Bar):
         if self.warn(p):
             return
         if p.event == "start":
+            if p.videos_done == p.videos_total:
+                print(f"all {p.videos_total} videos are already complete; nothing to render", file=sys.stderr)
+                return
             if p.videos_done:
                 print(f"{p.videos_done} of {p.videos_total} videos already complete; skipping them", file=sys.stderr)
             self.bar = self._tqdm()(total=p.frames_total, unit="frame", dynamic_ncols=True, smoothing=0.1)
@@ -71,5 +74,11 @@ class BatchBar(Bar):
                 self.bar.write(p.message, file=sys.stderr)
             if p.event == "finished":
                 r = p.result
-                what = f"{r.frames} frames in {r.seconds:.1f} s -> {r.output}" if r.status == "done" else r.error
+                what = f"{work_done(r)} -> {r.output}" if r.status == "done" else f"{r.error} ({work_done(r)})"
                 self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
+
+
+def work_done(r) -> str:
+    """What this batch run did for a video: the frames it really dreamed, and the time spent."""
+    did = f"{r.rendered} frames rendered" if r.rendered else "joined only" if r.status == "done" else "no frame rendered"
+    return f"{did} in {r.seconds:.1f} s"

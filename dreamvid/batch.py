@@ -10,6 +10,7 @@ The library reports through ``callback(BatchProgress)``; only the CLI prints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ class VideoResult:
     status: str = "not started"  # done | failed | skipped | interrupted | not started
     frames: int = 0  # frames of the video that exist (all of them when done or skipped)
     total: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # time spent on it in this batch run (from its first start to its result, retries included)
+    rendered: int = 0  # frames dreamed in this batch run (0 for a video that was only joined)
     error: str = ""  # one line, for failed videos
     attempts: int = 0  # worker runs (> 1: it was retried)
     resumed_from: int = 0  # first frame the last run rendered (> 0: resumed from a checkpoint)
@@ -68,6 +70,7 @@ class Tracker:
         self.frames = {v.name: 0 for v in todo}
         self.totals = {v.name: v.schedule.total_frames for v in todo}
         self.reason: dict[str, str] = {}
+        self.started: dict[str, float] = {}  # when each video's first run started (this process's clock)
         self.emit("start")
 
     def emit(self, event: str, name: str = "", message: str = "", result: VideoResult | None = None) -> None:
@@ -78,6 +81,7 @@ class Tracker:
     def progress(self, name: str, p) -> None:
         r = self.results[name]
         if p.event == "start":
+            self.started.setdefault(name, time.monotonic())
             r.attempts += 1
             r.resumed_from = p.start
             self.frames[name] = p.start
@@ -88,6 +92,7 @@ class Tracker:
                 self.emit("video", name, f"{name}: resuming at frame {p.start}" if p.start else "")
         elif p.event == "frame":
             self.frames[name] = p.frame
+            r.rendered += 1
             self.emit("frame", name)
         elif p.event == "warning":
             self.emit("warning", name, f"{name}: {p.message}")
@@ -100,7 +105,8 @@ class Tracker:
         r = self.results[name]
         r.status, r.error = result["status"], result.get("error", "")
         r.attempts = max(r.attempts, 1)
-        r.seconds = result.get("seconds", 0.0)  # the last run's, model loading included
+        # measured here, from the first start: also right for runs that were cancelled or died
+        r.seconds = time.monotonic() - self.started[name] if name in self.started else result.get("seconds", 0.0)
         if r.status == "done":
             r.frames = self.frames[name] = r.total
         else:
@@ -126,6 +132,7 @@ def run(
     retries: int = RETRIES,
     cpus_per_video: int = 1,
     job: Path | None = None,
+    ray_logs: bool = False,
     callback: BatchCallback = _ignore,
 ) -> list[VideoResult]:
     """Render every unfinished variant; returns one result per variant, in order.
@@ -134,16 +141,20 @@ def run(
     each with ``cores // workers`` torch threads on the CPU. With ``ray`` ("auto", an
     address or "local"): one Ray task per video, ``num_gpus=1`` on clusters with GPUs,
     else ``cpus_per_video`` CPUs; at most ``workers`` in flight when given. Outputs and
-    work folders must then be on storage every node mounts at the same path.
+    work folders must then be on storage every node mounts at the same path. Ray is not
+    started when nothing is left to render; its own log lines show only with ``ray_logs``.
     """
     if ray is not None:
         from . import _ray
 
-        connected = _ray.connect(ray)  # before writing anything: no Ray, no cluster -> one-line error
+        _ray.require_ray()  # before writing anything: no Ray -> one-line error
+    todo, _ = plan(variants)
+    connected = False
     try:
+        if todo and ray is not None:
+            connected = _ray.connect(ray, logs=ray_logs)  # before writing anything: no cluster -> one-line error
         for v in variants:
             write_schedule_file(v, job)
-        todo, _ = plan(variants)
         tracker = Tracker(variants, todo, callback)
         tasks = [{"name": v.name, "schedule": str(v.schedule_file), "threads": 0} for v in todo]
         if tasks and ray is None:
@@ -151,9 +162,7 @@ def run(
         elif tasks:
             _ray.run(tasks, workers, retries, cpus_per_video, tracker)
     finally:
-        if ray is not None and connected:
+        if connected:
             _ray.disconnect()
     tracker.emit("done")
     return list(tracker.results.values())
-
-

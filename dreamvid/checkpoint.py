@@ -4,8 +4,13 @@ A render's work folder (``<output>.parts/``) holds encoded video parts and check
 
     part-00000000.mp4   frames 0..49      (each part closes at a checkpoint)
     part-00000050.mp4   frames 50..99
+    frame-00000100.npy  the open part's frames, as they are (uint8), until it closes
     ckpt-00000049.pt    frame 49 as float32, the part list, the fingerprint
     ckpt-00000099.pt
+
+A checkpoint written at a stop (or at a render's end between two boundaries) also names
+the open part's frame files and their SHA-256 (``pending``); a resume feeds them to that
+part's encoder again, so parts always hold the same frames as in an uninterrupted render.
 
 One checkpoint is one dict (see :func:`save`), written as ``MAGIC + sha256 + payload`` to a
 temp file, fsynced and renamed, so a reader sees either the old file or the whole new one;
@@ -31,8 +36,9 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import DreamvidError
+from .errors import DreamvidError, InputError
 from .files import write_atomic
+from .progress import Callback, Progress
 
 MAGIC = b"DREAMVID-CKPT-1\n"
 KEEP = 2  # checkpoints kept in the work folder (the newest and the one before)
@@ -48,8 +54,14 @@ def file_digest(path: Path | None) -> str:
     return h.hexdigest()
 
 
+class ScheduleChanged(InputError):
+    """The work folder's checkpoints were written by another version of the schedule."""
+
+
 def global_settings(schedule) -> dict:
-    """What every frame depends on (besides its own parameters)."""
+    """What every frame depends on (besides its own parameters), and what shapes the parts:
+    ``checkpoint_every`` sets the part boundaries (the encoder's calls), ``tile`` how the
+    gradient is computed (tiles change the last bits)."""
     settings = {
         "input": file_digest(schedule.input_path),
         "size": list(schedule.size),
@@ -58,6 +70,8 @@ def global_settings(schedule) -> dict:
         "model": schedule.model,
         "model_weights": file_digest(schedule.model_weights_path) if schedule.model_weights_path else None,
         "encoder": schedule.encoder.model_dump(),
+        "checkpoint_every": schedule.checkpoint_every,
+        "tile": schedule.tile,
     }
     if schedule.audio_driven:  # the music moves the camera or the dream: its content decides the frames
         settings["audio"] = {"file": file_digest(schedule.audio_path), **schedule.audio_settings.to_data()}
@@ -91,8 +105,12 @@ def describe_change(old: dict, settings: dict, old_digests: list[str], digests: 
     """A short phrase naming what differs between a checkpoint and the schedule."""
     for key in settings:
         if old.get(key) != settings[key]:
-            what = {"input": "the input file's content", "audio": "the audio (its content or audio_features)"}.get(key, key)
-            return f"{what} changed"
+            if key in ("input", "audio"):
+                return {"input": "the input file's content", "audio": "the audio (its content or audio_features)"}[key] + \
+                    " changed"
+            was, now = old.get(key, "unset"), settings[key]
+            values = f" ({was} -> {now})" if not isinstance(now, (dict, list)) else ""
+            return f"{key} changed{values}"
     for n, (a, b) in enumerate(zip(old_digests, digests)):
         if a != b:
             return f"the parameters of frame {n} changed"
@@ -129,6 +147,14 @@ def part_path(work: Path, first: int) -> Path:
     return work / f"part-{first:08d}.mp4"
 
 
+def frame_path(work: Path, index: int) -> Path:
+    return work / f"frame-{index:08d}.npy"
+
+
+def index_of(path: Path) -> int:
+    return int(CKPT_RE.match(path.name)[1])
+
+
 def list_checkpoints(work: Path) -> list[Path]:
     """Checkpoint files in the work folder, newest first."""
     if not work.is_dir():
@@ -141,3 +167,76 @@ def prune(work: Path, keep: int = KEEP) -> None:
     """Remove all but the ``keep`` newest checkpoints."""
     for old in list_checkpoints(work)[keep:]:
         old.unlink(missing_ok=True)
+
+
+def missing_file(work: Path, state: dict) -> str | None:
+    """The first part or saved frame of ``state`` that is gone or damaged, or None."""
+    for name, _, _ in state["parts"]:
+        if not (work / name).is_file():
+            return f"part {name} is missing"
+    for name, digest in state["pending"]:
+        try:
+            data = (work / name).read_bytes()
+        except OSError:
+            return f"frame {name} is missing"
+        if hashlib.sha256(data).hexdigest() != digest:
+            return f"frame {name} is damaged (checksum mismatch)"
+    return None
+
+
+def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) -> dict | None:
+    """The newest checkpoint in ``work`` this schedule can continue to frame ``upto``.
+
+    That is one at a frame <= ``upto``, or a later one whose closed parts end by ``upto``
+    (a stop saved the frames after them: a shorter render uses them). Corrupt checkpoints
+    are reported and skipped. Raises when checkpoints exist but none can serve.
+    """
+    mismatch = corrupt = further = None
+    for path in list_checkpoints(work):
+        try:
+            state = load(path)
+        except (DreamvidError, OSError, RuntimeError) as e:
+            corrupt = corrupt or str(e)
+            callback(Progress("warning", message=f"{e}; falling back to the previous checkpoint"))
+            continue
+        n = state["index"]
+        if n > upto and state["parts"] and state["parts"][-1][2] > upto:
+            further = further or n  # its parts hold frames past the end: an earlier one may serve
+            continue
+        digests = frame_digests(schedule, min(n, upto))
+        if state["settings"] != settings or state["digests"][: len(digests)] != digests:
+            mismatch = mismatch or (path, describe_change(state["settings"], settings, state["digests"], digests))
+            continue
+        missing = missing_file(work, state)
+        if missing:
+            callback(Progress("warning", message=f"{path}: {missing}; trying an earlier checkpoint"))
+            continue
+        return state
+    fresh = f"rerun with --fresh to start over (deletes {work})"
+    if mismatch:
+        path, why = mismatch
+        raise ScheduleChanged(f"{path}: this checkpoint belongs to another schedule ({why}); {fresh}")
+    if further is not None:
+        raise InputError(f"{work}: holds a render that is further along (frame {further}); {fresh}, or render to another -o")
+    if corrupt:
+        raise InputError(f"{work}: no usable checkpoint ({corrupt}); {fresh}")
+    return None
+
+
+def numerics(device: torch.device) -> dict:
+    """What a frame's last bits depend on besides the schedule: the device, and on the CPU the
+    thread count (it changes how convolutions split their sums; see docs/resume.md)."""
+    if device.type == "cuda":
+        return {"device": torch.cuda.get_device_name(device), "torch": str(torch.__version__)}
+    return {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def numerics_warning(saved: dict | None, now: dict) -> str | None:
+    """A warning when a checkpoint was written with other numerics than this process's."""
+    if not saved or saved == now:
+        return None
+    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now))
+                        if saved.get(k) != now.get(k))  # fmt: skip
+    hint = f"; set OMP_NUM_THREADS={saved['threads']} for an identical video" if "threads" in saved else ""
+    return (f"the checkpoint was written with other numerics ({changed}): the resumed frames may differ "
+            f"invisibly from an uninterrupted render{hint}")

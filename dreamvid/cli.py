@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import defaults as D
 from .bars import Bar, BatchBar
-from .errors import DreamvidError
+from .errors import DreamvidError, Interrupted
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -141,17 +141,20 @@ def cmd_validate(args) -> int:
 
 
 def _batch_table(results) -> str:
-    rows = [("video", "status", "frames", "time", "")]
+    """One row per video: its status, the frames it has, the frames dreamed and the time spent
+    in this run ("joined only": its frames were all rendered before, this run joined them)."""
+    rows = [("video", "status", "frames", "rendered", "time", "")]
     for r in results:
         note = r.error if r.status in ("failed", "interrupted") else str(r.output) if r.status == "done" else ""
         if r.status == "done" and r.resumed_from:
             note += f" (resumed at frame {r.resumed_from}{f', {r.attempts} runs' if r.attempts > 1 else ''})"
         if r.status == "skipped":
             note = "already complete"
-        time = f"{r.seconds:.1f} s" if r.status not in ("skipped", "not started") else "-"
-        rows.append((r.name, r.status, f"{r.frames}/{r.total}", time, note))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows).rstrip()
+        ran = r.status not in ("skipped", "not started")
+        rendered = ("joined only" if r.status == "done" and not r.rendered else str(r.rendered)) if ran else "-"
+        rows.append((r.name, r.status, f"{r.frames}/{r.total}", rendered, f"{r.seconds:.1f} s" if ran else "-", note))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[5] for row in rows).rstrip()
 
 
 def cmd_batch(args) -> int:
@@ -162,7 +165,7 @@ def cmd_batch(args) -> int:
     bar = BatchBar(args.quiet)
     try:
         results = run(variants, workers=args.workers, ray=args.ray, retries=args.retries,
-                      cpus_per_video=args.cpus_per_video, job=args.jobs, callback=bar)  # fmt: skip
+                      cpus_per_video=args.cpus_per_video, job=args.jobs, ray_logs=args.debug, callback=bar)  # fmt: skip
     finally:
         bar.close()
     if args.quiet:
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _StopRequest:
     """Ctrl-C or SIGTERM once: finish the frame, close the part, checkpoint, exit 130.
-    A second Ctrl-C aborts at once (the previous checkpoint stands)."""
+    A second signal aborts at once (the previous checkpoint stands)."""
 
     def __init__(self):
         self.requested = False
@@ -385,41 +388,68 @@ class _StopRequest:
             raise KeyboardInterrupt
         self.requested = True
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        print("\ndreamvid: stopping after this frame (Ctrl-C again to abort now)", file=sys.stderr)
+        said = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\ndreamvid: stopping after this frame ({said} again to abort now)", file=sys.stderr)
 
     def __call__(self) -> bool:
         return self.requested
 
 
+def _quiet_exit() -> None:
+    """The program is about to exit: a Ctrl-C or SIGTERM arriving now (while the interpreter
+    runs its exit handlers) would print a KeyboardInterrupt traceback; there is nothing left
+    to stop, so they are ignored."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``dreamvid`` program (``argv`` None: ``sys.argv``), or one command run from Python."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    program = argv is None and not args.debug  # the program itself, not a call from Python
     try:
-        return args.func(args)
-    except DreamvidError as e:
-        if args.debug:
-            raise
+        code = args.func(args)
+    except BaseException as e:  # noqa: BLE001 - reported below, or raised again
+        if program and not isinstance(e, SystemExit):
+            _quiet_exit()
+        return _report(e, args.debug)
+    if program:
+        _quiet_exit()
+    return code
+
+
+def _report(e: BaseException, debug: bool) -> int:
+    """Print a failure as one line and return the exit status; raise it again when
+    ``debug`` or when it is a bug (then the traceback is what is wanted)."""
+    if debug:
+        raise e
+    if isinstance(e, Interrupted):  # a stop that was asked for: what was done is saved; not an error
+        print(f"dreamvid: {e}", file=sys.stderr)
+        return e.exit_code
+    if isinstance(e, DreamvidError):
         print(f"dreamvid: error: {e}", file=sys.stderr)
         return e.exit_code
-    except OSError as e:  # a file system failure no module foresaw: still one line
-        if args.debug:
-            raise
+    if isinstance(e, OSError):  # a file system failure no module foresaw: still one line
         from .errors import describe_os_error
 
         print(f"dreamvid: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
-    except (MemoryError, RuntimeError) as e:  # out of memory in preview/dream (render words its own)
-        if args.debug or not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-                              or "can't allocate memory" in str(e)):
-            raise
+    if isinstance(e, (MemoryError, RuntimeError)) and (  # out of memory in preview/dream (render words its own)
+        isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
+    ):
         print("dreamvid: error: out of memory; expected a size that fits: choose a smaller --size/size "
-              "(on a GPU, `tile: auto` splits frames that do not fit)", file=sys.stderr)
+              "(on a GPU, `tile: auto` splits frames that do not fit)", file=sys.stderr)  # fmt: skip
         return 1
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
+    if isinstance(e, KeyboardInterrupt):
         print("dreamvid: interrupted", file=sys.stderr)
         return 130
+    raise e
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ Guarantees:
   that was already there is untouched) and the temp file is removed;
 * no ffmpeg outlives the writer: ``close()`` waits for it, ``abort()`` (also run by
   ``__exit__`` on any exception, KeyboardInterrupt included) terminates, then kills
-  it; on Linux the kernel kills it too if Python itself is SIGKILLed (see
-  ``_child_setup``);
+  it; if Python itself is SIGKILLed, ffmpeg reads end-of-file on its stdin and exits
+  (see ``_popen_kwargs``);
 * every ffmpeg failure becomes a one-line ``DreamvidError``.
 
 Audio is muxed in a second, cheap pass (video stream copied, audio encoded to AAC,
@@ -23,7 +23,6 @@ never has ffmpeg buffering an audio stream that runs ahead of the video.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import queue
@@ -32,7 +31,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -65,36 +63,22 @@ _TERMINATE_WAIT_S = 3.0
 
 # --- subprocess plumbing -------------------------------------------------------
 
-try:  # resolved here, not in the forked child
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-except (OSError, AttributeError):  # pragma: no cover
-    _prctl = None
-_PR_SET_PDEATHSIG = 1
-
 
 def _popen_kwargs() -> dict:
     """Popen options shared by every ffmpeg we start.
 
-    * ``start_new_session``: a Ctrl-C in the terminal reaches Python only; Python then
-      decides (abort kills ffmpeg, close lets it finish). Otherwise ffmpeg would quit
-      on SIGINT by itself and leave a half-written file behind our back.
-    * ``preexec_fn=_child_setup`` (Linux): parent-death signal, see below.
+    ``start_new_session``: a Ctrl-C in the terminal reaches Python only; Python then decides
+    (abort kills ffmpeg, close lets it finish). Otherwise ffmpeg would quit on SIGINT by
+    itself and leave a half-written file behind our back.
+
+    No ``preexec_fn``: Python code between fork and exec can deadlock in a process with
+    threads (the writer threads, torch's), and it rules out ``vfork``, so every part would
+    fork a copy of a process holding gigabytes. An encoder still dies with its parent: we
+    hold the only write end of its stdin, so when Python dies, however it dies, the kernel
+    closes the pipe and ffmpeg reads end-of-file, finishes the (temp) file and exits. The
+    other ffmpeg runs (probe, join) read no stdin and end with their short job.
     """
-    if _prctl is None:  # pragma: no cover
-        return {"start_new_session": True}
-    parent = os.getpid()
-
-    def _child_setup() -> None:
-        # Runs in the forked child before exec: ask the kernel to SIGKILL this ffmpeg
-        # when its parent dies, so even a SIGKILLed Python (no finally, no atexit)
-        # leaves no encoder running. Caveat: Linux sends it when the *thread* that
-        # forked exits, so create a VideoWriter in a thread that outlives it (the
-        # main thread, normally). If the parent already died, die now.
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return {"start_new_session": True, "preexec_fn": _child_setup}
+    return {"start_new_session": True}
 
 
 def _reason(text: str | bytes, default: str = "no error message") -> str:

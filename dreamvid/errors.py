@@ -7,6 +7,13 @@ class DreamvidError(Exception):
     exit_code = 1
 
 
+class Interrupted(DreamvidError):
+    """A stop that was asked for (Ctrl-C, SIGTERM): what was done is saved. Not an error:
+    the CLI prints it as a plain message, with exit status 130."""
+
+    exit_code = 130
+
+
 class InputError(DreamvidError):
     """Bad input (schedule, file, option): exit status 2, like argparse."""
 

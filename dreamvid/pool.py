@@ -35,30 +35,54 @@ def run(tasks: list[dict], workers: int | None, retries: int, tracker) -> None:
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited torch threads or CUDA state
     queue = deque({**t, "threads": threads} for t in tasks)
     pool = [_Worker(ctx, devices[i]) for i in range(n)]
-    stopping = False
+    stopping, ctrl_c = False, _CtrlC()
     try:
         for w in pool:
             w.give(queue.popleft())
         while any(w.task for w in pool):
             try:
+                if ctrl_c.pressed and not stopping:  # asked between two steps: no result is ever half-booked
+                    stopping = True  # each worker checkpoints its open part and stops
+                    tracker.emit("warning", message="stopping: each video finishes its frame and checkpoints "
+                                                    "(Ctrl-C again to abort now)")  # fmt: skip
+                    queue.clear()
+                    for w in pool:
+                        w.terminate()
                 busy = [w for w in pool if w.task]
-                wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=1.0)
+                wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.5)
                 for w in busy:
                     _service(w, tracker, retries, queue, stopping)
-            except KeyboardInterrupt:
-                if stopping:  # a second Ctrl-C: abort now, the last checkpoints stand
-                    for w in pool:
-                        w.kill()
-                    raise
-                stopping = True  # each worker checkpoints its open part and stops
-                tracker.emit("warning", message="stopping: each video finishes its frame and checkpoints "
-                                                "(Ctrl-C again to abort now)")  # fmt: skip
-                queue.clear()
+            except KeyboardInterrupt:  # a second Ctrl-C (or one we could not catch): abort now
                 for w in pool:
-                    w.terminate()
+                    w.kill()
+                raise
     finally:
+        ctrl_c.restore()
         for w in pool:
             w.close()
+
+
+class _CtrlC:
+    """While installed (main thread only), the first Ctrl-C only sets ``pressed``: the loop
+    acts on it between two steps, so it never lands between a worker's result and its
+    bookkeeping (which left a finished worker counted as busy: a hang). A second one raises
+    KeyboardInterrupt to abort at once."""
+
+    def __init__(self):
+        self.pressed = False
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
+            self._old = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
 
 
 def _service(w: _Worker, tracker, retries: int, queue: deque, stopping: bool) -> None:

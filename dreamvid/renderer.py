@@ -10,12 +10,10 @@ The library reports progress through ``callback(Progress)``; it never prints.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -23,22 +21,15 @@ from . import checkpoint as ckpt
 from . import colour, workdir
 from .camera import move
 from .ascent import DreamSettings, dream_frame, speed_setup
+from .checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
-from .errors import DreamvidError, InputError, describe_os_error, is_out_of_memory
+from .errors import DreamvidError, InputError, Interrupted, describe_os_error, is_out_of_memory
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, load_model, pick_device, weights_digest
 from .objectives import weighted
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
 from .workdir import work_dir
-
-
-class Interrupted(DreamvidError):
-    exit_code = 130
-
-
-class ScheduleChanged(InputError):
-    """The work folder's checkpoints were written by another version of the schedule."""
 
 
 def frame_rng(seed: int, n: int) -> torch.Generator:
@@ -162,44 +153,6 @@ def _settings(schedule: Schedule, codec: str, net: FeatureNet) -> dict:
     return settings
 
 
-def find_checkpoint(schedule: Schedule, work: Path, settings: dict, upto: int, callback: Callback) -> dict | None:
-    """The newest checkpoint in ``work`` at a frame <= ``upto`` that this schedule can continue.
-
-    Corrupt checkpoints are reported and skipped. Raises when checkpoints exist but none
-    belongs to this schedule (unless there are none at all).
-    """
-    mismatch = corrupt = further = None
-    for path in ckpt.list_checkpoints(work):
-        try:
-            state = ckpt.load(path)
-        except (DreamvidError, OSError, RuntimeError) as e:
-            corrupt = corrupt or str(e)
-            callback(Progress("warning", message=f"{e}; falling back to the previous checkpoint"))
-            continue
-        n = state["index"]
-        if n > upto:
-            further = further or n
-            continue
-        digests = ckpt.frame_digests(schedule, n)
-        if state["settings"] != settings or state["digests"] != digests:
-            mismatch = mismatch or (path, ckpt.describe_change(state["settings"], settings, state["digests"], digests))
-            continue
-        missing = [name for name, _, _ in state["parts"] if not (work / name).is_file()]
-        if missing:
-            callback(Progress("warning", message=f"{path}: part {missing[0]} is missing; trying an earlier checkpoint"))
-            continue
-        return state
-    fresh = f"rerun with --fresh to start over (deletes {work})"
-    if mismatch:
-        path, why = mismatch
-        raise ScheduleChanged(f"{path}: this checkpoint belongs to another schedule ({why}); {fresh}")
-    if further is not None:
-        raise InputError(f"{work}: holds a render that is further along (frame {further}); {fresh}, or render to another -o")
-    if corrupt:
-        raise InputError(f"{work}: no usable checkpoint ({corrupt}); {fresh}")
-    return None
-
-
 def render(
     schedule: Schedule,
     *,
@@ -215,9 +168,9 @@ def render(
     """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can.
 
     ``should_stop`` is asked after each frame; when it says yes the encoder is stopped, a
-    checkpoint holding the open part's frames is written and :class:`Interrupted` raised
-    (the CLI wires it to Ctrl-C and SIGTERM). A ``KeyboardInterrupt`` instead aborts at
-    once, keeping the last checkpoint.
+    checkpoint naming the open part's frames (already on disk) is written and
+    :class:`Interrupted` raised (the CLI wires it to Ctrl-C and SIGTERM). A
+    ``KeyboardInterrupt`` instead aborts at once, keeping the last checkpoint.
     """
     if output is None and schedule.output_path is None:
         raise InputError(f"{schedule.source}: output: no output file; expected `output:` in the schedule or -o")
@@ -236,65 +189,44 @@ def render(
     dreamer = Dreamer(schedule, model or load_network(schedule, device), on_warning=warner(callback))
     work = work_dir(output)
     workdir.make(work)
-    with workdir.exclusive(work):
+    with workdir.exclusive(work, on_wait=warner(callback)):
         if fresh:
             workdir.empty(work)
         settings = _settings(schedule, codec, dreamer.net)
-        state = find_checkpoint(schedule, work, settings, total - 1, callback)
-
-        start, parts, frame, pending = 0, [], None, []  # pending: encoded frames of the open part
-        if state is not None:
-            start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
-            frame, pending = state["frame"].to(dreamer.device), [_unpng(b) for b in state.get("pending", [])]
-            warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device))
-            if warning:
-                callback(Progress("warning", message=warning))
-        workdir.clean(work, parts)
+        state = ckpt.find(schedule, work, settings, total - 1, callback)
+        frame = None if state is None else state["frame"].to(dreamer.device)
+        if state is not None and (warning := ckpt.numerics_warning(state.get("numerics"), ckpt.numerics(dreamer.device))):
+            callback(Progress("warning", message=warning))
+        beyond = any(ckpt.index_of(p) >= total for p in ckpt.list_checkpoints(work))
+        parts = workdir.Parts(work, state, total - 1, schedule.checkpoint_every, settings,
+                              lambda n: ckpt.frame_digests(schedule, n), read_only=beyond,
+                              new_writer=lambda path: VideoWriter(path, schedule.size, schedule.fps, codec=codec,
+                                                                  crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt))  # fmt: skip
+        start = parts.start
         callback(Progress("start", frame=start, total=total, start=start))
-
-        writer, first, saved = None, start - len(pending), start - 1
         try:
             for n in range(start, total):
                 frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
-                rgb = to_uint8(frame).cpu().numpy()
-                if writer is None:
-                    writer = VideoWriter(ckpt.part_path(work, first), schedule.size, schedule.fps, codec=codec,
-                                         crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt)  # fmt: skip
-                    for old in pending:  # frames of this part saved by an interrupted run
-                        writer.write(old)
-                writer.write(rgb)
-                pending.append(rgb)
-                if (n + 1) % schedule.checkpoint_every == 0 or n == total - 1:
-                    writer, parts = _close_part(writer, parts, first, n)
-                    first, pending = n + 1, []
-                    saved = _save(work, n, frame, parts, settings, schedule)
+                if parts.add(n, to_uint8(frame).cpu().numpy()) or n == total - 1:
+                    parts.save(n, frame)
                     callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
                 callback(Progress("frame", frame=n + 1, total=total, start=start, segment=schedule.segment_of(n)[0]))
                 if should_stop() and n < total - 1:
-                    # Parts always end at checkpoint_every boundaries, so that a resumed render
-                    # encodes exactly as an uninterrupted one: the open part's frames go into the
-                    # checkpoint (lossless PNG) and are re-fed to its encoder on resume.
-                    if writer is not None:
-                        writer.abort()
-                        writer = None
-                    saved = _save(work, n, frame, parts, settings, schedule, pending)
+                    saved = parts.stop(n, frame)
                     raise Interrupted(f"stopped; frames 0-{saved} of {total} are saved in {work}; "
                                       "rerun the same command to resume")  # fmt: skip
+            parts.finish(total - 1)
+            join_videos([path for path, _ in parts.videos()], output, audio=schedule.audio_path,
+                        durations=[count / schedule.fps for _, count in parts.videos()])
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
-            if writer is not None:
-                writer.abort()
+            parts.abort()
             workdir.drop_if_empty(work)
             if _is_runtime_failure(err):
-                raise _failed(err, work, saved, schedule.size) from err
+                raise _failed(err, work, parts.saved, schedule.size) from err
             raise
-
-        try:
-            join_videos([work / name for name, _, _ in parts], output, audio=schedule.audio_path,
-                        durations=[(last - first + 1) / schedule.fps for _, first, last in parts])
-        except (DreamvidError, OSError) as err:
-            raise _failed(err, work, saved, schedule.size) from err
-        if not keep_parts:
-            shutil.rmtree(work, ignore_errors=True)
+        kept = parts.close(keep=keep_parts)
+        if kept:
+            callback(Progress("warning", message=kept))
         callback(Progress("done", frame=total, total=total, start=start, message=str(output)))
         return output
 
@@ -326,56 +258,6 @@ def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -
     return out
 
 
-def _close_part(writer: VideoWriter, parts: list, first: int, last: int):
-    path = writer.close()
-    return None, [*parts, (path.name, first, last)]
-
-
-def _save(work: Path, n: int, frame: torch.Tensor, parts: list, settings: dict, schedule: Schedule,
-          pending: list[np.ndarray] = ()) -> int:  # fmt: skip
-    """Checkpoint frame ``n``: the closed parts plus ``pending`` frames hold frames 0..n."""
-    state = {
-        "index": n,
-        "frame": frame.detach().float().cpu().contiguous(),
-        "parts": [list(p) for p in parts],
-        "pending": [_png(rgb) for rgb in pending],
-        "settings": settings,
-        "digests": ckpt.frame_digests(schedule, n),
-        "numerics": numerics(frame.device),
-    }
-    ckpt.save(ckpt.checkpoint_path(work, n), state)
-    ckpt.prune(work)
-    return n
-
-
-def numerics(device: torch.device) -> dict:
-    """What a frame's last bits depend on besides the schedule: the device, and on the CPU the
-    thread count (it changes how convolutions split their sums; see docs/resume.md)."""
-    if device.type == "cuda":
-        return {"device": torch.cuda.get_device_name(device), "torch": str(torch.__version__)}
-    return {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
-
-
-def _numerics_warning(saved: dict | None, now: dict) -> str | None:
-    if not saved or saved == now:
-        return None
-    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now))
-                        if saved.get(k) != now.get(k))  # fmt: skip
-    hint = f"; set OMP_NUM_THREADS={saved['threads']} for an identical video" if "threads" in saved else ""
-    return (f"the checkpoint was written with other numerics ({changed}): the resumed frames may differ "
-            f"invisibly from an uninterrupted render{hint}")
-
-
-def _png(rgb: np.ndarray) -> torch.Tensor:
-    ok, buf = cv2.imencode(".png", rgb)  # channel order is irrelevant: it round-trips as is
-    assert ok
-    return torch.from_numpy(buf.reshape(-1).copy())
-
-
-def _unpng(data: torch.Tensor) -> np.ndarray:
-    return cv2.imdecode(data.numpy(), cv2.IMREAD_UNCHANGED)
-
-
 def frames(
     schedule: Schedule,
     *,
@@ -401,15 +283,23 @@ def frames(
     if scale == 1.0 and schedule.output_path is not None and work_dir(schedule.output_path).is_dir():
         settings = _settings(schedule, probe_codec(schedule.encoder.codec), dreamer.net)
         try:
-            state = find_checkpoint(schedule, work_dir(schedule.output_path), settings, start, callback)
+            state = ckpt.find(schedule, work_dir(schedule.output_path), settings, start, callback)
         except InputError as e:
             callback(Progress("warning", message=f"{e}; rendering from frame 0"))
             state = None
         if state is not None:
             known, frame = state["index"], state["frame"].to(dreamer.device)
-    callback(Progress("start", frame=known + 1, total=stop, start=known + 1))
+            saved = known + 1 - len(state["pending"])  # a stop saved frames saved..known as the video shows them
+            if known > start and saved > start:  # frame start is inside an encoded part: dream from 0
+                known, frame = -1, None
+    callback(Progress("start", frame=min(known, stop - 1) + 1, total=stop, start=min(known, stop - 1) + 1))
     if known >= start:
-        yield to_uint8(frame).cpu().numpy()
+        work = work_dir(schedule.output_path)
+        for n in range(start, min(known, stop - 1) + 1):
+            if n == known:
+                yield to_uint8(frame).cpu().numpy()
+            else:
+                yield workdir.load_frame(work, state["pending"][n - saved][0])
     for n in range(known + 1, stop):
         frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
         callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))

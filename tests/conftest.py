@@ -66,3 +66,12 @@ def write_schedule(folder, *, segments=None, **top):
     path = folder / "s.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _forget_fitted_tiles():
+    """``tile: auto`` remembers per process what fitted; each test starts without that memory."""
+    from dreamvid import dream
+
+    dream.forget_fitted_tiles()
+    yield

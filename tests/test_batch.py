@@ -270,3 +270,113 @@ def test_the_example_job_validates():
     variants = load_job(ROOT / "schedules" / "logo-batch.yaml")
     assert [v.name for v in variants] == ["logo_1920x1080", "logo_1080x1920", "logo_1080x1080"]
     assert {v.output.parent for v in variants} == {ROOT / "out" / "batch"}
+
+
+# A batch driven from Python whose callback sends this process a real SIGINT at the moment a
+# worker's result is being booked (between the result and the next video being handed out).
+CTRL_C_AT_FIRST_RESULT = """
+import os, signal, sys
+from dreamvid import batch
+from dreamvid.jobs import load_job
+
+sent = []
+
+def callback(p):
+    if p.event == "finished" and not sent:
+        sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+results = batch.run(load_job(sys.argv[1]), workers=1, callback=callback)
+print(";".join(f"{r.name}={r.status}" for r in results))
+"""
+
+
+def test_ctrl_c_while_a_result_is_booked_stops_the_local_batch(project):
+    """The first Ctrl-C asks the batch to stop; it must stop (the booked video done, the
+    other not started or interrupted), not hang until a second Ctrl-C."""
+    job = write_job(project, "ctrl-c.yaml", {"schedule": "s.yaml", "output": "out-ctrl-c", "seed": [1, 2],
+                                             "segments.0.frames": [2]})  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", CTRL_C_AT_FIRST_RESULT, str(job)], capture_output=True, text=True,
+                       env=ENV, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    statuses = dict(item.split("=") for item in r.stdout.strip().split(";"))
+    assert sorted(statuses.values()) in (["done", "not started"], ["done", "interrupted"]), statuses
+
+
+# ------------------------------------------------------------------ what a batch says (issue 21)
+
+
+def _complete(job):
+    """Mark every variant of ``job`` finished (a video file and its done-marker), without rendering."""
+    variants = load_job(job)
+    for v in variants:
+        v.output.parent.mkdir(parents=True, exist_ok=True)
+        v.output.write_bytes(b"a finished video")
+        marker = {"fingerprint": fingerprint(v.schedule), "bytes": v.output.stat().st_size}
+        done_marker(v.output).write_text(json.dumps(marker))
+    return variants
+
+
+def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    from dreamvid import _ray
+    from dreamvid.cli import main
+
+    job = write_job(project, "complete.yaml", {"schedule": "s.yaml", "output": "out-complete", "seed": [1, 2]})
+    _complete(job)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started although nothing was left to render")
+
+    monkeypatch.setattr(_ray, "connect", no_ray)
+    assert main(["batch", str(job), "--ray", "local"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == "all 2 videos are already complete; nothing to render"
+    assert [status for status, _ in table(out).values()] == ["skipped", "skipped"]
+
+
+def test_the_table_reports_time_spent_and_frames_rendered_in_this_run(project):
+    """An interrupted video's time is the time it ran (not 0.0 s), and its frames are those
+    dreamed in this run; a video whose frames were all rendered before is 'joined only'."""
+    from dreamvid.batch import Tracker
+    from dreamvid.cli import _batch_table
+    from dreamvid.progress import Progress
+
+    job = write_job(project, "table.yaml", {"schedule": "s.yaml", "output": "out-table", "seed": [1, 2]})
+    variants = load_job(job)
+    tracker = Tracker(variants, variants, lambda p: None)
+    a, b = (v.name for v in variants)
+    tracker.progress(a, Progress("start", start=2, total=5))
+    for n in (3, 4):
+        tracker.progress(a, Progress("frame", frame=n, total=5, start=2))
+    tracker.progress(b, Progress("start", start=5, total=5))
+    time.sleep(0.3)
+    tracker.finish(a, {"status": "interrupted", "frames": 0, "error": "cancelled"})  # as Ray reports a cancel
+    tracker.finish(b, {"status": "done", "frames": 5, "seconds": 0.0})
+    rows = {line.split()[0]: line.split() for line in _batch_table(tracker.results.values()).splitlines()[1:]}
+    assert rows[a][:4] == [a, "interrupted", "4/5", "2"] and float(rows[a][4]) >= 0.3
+    assert rows[b][:5] == [b, "done", "5/5", "joined", "only"] and float(rows[b][5]) >= 0.3
+
+
+def test_a_video_that_only_needed_joining_says_so(project, net):
+    """Its frames were all rendered (and kept) before; the batch only joins them."""
+    job = write_job(project, "join.yaml", {"schedule": "s.yaml", "output": "out-join", "seed": [7]})
+    (v,) = load_job(job)
+    render(v.schedule, model=net, keep_parts=True)
+    v.output.unlink()
+    r = run_cli("batch", job)
+    assert r.returncode == 0, r.stderr
+    assert f"done {v.name}: joined only in " in r.stderr
+    status, line = table(r.stdout)[v.name]
+    assert status == "done" and " joined only " in line
+
+
+def test_ray_keeps_its_log_lines_to_itself(project):
+    """`--ray local` prints dreamvid's lines only (Ray's warnings only with --debug)."""
+    pytest.importorskip("ray")
+    job = write_job(project, "ray-quiet.yaml", {"schedule": "s.yaml", "output": "out-ray-quiet",
+                                                "segments.0.frames": [2]})  # fmt: skip
+    r = run_cli("batch", job, "--ray", "local", timeout=400)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip() and "frame" not in line]  # the bar aside
+    assert all(line.startswith(("done ", "video ")) for line in lines), r.stderr
+    assert "WARNING" not in r.stderr and "Token authentication" not in r.stderr

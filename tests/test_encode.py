@@ -209,3 +209,63 @@ def test_join_and_probe_errors(tmp_path):
     with pytest.raises(DreamvidError):
         join_videos([], tmp_path / "out.mp4")
     assert os.listdir(tmp_path) == []
+
+
+def test_ffmpeg_starts_in_its_own_session_without_preexec_fn(tmp_path, monkeypatch):
+    """Python code between fork and exec (``preexec_fn``) can deadlock a process with threads
+    and forbids vfork; every ffmpeg is started without it, in a session of its own."""
+    import dreamvid.encode as encode
+
+    calls, real = [], subprocess.Popen
+
+    def popen(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encode.subprocess, "Popen", popen)
+    out = write_video(tmp_path / "v.mp4", frames(3), codec="libx264")
+    join_videos([out], tmp_path / "joined.mp4")
+    assert probe_video(tmp_path / "joined.mp4")["frames"] == 3
+    assert len(calls) >= 3  # the writer, the join, the probe
+    assert all(k.get("preexec_fn") is None and k.get("start_new_session") for k in calls), calls
+
+
+WRITER_THEN_SLEEP = """
+import sys, time
+import numpy as np
+from dreamvid.encode import VideoWriter
+w = VideoWriter(sys.argv[1], (64, 48), 24, codec="libx264")
+w.write(np.zeros((48, 64, 3), np.uint8))
+print("writing", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_sigkilled_writer_leaves_no_ffmpeg(tmp_path):
+    """SIGKILL runs no cleanup in Python; ffmpeg must still go: its stdin pipe closes with the
+    process, and ffmpeg exits on end-of-file."""
+    import sys
+    import time
+
+    from tests.conftest import ENV
+
+    proc = subprocess.Popen([sys.executable, "-c", WRITER_THEN_SLEEP, str(tmp_path / "v.mp4")],
+                            stdout=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    assert proc.stdout.readline().strip() == "writing"
+    children = ffmpeg_children(proc.pid)
+    assert len(children) == 1
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while [pid for pid in children if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in children if _alive(pid)], "ffmpeg outlived its SIGKILLed parent"
+    assert not (tmp_path / "v.mp4").exists()  # only a temp file may be left (the next render removes it)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False

@@ -105,7 +105,7 @@ def test_checkpoint_from_another_schedule_is_refused(tmp_path):
     assert r.returncode == 2
     msg = r.stderr.strip()
     assert len(msg.splitlines()) == 1 and "Traceback" not in msg
-    assert "belongs to another schedule (seed changed)" in msg and "--fresh" in msg
+    assert "belongs to another schedule (seed changed (3 -> 99))" in msg and "--fresh" in msg
     assert {p.name: p.read_bytes() for p in work.iterdir() if p.name != "lock"} == before  # nothing overwritten
     assert (tmp_path / "b" / "out" / "video.mp4").read_bytes() == (tmp_path / "a" / "out" / "video.mp4").read_bytes()
     assert run_cli("render", b, "--fresh", "--quiet").returncode == 0
@@ -177,9 +177,11 @@ def test_resuming_with_another_thread_count_warns(tmp_path, monkeypatch):
     assert len(read_frames(tmp_path / "out" / "video.mp4")) == 8
 
 
-def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
-    """While one render holds the work folder, another stops with a one-line error naming it
-    (and touches nothing); once the first is gone the folder is free again."""
+def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path, monkeypatch):
+    """While one render holds the work folder, another waits (a bound, shortened here), then
+    stops with a one-line error naming it (and touches nothing); once the first is gone the
+    folder is free again."""
+    from dreamvid import workdir
     from dreamvid.errors import InputError
     from dreamvid.renderer import render
     from dreamvid.workdir import exclusive, work_dir
@@ -188,8 +190,175 @@ def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path):
     s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 2, "layers": {"mixed0": 1.0}}]))
     work = work_dir(s.output_path.absolute())
     work.mkdir(parents=True)
-    with exclusive(work):  # another render (its own open file description) holds the lock
-        with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()}\\) is rendering"):
+    monkeypatch.setattr(workdir, "WAIT_S", 0.5)
+    with exclusive(work):  # another render (its own lease) holds the folder
+        with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()} on [^)]+\\) is rendering"):
             render(s, device="cpu")
         assert sorted(p.name for p in work.iterdir()) == ["lock"]
     assert render(s, device="cpu").is_file()
+
+
+# ------------------------------------------------------- stops, shorter reruns, settings (issue 17)
+
+STOP_SEGMENTS = [{"frames": 10, "layers": {"mixed0": 1.0}}]
+STOP_TOP = {"size": [64, 64], "checkpoint_every": 4,
+            "defaults": {"iterations": 1, "octaves": 1, "jitter": 4, "step": 0.02, "zoom": 1.05}}  # fmt: skip
+
+
+def _stopped_after(s, net, last):
+    """Render ``s`` and ask it to stop once frame ``last`` is done (as Ctrl-C would)."""
+    from dreamvid.render import Interrupted, render
+
+    done = []
+    with pytest.raises(Interrupted, match=f"frames 0-{last} of"):
+        render(s, model=net, callback=lambda p: p.event == "frame" and done.append(p.frame),
+               should_stop=lambda: bool(done) and done[-1] > last)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def short_references(tmp_path_factory, net):
+    """Uninterrupted renders of the first 5, 6 and 10 frames of the stop schedule."""
+    from dreamvid.render import render
+    from dreamvid.schedule import load_schedule
+
+    folder = tmp_path_factory.mktemp("short")
+    s = load_schedule(write_schedule(folder, segments=STOP_SEGMENTS, **STOP_TOP))
+    return {n: render(s, model=net, frames=n, output=folder / f"ref{n}.mp4") for n in (5, 6, 10)}
+
+
+def test_frames_saved_at_a_stop_are_used_by_a_rerun_that_ends_there(tmp_path, net, short_references):
+    """Stopped after frame 5 (part 0-3 closed, frames 4-5 saved at the stop): a rerun of the
+    first 6 frames holds all 6 and equals an uninterrupted 6-frame render."""
+    from dreamvid.render import render
+    from dreamvid.schedule import load_schedule
+
+    s = load_schedule(write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP))
+    _stopped_after(s, net, 5)
+    out = render(s, model=net, frames=6)
+    assert same_video(out, short_references[6])
+    assert not (tmp_path / "out" / "video.mp4.parts").exists()  # it held nothing beyond frame 5
+
+
+def test_a_rerun_shorter_than_the_saved_frames_loses_none_of_them(tmp_path, net, short_references):
+    """Stopped after frame 5, rerun for 5 frames: the video is the 5-frame one, the work
+    folder keeps frame 5 (the output lacks it), and a full rerun resumes after frame 5."""
+    from dreamvid import checkpoint as ckpt
+    from dreamvid.render import render
+    from dreamvid.schedule import load_schedule
+
+    s = load_schedule(write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP))
+    _stopped_after(s, net, 5)
+    work = tmp_path / "out" / "video.mp4.parts"
+    before = {p.name: p.read_bytes() for p in work.iterdir() if p.name not in ("lock", "lease")}
+    warnings = []
+    out = render(s, model=net, frames=5, callback=lambda p: p.event == "warning" and warnings.append(p.message))
+    assert same_video(out, short_references[5])
+    assert {p.name: p.read_bytes() for p in work.iterdir() if p.name not in ("lock", "lease")} == before
+    assert ckpt.load(ckpt.list_checkpoints(work)[0])["index"] == 5
+    assert any("frames 0-5" in w and str(work) in w for w in warnings), warnings
+    starts = []
+    out = render(s, model=net, callback=lambda p: p.event == "start" and starts.append(p.start))
+    assert starts == [6]
+    assert same_video(out, short_references[10])
+    assert not work.exists()
+
+
+def test_a_stop_checkpoint_refers_to_the_frames_on_disk(tmp_path, net):
+    """The open part's frames go to the work folder as they are made (lossless), not into
+    RAM until a stop: a stop checkpoint's size does not grow with the frames it saves."""
+    from dreamvid import checkpoint as ckpt
+    from dreamvid.schedule import load_schedule
+
+    sizes = {}
+    for last in (1, 7):
+        folder = tmp_path / str(last)
+        s = load_schedule(write_schedule(folder, segments=STOP_SEGMENTS, **{**STOP_TOP, "checkpoint_every": 100}))
+        _stopped_after(s, net, last)
+        (path,) = ckpt.list_checkpoints(folder / "out" / "video.mp4.parts")
+        sizes[last] = path.stat().st_size
+        assert len(ckpt.load(path)["pending"]) == last + 1
+    assert abs(sizes[7] - sizes[1]) < 1024, sizes  # 6 more frames, next to no more bytes
+
+
+@pytest.mark.parametrize("change", [{"checkpoint_every": 2}, {"tile": 128}])
+def test_changing_what_shapes_the_video_refuses_the_checkpoints(tmp_path, net, change):
+    """Part boundaries (checkpoint_every) and tiling (tile) change the video's bits: a resume
+    after changing them would not give the same video, so it is refused in one line."""
+    from dreamvid.render import ScheduleChanged, render
+    from dreamvid.schedule import load_schedule
+
+    path = write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP)
+    render(load_schedule(path), model=net, frames=4, keep_parts=True)
+    path = write_schedule(tmp_path, segments=STOP_SEGMENTS, **{**STOP_TOP, **change})
+    (key,) = change
+    with pytest.raises(ScheduleChanged) as err:
+        render(load_schedule(path), model=net)
+    msg = str(err.value)
+    assert "\n" not in msg and f"belongs to another schedule ({key} changed" in msg and "--fresh" in msg
+
+
+# ------------------------------------------------------------ the work folder's lease (issue 17)
+
+HOLD_LEASE = """
+import sys, time
+from pathlib import Path
+from dreamvid.workdir import exclusive
+with exclusive(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lease(work, seconds):
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, str(work), str(seconds)], stdout=subprocess.PIPE,
+                            text=True, env=ENV)  # fmt: skip
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_lease_whose_heartbeat_stopped_is_taken_over(tmp_path):
+    """A node that died (no process here to ask) leaves a lease behind: one with an old
+    heartbeat is taken over at once, one that stops changing once it has been still for the
+    stale bound. The pid stays the lease's first word."""
+    from dreamvid import workdir
+
+    work = tmp_path / "w.mp4.parts"
+    work.mkdir()
+    (work / "lock").write_text(workdir.lease_line(4242, "lost-node", "boot", time.time() - 3600, "old"))
+    t0 = time.monotonic()
+    with workdir.exclusive(work, wait=5, stale=60):
+        assert time.monotonic() - t0 < 2
+        assert (work / "lock").read_text().split()[0] == str(os.getpid())
+    assert not (work / "lock").exists()
+
+    (work / "lock").write_text(workdir.lease_line(4242, "lost-node", "boot", time.time(), "fresh-then-dead"))
+    t0 = time.monotonic()
+    with workdir.exclusive(work, wait=10, stale=1.5):
+        waited = time.monotonic() - t0
+    assert 1.5 <= waited < 5, waited
+
+
+def test_a_live_lease_is_waited_for_then_refused(tmp_path):
+    """A lease whose holder heartbeats is waited for, within a bound, then refused in one line;
+    once the holder is gone it is free. A killed holder on this machine frees it at once."""
+    from dreamvid import workdir
+
+    work = tmp_path / "w.mp4.parts"
+    work.mkdir()
+    holder = _hold_lease(work, 60)
+    try:
+        waits = []
+        t0 = time.monotonic()
+        with pytest.raises(workdir.InputError) as err:
+            with workdir.exclusive(work, wait=1.0, on_wait=waits.append):
+                pass
+        assert time.monotonic() - t0 >= 1.0
+        msg = str(err.value)
+        assert "\n" not in msg and f"another dreamvid (pid {holder.pid}" in msg and "-o" in msg
+        assert len(waits) == 1 and str(holder.pid) in waits[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    t0 = time.monotonic()
+    with workdir.exclusive(work, wait=30):  # the holder was SIGKILLed: its pid is gone, no stale bound to wait
+        assert time.monotonic() - t0 < 2

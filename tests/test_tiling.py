@@ -121,3 +121,23 @@ def test_failed_compile_falls_back_to_eager(tmp_path):
     dreamer.step_net = broken
     assert torch.equal(dreamer.next_frame(dreamer.first_frame(), 1), expected)
     assert dreamer.step_net is dreamer.net and "torch.compile failed" in warnings[0]
+
+
+def test_auto_keeps_the_tile_that_fitted_for_later_frames_and_videos(monkeypatch):
+    """Once a frame had to be retried in tiles, later frames of the same shape, precision and
+    device start with the tile that fitted: one try each, in this video and the next one
+    a batch worker renders (a per-process memory)."""
+    tries = []
+    monkeypatch.setattr(dream_module, "dream", _fake_dream(tries, fits_below=400))
+    for frame in range(3):
+        dream_frame(None, torch.zeros(1, 3, 1080, 1920), OBJ, DreamSettings(), torch.Generator, tile="auto")
+    assert [t for t, _ in tries] == [None, 960, 480, 240, 240, 240]
+    tries.clear()  # another shape or precision has its own
+    dream_frame(None, torch.zeros(1, 3, 1080, 1080), OBJ, DreamSettings(), torch.Generator, tile="auto")
+    dream_frame(None, torch.zeros(1, 3, 1080, 1920), OBJ, DreamSettings(amp_dtype=torch.bfloat16), torch.Generator,
+                tile="auto")  # fmt: skip
+    assert [t for t, _ in tries] == [None, 540, 270, None, 960, 480, 240]
+    tries.clear()
+    with pytest.raises(DreamvidError):  # an explicit setting is not overridden by what auto learnt
+        dream_frame(None, torch.zeros(1, 3, 1080, 1920), OBJ, DreamSettings(), torch.Generator, tile=None)
+    assert [t for t, _ in tries] == [None]
