@@ -28,6 +28,7 @@ class VideoResult:
     frames: int = 0  # frames of the video that exist (all of them when done or skipped)
     total: int = 0
     seconds: float = 0.0
+    fps: float | None = None  # frames per second after the run's first frame (which loads and compiles)
     error: str = ""  # one line, for failed videos
     attempts: int = 0  # worker runs (> 1: it was retried)
     resumed_from: int = 0  # first frame the last run rendered (> 0: resumed from a checkpoint)
@@ -101,6 +102,7 @@ class Tracker:
         r.status, r.error = result["status"], result.get("error", "")
         r.attempts = max(r.attempts, 1)
         r.seconds = result.get("seconds", 0.0)  # the last run's, model loading included
+        r.fps = result.get("fps")
         if r.status == "done":
             r.frames = self.frames[name] = r.total
         else:

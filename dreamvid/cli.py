@@ -108,9 +108,14 @@ def cmd_gallery(args) -> int:
 
 
 def _load(args, check_files=True):
+    from dataclasses import replace
+
     from .schedule import load_schedule
 
-    return load_schedule(args.schedule, check_files=check_files)
+    schedule = load_schedule(args.schedule, check_files=check_files)
+    if getattr(args, "precision", None):  # --precision overrides the schedule's
+        schedule = replace(schedule, precision=args.precision)
+    return schedule
 
 
 class _Bar:
@@ -215,7 +220,8 @@ class _BatchBar(_Bar):
                 self.bar.write(p.message, file=sys.stderr)
             if p.event == "finished":
                 r = p.result
-                what = f"{r.frames} frames in {r.seconds:.1f} s -> {r.output}" if r.status == "done" else r.error
+                fps = f", {r.fps:.2f} fps after the first" if r.fps else ""
+                what = f"{r.frames} frames in {r.seconds:.1f} s{fps} -> {r.output}" if r.status == "done" else r.error
                 self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
 
 
@@ -228,6 +234,8 @@ def _batch_table(results) -> str:
         if r.status == "skipped":
             note = "already complete"
         time = f"{r.seconds:.1f} s" if r.status not in ("skipped", "not started") else "-"
+        if r.fps and r.status == "done":
+            time += f" ({r.fps:.2f} fps)"  # after the first frame, which loads and compiles
         rows.append((r.name, r.status, f"{r.frames}/{r.total}", time, note))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4] for row in rows).rstrip()
@@ -272,7 +280,7 @@ def cmd_bench(args) -> int:
         torch.set_num_threads(args.threads)
     result = run(device=args.device, size=args.size, layers=args.layers, iterations=args.iterations,
                  frames=args.frames, octaves=args.octaves, compile=compile, random_weights=args.random_weights,
-                 preset=args.preset)  # fmt: skip
+                 preset=args.preset, precision=args.precision)  # fmt: skip
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 
@@ -314,6 +322,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="random initialisation instead of weights: for speed tests only, pictures mean nothing",
     )
+
+
+def _add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=D.PRECISIONS,
+                   help="the network's arithmetic: auto, fp32 or bf16 (default: the schedule's precision)")
 
 
 def _add_dream_args(p: argparse.ArgumentParser) -> None:
@@ -370,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="ignore and delete earlier checkpoints; start over")
     p.add_argument("--keep-parts", action="store_true", help="keep the work folder (parts, checkpoints)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_precision_arg(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("preview", help="render one frame exactly as the video shows it")
@@ -379,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--scale", type=_positive(float), default=1.0, help="render smaller for a fast, approximate look")
     p.add_argument("--quiet", action="store_true")
+    _add_precision_arg(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("validate", help="check a schedule (keys, layers, files) without dreaming")
@@ -411,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int), help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--random-weights", action="store_true", help="random weights (same compute, no weight file)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    p.add_argument("--precision", choices=D.PRECISIONS, default="auto",
+                   help="dreamvid's arithmetic: auto (bf16 where native and faster), fp32 or bf16; the baseline "
+                        "is fp32 (default auto)")  # fmt: skip
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("schema", help="print the schedule's JSON Schema (for editor completion)")

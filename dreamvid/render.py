@@ -22,12 +22,13 @@ import torch
 from . import checkpoint as ckpt
 from . import colour, workdir
 from .camera import move
-from .dream import DreamSettings, dream_frame, speed_setup
+from .dream import DreamSettings, dream_frame, fallback, speed_setup
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
 from .errors import DreamvidError, InputError, describe_os_error, is_out_of_memory
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, load_model, pick_device
 from .objectives import weighted
+from .precision import choose as choose_precision
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
 from .workdir import work_dir
@@ -47,9 +48,29 @@ def frame_rng(seed: int, n: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+_NETWORKS: dict[tuple, FeatureNet] = {}  # (model, weight file and its stamp, device) -> network
+KEPT_NETWORKS = 4
+
+
 def load_network(schedule: Schedule, device: str | None = None) -> FeatureNet:
-    """The schedule's network with its weights, on ``device`` (default: the schedule's)."""
-    return load_model(schedule.model, weights=schedule.model_weights_path, device=pick_device(device or schedule.device))
+    """The schedule's network with its weights, on ``device`` (default: the schedule's).
+
+    Kept for the process, one per (model, weight file, device), the last few: a batch worker
+    that renders many videos loads its network, and compiles it (:func:`.dream.compiled`), once.
+    """
+    dev = pick_device(device or schedule.device)
+    weights = schedule.model_weights_path
+    try:
+        stamp = None if weights is None else (weights.stat().st_mtime_ns, weights.stat().st_size)
+    except OSError:
+        stamp = "missing"  # load_model says what is wrong
+    key = (schedule.model, str(weights), stamp, str(dev))
+    if key not in _NETWORKS:
+        net = load_model(schedule.model, weights=weights, device=dev)
+        while len(_NETWORKS) >= KEPT_NETWORKS:
+            _NETWORKS.pop(next(iter(_NETWORKS)))
+        _NETWORKS[key] = net
+    return _NETWORKS[key]
 
 
 class Dreamer:
@@ -64,7 +85,11 @@ class Dreamer:
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
-        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile)  # see docs/performance.md
+        choice = choose_precision(schedule.precision, self.device)  # see docs/performance.md
+        if choice.warning:
+            self.on_warning(choice.warning)
+        self.precision = choice.name  # "fp32" or "bf16"
+        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile, choice.name)
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
         self._raw = False  # True while re-dreaming frame 1 as a colour reference
@@ -97,22 +122,23 @@ class Dreamer:
         """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
 
         If the compiled network fails (a compiler missing on this host, an unsupported op), the
-        frame is redone with the eager network, which is used from then on."""
+        frame is redone with the next simpler one (CUDA graphs, then plain compiled, then
+        eager), which is used from then on."""
         def run(net):
             return dream_frame(net, frame, objective, settings, lambda: frame_rng(self.schedule.seed, n),
                                self.schedule.tile)  # fmt: skip
 
-        try:
-            return run(self.step_net)
-        except (DreamvidError, KeyboardInterrupt):
-            raise
-        except Exception as e:
-            if self.step_net is self.net or is_out_of_memory(e):
+        while True:
+            try:
+                return run(self.step_net)
+            except (DreamvidError, KeyboardInterrupt):
                 raise
-            self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
-                            "continuing without it (set `compile: false` to skip it)")
-            self.step_net = self.net
-            return run(self.net)
+            except Exception as e:
+                if self.step_net is self.net or is_out_of_memory(e):
+                    raise
+                self.step_net, what = fallback(self.step_net, self.net)
+                self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
+                                f"continuing {what} (set `compile: false` to skip it)")
 
     # -- colour control (the logic lives in colour.py) -------------------------------------
 
@@ -242,7 +268,7 @@ def render(
         if state is not None:
             start, parts = state["index"] + 1, [tuple(p) for p in state["parts"]]
             frame, pending = state["frame"].to(dreamer.device), [_unpng(b) for b in state.get("pending", [])]
-            warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device))
+            warning = _numerics_warning(state.get("numerics"), numerics(dreamer.device, schedule.precision))
             if warning:
                 callback(Progress("warning", message=warning))
         workdir.clean(work, parts)
@@ -337,27 +363,38 @@ def _save(work: Path, n: int, frame: torch.Tensor, parts: list, settings: dict, 
         "pending": [_png(rgb) for rgb in pending],
         "settings": settings,
         "digests": ckpt.frame_digests(schedule, n),
-        "numerics": numerics(frame.device),
+        "numerics": numerics(frame.device, schedule.precision),
     }
     ckpt.save(ckpt.checkpoint_path(work, n), state)
     ckpt.prune(work)
     return n
 
 
-def numerics(device: torch.device) -> dict:
-    """What a frame's last bits depend on besides the schedule: the device, and on the CPU the
-    thread count (it changes how convolutions split their sums; see docs/resume.md)."""
+def numerics(device: torch.device, precision: str = "auto") -> dict:
+    """What a frame's last bits depend on besides the schedule: the device, the precision the
+    schedule's ``precision`` resolves to there (:mod:`.precision`), and on the CPU the thread
+    count (it changes how convolutions split their sums; see docs/resume.md)."""
+    used = choose_precision(precision, device).name
     if device.type == "cuda":
-        return {"device": torch.cuda.get_device_name(device), "torch": str(torch.__version__)}
-    return {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+        return {"device": torch.cuda.get_device_name(device), "precision": used, "torch": str(torch.__version__)}
+    return {"device": "cpu", "threads": torch.get_num_threads(), "precision": used, "torch": str(torch.__version__)}
 
 
 def _numerics_warning(saved: dict | None, now: dict) -> str | None:
-    if not saved or saved == now:
+    if not saved:
         return None
-    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now))
-                        if saved.get(k) != now.get(k))  # fmt: skip
-    hint = f"; set OMP_NUM_THREADS={saved['threads']} for an identical video" if "threads" in saved else ""
+    if "precision" not in saved and saved.get("device") == "cpu":
+        saved = {**saved, "precision": "fp32"}  # written before the key existed: the CPU dreamed in fp32
+    keys = sorted(k for k in set(saved) | set(now) if k in saved and saved.get(k) != now.get(k))
+    if not keys:
+        return None
+    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in keys)
+    hints = []
+    if "threads" in keys:
+        hints.append(f"OMP_NUM_THREADS={saved['threads']}")
+    if "precision" in keys:
+        hints.append(f"precision: {saved['precision']} in the schedule (or --precision {saved['precision']})")
+    hint = f"; set {' and '.join(hints)} for an identical video" if hints else ""
     return (f"the checkpoint was written with other numerics ({changed}): the resumed frames may differ "
             f"invisibly from an uninterrupted render{hint}")
 

@@ -138,6 +138,7 @@ class Schedule:
     segments: tuple[Segment, ...]
     tile: int | str | None = "auto"  # gradient tile side, "auto" or None (see dreamvid.dream.dream_frame)
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
+    precision: str = "auto"  # arithmetic of the network: "auto", "fp32", "bf16" (see dreamvid.precision)
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -234,6 +235,7 @@ class Schedule:
             "checkpoint_every": self.checkpoint_every,
             "tile": self.tile,
             "compile": self.compile,
+            "precision": self.precision,
             "encoder": self.encoder.model_dump(),
             "audio": opt(self.audio_path),
             "segments": [seg.to_dict() for seg in self.segments],
@@ -332,6 +334,7 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         segments=tuple(segments),
         tile=spec.tile,
         compile=spec.compile,
+        precision=spec.precision,
     )
 
 
