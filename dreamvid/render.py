@@ -25,6 +25,7 @@ from .camera import move
 from .dream import DreamSettings, dream_frame, fallback, speed_setup
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
 from .errors import DreamvidError, InputError, describe_os_error, is_out_of_memory
+from .frames import FrameSource
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, load_model, pick_device
 from .objectives import weighted
@@ -275,10 +276,10 @@ def render(
         callback(Progress("start", frame=start, total=total, start=start))
 
         writer, first, saved = None, start - len(pending), start - 1
+        frames = FrameSource(dreamer, total)  # on CUDA frame n's copy to the host overlaps frame n+1's dream
         try:
             for n in range(start, total):
-                frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
-                rgb = to_uint8(frame).cpu().numpy()
+                frame, rgb = frames.get(n, frame)
                 if writer is None:
                     writer = VideoWriter(ckpt.part_path(work, first), schedule.size, schedule.fps, codec=codec,
                                          crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt)  # fmt: skip
