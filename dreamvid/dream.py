@@ -228,6 +228,8 @@ def compiled(net: FeatureNet, cuda_graphs: bool = False) -> Callable:
         config.recompile_limit = RECOMPILE_LIMIT
     modes = net.__dict__.setdefault("_dreamvid_compiled", {})  # a plain attribute, not a submodule
     mode = "reduce-overhead" if cuda_graphs else None
+    if mode in modes and modes[mode] is None:  # it failed in this process: the next simpler one
+        return compiled(net) if cuda_graphs else net
     if mode not in modes:
         fn = torch.compile(net, dynamic=False, mode=mode)
         modes[mode] = _GraphSteps(fn) if cuda_graphs else fn
@@ -236,7 +238,12 @@ def compiled(net: FeatureNet, cuda_graphs: bool = False) -> Callable:
 
 def fallback(step_net: Callable, net: FeatureNet) -> tuple[Callable, str]:
     """The next simpler network after ``step_net`` failed: CUDA graphs -> plain compiled ->
-    eager ``net``; and how the render continues, for the warning."""
+    eager ``net``; and how the render continues, for the warning. The failed one is not
+    tried again in this process (a batch worker's next videos start from the simpler one)."""
+    modes = net.__dict__.get("_dreamvid_compiled", {})
+    for mode, fn in modes.items():
+        if fn is step_net:
+            modes[mode] = None
     if isinstance(step_net, _GraphSteps):
         return compiled(net), "compiled without CUDA graphs"
     return net, "without it"

@@ -396,8 +396,9 @@ def _numerics_warning(saved: dict | None, now: dict) -> str | None:
     if "precision" in keys:
         hints.append(f"precision: {saved['precision']} in the schedule (or --precision {saved['precision']})")
     hint = f"; set {' and '.join(hints)} for an identical video" if hints else ""
+    how = "in their details (same look)" if "precision" in keys else "invisibly"
     return (f"the checkpoint was written with other numerics ({changed}): the resumed frames may differ "
-            f"invisibly from an uninterrupted render{hint}")
+            f"{how} from an uninterrupted render{hint}")
 
 
 def _png(rgb: np.ndarray) -> torch.Tensor:

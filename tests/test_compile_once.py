@@ -56,11 +56,14 @@ def test_second_video_of_a_worker_does_not_recompile(tmp_path, monkeypatch):
 
 def test_cuda_graphs_fall_back_to_plain_compile_then_eager():
     """What a render does when a compiled step fails (a compiler missing, an op unsupported):
-    CUDA graphs -> compiled without them -> eager. Building the wrappers compiles nothing."""
+    CUDA graphs -> compiled without them -> eager, and the worker's next videos start from
+    what worked. Building the wrappers compiles nothing."""
     net = tiny_net()
     graphs = dream_module.compiled(net, cuda_graphs=True)
     assert dream_module.compiled(net, cuda_graphs=True) is graphs  # one per network and mode
     plain, why = dream_module.fallback(graphs, net)
     assert plain is dream_module.compiled(net) and "without CUDA graphs" in why
+    assert dream_module.compiled(net, cuda_graphs=True) is plain  # a failure is not retried (next video)
     eager, why = dream_module.fallback(plain, net)
     assert eager is net and why == "without it"
+    assert dream_module.compiled(net, cuda_graphs=True) is net and dream_module.compiled(net) is net
