@@ -1,6 +1,6 @@
 """One lever at a time: ms per dream step (or per zoom) on this machine, as a markdown table.
 
-    python bench/levers.py [--size 256x256] [--reps 5] [--compile]
+    python bench/levers.py [--size 256x256] [--reps 5] [--compile] [--threads N]
 
 For docs/performance.md. Each row changes one thing against the row it names; the
 median of ``--reps`` runs after one warm-up. ``--compile`` adds torch.compile rows (minutes
@@ -38,7 +38,10 @@ def main():
     ap.add_argument("--size", default="256x256")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     w, h = map(int, a.size.split("x"))
     obj = layer("mixed3")
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -50,6 +53,7 @@ def main():
         ("step: NCHW, truncated at mixed3", lambda: gradient_step(nchw, x, obj, 0.01)),
         ("step: channels_last, full network", lambda: _baseline.step(cl, xc, obj, 0.01)),
         ("step: channels_last, truncated (dreamvid)", lambda: gradient_step(cl, xc, obj, 0.01)),
+        ("step: dreamvid under bf16 autocast", lambda: gradient_step(cl, xc, obj, 0.01, torch.bfloat16)),
     ]
     threads = torch.get_num_threads()
     results = [(name, timed(fn, a.reps)) for name, fn in rows]

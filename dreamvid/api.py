@@ -19,7 +19,6 @@ docs/python.md.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -123,18 +122,10 @@ def load_model(name: str = D.MODEL, *, weights: str | os.PathLike | None = None,
                random_weights: bool = False):  # fmt: skip
     """A built-in network with its weights (``weights``: a local file for the torchvision
     models; nothing is downloaded) on ``device`` (auto: CUDA when present). Loaded once per
-    process and kept (the last two), so calling :func:`dream` again does not reload it."""
-    from .model import pick_device
+    process and kept (the last four), so calling :func:`dream` again does not reload it."""
+    from .model import pick_device, shared_model
 
-    return _load_model(name, None if weights is None else str(weights), str(pick_device(device or D.DEVICE)),
-                       random_weights)  # fmt: skip
-
-
-@functools.lru_cache(maxsize=2)
-def _load_model(name: str, weights: str | None, device: str, random_weights: bool):
-    from .model import load_model as load
-
-    return load(name, weights=weights, random_init=random_weights, device=device)
+    return shared_model(name, weights=weights, random_init=random_weights, device=pick_device(device or D.DEVICE))
 
 
 def network(module, layers: Mapping[str, Any], *, input_range: tuple[float, float] = (0.0, 1.0),
@@ -189,7 +180,9 @@ def _network_catalogue(model: Any):
 def _network_for(schedule: Schedule, model: Any, device: str | None):
     """The network to dream ``schedule`` with: ``model`` (a name or a network) or the schedule's."""
     if model is None:
-        return load_model(schedule.model, weights=schedule.model_weights_path, device=device or schedule.device)
+        from .renderer import load_network
+
+        return load_network(schedule, device)
     if isinstance(model, str):
         return load_model(model, device=device or schedule.device)
     net = _as_network(model)

@@ -74,7 +74,8 @@ class BatchBar(Bar):
                 self.bar.write(p.message, file=sys.stderr)
             if p.event == "finished":
                 r = p.result
-                what = f"{work_done(r)} -> {r.output}" if r.status == "done" else f"{r.error} ({work_done(r)})"
+                fps = f", {r.fps:.2f} fps after the first" if r.fps and r.status == "done" else ""
+                what = f"{work_done(r)}{fps} -> {r.output}" if r.status == "done" else f"{r.error} ({work_done(r)})"
                 self.bar.write(f"{r.status} {r.name}: {what}", file=sys.stderr)
 
 

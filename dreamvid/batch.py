@@ -30,6 +30,7 @@ class VideoResult:
     total: int = 0
     seconds: float = 0.0  # time spent on it in this batch run (from its first start to its result, retries included)
     rendered: int = 0  # frames dreamed in this batch run (0 for a video that was only joined)
+    fps: float | None = None  # frames per second after the run's first frame (which loads and compiles)
     error: str = ""  # one line, for failed videos
     attempts: int = 0  # worker runs (> 1: it was retried)
     resumed_from: int = 0  # first frame the last run rendered (> 0: resumed from a checkpoint)
@@ -107,6 +108,7 @@ class Tracker:
         r.attempts = max(r.attempts, 1)
         # measured here, from the first start: also right for runs that were cancelled or died
         r.seconds = time.monotonic() - self.started[name] if name in self.started else result.get("seconds", 0.0)
+        r.fps = result.get("fps")
         if r.status == "done":
             r.frames = self.frames[name] = r.total
         else:

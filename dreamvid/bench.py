@@ -8,17 +8,19 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
 - ``dreamvid``: :class:`dreamvid.renderer.Dreamer` ``.next_frame`` and
   :class:`dreamvid.encode.VideoWriter`, as :func:`dreamvid.renderer.render` uses them (colour
-  control off, as the baseline has none).
+  control off, as the baseline has none), in the precision ``precision`` resolves to
+  (:mod:`dreamvid.precision`).
 
 Reported per path: ms per frame (the loop's wall time, the encoder's flush at the end
 included), the dream step's FLOPs (forward + input gradient, counted with
 ``torch.utils.flop_counter.FlopCounterMode``) and achieved GFLOP/s, peak memory (CUDA:
 ``max_memory_allocated``; CPU: peak RSS, reset before each path through
 ``/proc/self/clear_refs``), the encoder's share (ffmpeg's CPU time and the time the loop
-waited on it); the machine's practical fp32 peak (:func:`fp32_peak`); and the *ceiling*: the
-speedup dreamvid would reach if its dream step ran all its FLOPs at that peak and the rest of
-its frame took what it takes now (an upper bound on what a faster implementation of the
-same arithmetic could give on this machine).
+waited on it) and this process's CPU time; the CPU's features; the machine's practical
+peak (:func:`practical_peak`) in fp32 and, when dreamvid runs in bf16, in bf16; and the
+*ceiling*: the speedup dreamvid would reach if its dream step ran all its FLOPs at the peak
+of its precision and the rest of its frame took what it takes now (an upper bound on what a
+faster implementation of the same arithmetic could give on this machine).
 The library never prints: :func:`run` returns a dict, the CLI formats it.
 """
 
@@ -32,11 +34,13 @@ from pathlib import Path
 import torch
 
 from . import _baseline
-from .ascent import DreamSettings, native_bf16, octave_sizes
+from .ascent import DreamSettings, octave_sizes
 from .encode import VideoWriter, ffmpeg_exe
 from .images import to_uint8
 from .model import load_model, pick_device
 from .objectives import weighted
+from .precision import choose as choose_precision
+from .precision import cpu_features
 from .schedule import parse_schedule
 from .spec import DefaultsSpec
 
@@ -44,13 +48,14 @@ ENCODER = {"codec": "libx264", "crf": 18, "preset": "medium", "pix_fmt": "yuv420
 
 
 def bench_schedule(work: Path, size, layers: str, iterations: int, frames: int, octaves: int, device: str,
-                   compile, tile=None, preset: str = "medium"):  # fmt: skip
+                   compile, tile=None, preset: str = "medium", precision: str = "auto"):  # fmt: skip
     """The schedule both paths render: noise input, zoom 1.02, jitter 32, step 0.01."""
     neutral = {"colour": "none", "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0}  # the baseline has none
     segment = {"frames": frames + 2, "layers": {layers: 1.0}, "iterations": iterations, "octaves": octaves,
                "zoom": 1.02, "jitter": 32, "step": 0.01}  # fmt: skip
     data = {"input": "noise", "output": str(work / "dreamvid.mp4"), "size": list(size), "fps": 30, "seed": 0,
-            "device": device, "compile": compile, "tile": tile, "encoder": {**ENCODER, "preset": preset},
+            "device": device, "compile": compile, "tile": tile, "precision": precision,
+            "encoder": {**ENCODER, "preset": preset},
             "segments": [segment], "defaults": {k: v for k, v in neutral.items() if k in DefaultsSpec.model_fields}}  # fmt: skip
     return parse_schedule(data, source=work / "bench.yaml")
 
@@ -112,32 +117,32 @@ def _truncated_step(dreamer, x: torch.Tensor, objective) -> None:
     objective(acts).backward()
 
 
-def sgemm_peak(device: torch.device) -> float:
-    """Achieved fp32 GFLOP/s of a large matrix product."""
+def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of a large matrix product in ``dtype``."""
     n = 8192 if device.type == "cuda" else 2048
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 proper
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / _best_s(lambda: torch.mm(a, b), device) / 1e9
 
 
-def conv_peak(device: torch.device) -> float:
-    """Achieved fp32 GFLOP/s of the network's biggest convolution alone (conv2d_4 at 256x256:
-    3x3, 80 -> 192 channels, 60x60 out, channels_last, as dreamvid runs it)."""
-    x = torch.randn(1, 80, 62, 62, device=device).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(192, 80, 3, 3, device=device).contiguous(memory_format=torch.channels_last)
+def conv_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of the network's biggest convolution alone in ``dtype`` (conv2d_4 at
+    256x256: 3x3, 80 -> 192 channels, 60x60 out, channels_last, as dreamvid runs it)."""
+    x = torch.randn(1, 80, 62, 62, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(192, 80, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
     return 2 * 60 * 60 * 192 * 80 * 9 / _best_s(lambda: torch.nn.functional.conv2d(x, w), device) / 1e9
 
 
-def fp32_peak(device: torch.device) -> dict:
-    """The machine's practical fp32 peak: the faster of a large sgemm and, on the CPU, the
-    network's biggest convolution. On the 2-core AMD dev machine oneDNN's convolution
-    kernels reach 199-202 GFLOP/s where the BLAS sgemm reaches 145-149, so sgemm alone would
-    overstate how close to the machine's limit the dream step runs. (On CUDA, fp32
-    convolutions may use TF32; there the sgemm with TF32 off is the fp32 peak.)"""
-    sgemm = sgemm_peak(device)
-    conv = conv_peak(device) if device.type == "cpu" else 0.0
-    return {"sgemm": sgemm, "conv": conv, "peak": max(sgemm, conv), "source": "conv" if conv > sgemm else "sgemm"}
+def practical_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> dict:
+    """The machine's practical peak in ``dtype``: the faster of a large matrix product and, on
+    the CPU, the network's biggest convolution. On the 2-core AMD dev machine oneDNN's fp32
+    convolution kernels reach 199-202 GFLOP/s where the BLAS sgemm reaches 145-149, so the
+    matrix product alone would overstate how close to the machine's limit the dream step
+    runs. (On CUDA, fp32 convolutions may use TF32; there the sgemm with TF32 off is the fp32 peak.)"""
+    gemm = gemm_peak(device, dtype)
+    conv = conv_peak(device, dtype) if device.type == "cpu" else 0.0
+    return {"gemm": gemm, "conv": conv, "peak": max(gemm, conv), "source": "conv" if conv > gemm else "gemm"}
 
 
 def _best_s(fn, device: torch.device, reps: int = 5) -> float:
@@ -244,42 +249,43 @@ def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.devic
 
 
 def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterations: int = 10, frames: int = 5,
-        octaves: int = 1, compile="auto", random_weights: bool = False, tile=None,
-        preset: str = "medium") -> dict:  # fmt: skip
+        octaves: int = 1, compile="auto", random_weights: bool = False, tile=None, preset: str = "medium",
+        precision: str = "auto") -> dict:  # fmt: skip
     """Run both paths; returns the measurements (see the module docstring)."""
     dev = pick_device(device)
+    choice = choose_precision(precision, dev)  # what the Dreamer will use
     with tempfile.TemporaryDirectory(prefix="dreamvid-bench-") as tmp:
         work = Path(tmp)
-        schedule = bench_schedule(work, size, layers, iterations, frames, octaves, str(dev), compile, tile, preset)
+        schedule = bench_schedule(work, size, layers, iterations, frames, octaves, str(dev), compile, tile, preset,
+                                  precision)  # fmt: skip
         ours, first, dreamer = run_dreamvid(schedule, frames, random_weights)
         objective = weighted(schedule.params(1).layers)
         shapes = octave_sizes(size[1], size[0], octaves, 1.4)  # FLOPs per step, summed over octaves
         ours["flops_per_step"] = step_flops(lambda x: _truncated_step(dreamer, x, objective), shapes, dev)
         dreamer = None  # free its network before the baseline loads its own
         base = run_baseline(schedule, first, frames, dev, random_weights)
-    peak = fp32_peak(dev)
-    amp = native_bf16(dev)  # what the Dreamer's speed_setup chose
-    for r in (ours, base):
+    peaks = {"fp32": practical_peak(dev)}
+    if choice.name == "bf16":
+        peaks["bf16"] = practical_peak(dev, torch.bfloat16)
+    for r, peak in ((ours, peaks[choice.name]["peak"]), (base, peaks["fp32"]["peak"])):  # the baseline is fp32
         r["gflops_per_s"] = r["flops_per_step"] * iterations / (r["dream_ms_per_frame"] / 1000) / 1e9
-        r["fraction_of_peak"] = r["gflops_per_s"] / peak["peak"]
+        r["fraction_of_peak"] = r["gflops_per_s"] / peak
         r["encoder_share"] = r["encode_wait_ms_per_frame"] / r["ms_per_frame"]
     return {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "cpu": cpu_features(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "settings": {"size": list(size), "layers": layers, "iterations": iterations, "frames": frames,
                      "octaves": octaves, "compile": dreamvid_compiled(schedule.compile, dev),
-                     "amp": "bf16" if amp else "fp32",
+                     "precision": choice.name, "precision_requested": precision, "precision_why": choice.why,
                      "encoder": schedule.encoder.model_dump()},  # fmt: skip
-        "peak_gflops_per_s": peak["peak"],
-        "peak_source": peak["source"],
-        "sgemm_peak_gflops_per_s": peak["sgemm"],
-        "conv_peak_gflops_per_s": peak["conv"],
+        "peaks": peaks,  # GFLOP/s per precision: {"gemm", "conv", "peak", "source"}
+        "peak_gflops_per_s": peaks[choice.name]["peak"],  # of dreamvid's precision
         "baseline": base,
         "dreamvid": ours,
         "speedup": base["ms_per_frame"] / ours["ms_per_frame"],
-        # an fp32 peak bounds only an fp32 dream step (not bf16 on tensor cores)
-        "ceiling": None if amp else base["ms_per_frame"] / ceiling_ms_per_frame(ours, iterations, peak["peak"]),
+        "ceiling": base["ms_per_frame"] / ceiling_ms_per_frame(ours, iterations, peaks[choice.name]["peak"]),
     }
 
 
@@ -296,21 +302,22 @@ def dreamvid_compiled(compile, device: torch.device) -> bool:
 
 def format_report(r: dict) -> str:
     """A few lines for the terminal."""
-    s = r["settings"]
-    lines = [f"dreamvid bench: {r['device']} ({r['threads']} threads), torch {r['torch']}, "
+    s, cpu = r["settings"], r["cpu"]
+    lines = [f"dreamvid bench: {r['device']} ({r['threads']} thread{'s' if r['threads'] != 1 else ''}), torch {r['torch']}, "
              f"{s['size'][0]}x{s['size'][1]}, {s['layers']}, {s['iterations']} iterations x {s['octaves']} octave(s), {s['frames']} frames, "
-             f"{s['amp']}, compile {'on' if s['compile'] else 'off'}",
+             f"{s['precision']} ({s['precision_why']}), compile {'on' if s['compile'] else 'off'}",
+             f"CPU: {cpu['model']}, kernels {cpu['capability']}, flags {' '.join(cpu['flags']) or '-'}",
              f"{'':10} {'ms/frame':>9} {'dream ms':>9} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of peak':>8} "
-             f"{'peak mem':>9} {'enc wait':>8} {'enc CPU':>8} {'warm-up':>8}"]  # fmt: skip
+             f"{'peak mem':>9} {'enc wait':>8} {'enc CPU':>8} {'CPU ms':>8} {'warm-up':>8}"]  # fmt: skip
     for name in ("baseline", "dreamvid"):
         p = r[name]
         lines.append(f"{name:10} {p['ms_per_frame']:9.1f} {p['dream_ms_per_frame']:9.1f} "
                      f"{p['flops_per_step'] / 1e9:10.2f} {p['gflops_per_s']:8.1f} {p['fraction_of_peak']:8.0%} "
                      f"{p['peak_memory_bytes'] / 2**30:8.2f}G {p['encoder_share']:8.1%} "
-                     f"{p['encoder_cpu_ms_per_frame']:6.0f}ms {p['warmup_s']:7.1f}s")  # fmt: skip
-    conv = f", conv {r['conv_peak_gflops_per_s']:.0f}" if r["conv_peak_gflops_per_s"] else ""
-    ceiling = ("" if r["ceiling"] is None else
-               f"; ceiling {r['ceiling']:.2f}x with every dream FLOP at the practical fp32 peak")
-    lines.append(f"speedup: {r['speedup']:.2f}x per frame{ceiling} (fp32 peak {r['peak_gflops_per_s']:.0f} GFLOP/s: "
-                 f"sgemm {r['sgemm_peak_gflops_per_s']:.0f}{conv})")
+                     f"{p['encoder_cpu_ms_per_frame']:6.0f}ms {p['process_cpu_ms_per_frame']:8.0f} "
+                     f"{p['warmup_s']:7.1f}s")  # fmt: skip
+    peaks = "; ".join(f"{name} {p['peak']:.0f} GFLOP/s (gemm {p['gemm']:.0f}" + (f", conv {p['conv']:.0f})" if p["conv"] else ")")
+                      for name, p in r["peaks"].items())  # fmt: skip
+    lines.append(f"speedup: {r['speedup']:.2f}x per frame; ceiling {r['ceiling']:.2f}x with every dream FLOP at "
+                 f"the practical {s['precision']} peak (peaks: {peaks})")
     return "\n".join(lines)

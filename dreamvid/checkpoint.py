@@ -223,20 +223,31 @@ def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) ->
     return None
 
 
-def numerics(device: torch.device) -> dict:
-    """What a frame's last bits depend on besides the schedule: the device, and on the CPU the
-    thread count (it changes how convolutions split their sums; see docs/resume.md)."""
+def numerics(device: torch.device, precision: str = "fp32") -> dict:
+    """What a frame's last bits depend on besides the schedule: the device, the precision the
+    step runs in ("fp32" or "bf16", as :mod:`.precision` chose it), and on the CPU the thread
+    count (it changes how convolutions split their sums; see docs/resume.md)."""
     if device.type == "cuda":
-        return {"device": torch.cuda.get_device_name(device), "torch": str(torch.__version__)}
-    return {"device": "cpu", "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+        return {"device": torch.cuda.get_device_name(device), "precision": precision, "torch": str(torch.__version__)}
+    return {"device": "cpu", "threads": torch.get_num_threads(), "precision": precision, "torch": str(torch.__version__)}
 
 
 def numerics_warning(saved: dict | None, now: dict) -> str | None:
     """A warning when a checkpoint was written with other numerics than this process's."""
-    if not saved or saved == now:
+    if not saved:
         return None
-    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in sorted(set(saved) | set(now))
-                        if saved.get(k) != now.get(k))  # fmt: skip
-    hint = f"; set OMP_NUM_THREADS={saved['threads']} for an identical video" if "threads" in saved else ""
+    if "precision" not in saved and saved.get("device") == "cpu":
+        saved = {**saved, "precision": "fp32"}  # written before the key existed: the CPU dreamed in fp32
+    keys = sorted(k for k in set(saved) | set(now) if k in saved and saved.get(k) != now.get(k))
+    if not keys:
+        return None
+    changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in keys)
+    hints = []
+    if "threads" in keys:
+        hints.append(f"OMP_NUM_THREADS={saved['threads']}")
+    if "precision" in keys:
+        hints.append(f"precision: {saved['precision']} in the schedule (or --precision {saved['precision']})")
+    hint = f"; set {' and '.join(hints)} for an identical video" if hints else ""
+    how = "in their details (same look)" if "precision" in keys else "invisibly"
     return (f"the checkpoint was written with other numerics ({changed}): the resumed frames may differ "
-            f"invisibly from an uninterrupted render{hint}")
+            f"{how} from an uninterrupted render{hint}")

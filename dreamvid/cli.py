@@ -92,10 +92,22 @@ def cmd_gallery(args) -> int:
     return 0
 
 
-def cmd_render(args) -> int:
-    from .api import load_schedule, render
+def _load(args):
+    """The schedule the command names, with --precision (where the command has it) applied."""
+    from dataclasses import replace
+
+    from .api import load_schedule
 
     schedule = load_schedule(args.schedule)
+    if getattr(args, "precision", None):  # --precision overrides the schedule's
+        schedule = replace(schedule, precision=args.precision)
+    return schedule
+
+
+def cmd_render(args) -> int:
+    from .api import render
+
+    schedule = _load(args)
     bar, stop = Bar(args.quiet), _StopRequest()
     stop.install()
     try:
@@ -109,10 +121,10 @@ def cmd_render(args) -> int:
 
 
 def cmd_preview(args) -> int:
-    from .api import load_schedule, preview
+    from .api import preview
     from .images import write_png
 
-    schedule = load_schedule(args.schedule)
+    schedule = _load(args)
     bar = Bar(args.quiet)
     try:
         rgb = preview(schedule, args.frame, device=args.device, scale=args.scale, callback=bar)
@@ -125,9 +137,9 @@ def cmd_preview(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .api import load_schedule, validate
+    from .api import validate
 
-    schedule = load_schedule(args.schedule)
+    schedule = _load(args)
     print(validate(schedule))
     if args.plot:
         from .timeline import plot_timeline
@@ -152,7 +164,10 @@ def _batch_table(results) -> str:
             note = "already complete"
         ran = r.status not in ("skipped", "not started")
         rendered = ("joined only" if r.status == "done" and not r.rendered else str(r.rendered)) if ran else "-"
-        rows.append((r.name, r.status, f"{r.frames}/{r.total}", rendered, f"{r.seconds:.1f} s" if ran else "-", note))
+        time = f"{r.seconds:.1f} s" if ran else "-"
+        if r.fps and r.status == "done":
+            time += f" ({r.fps:.2f} fps)"  # after the first frame, which loads and compiles
+        rows.append((r.name, r.status, f"{r.frames}/{r.total}", rendered, time, note))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[5] for row in rows).rstrip()
 
@@ -196,7 +211,7 @@ def cmd_bench(args) -> int:
         torch.set_num_threads(args.threads)
     result = run(device=args.device, size=args.size, layers=args.layers, iterations=args.iterations,
                  frames=args.frames, octaves=args.octaves, compile=compile, random_weights=args.random_weights,
-                 preset=args.preset)  # fmt: skip
+                 preset=args.preset, precision=args.precision)  # fmt: skip
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 
@@ -245,6 +260,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="random initialisation instead of weights: for speed tests only, pictures mean nothing",
     )
+
+
+def _add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=D.PRECISIONS,
+                   help="the network's arithmetic: auto, fp32 or bf16 (default: the schedule's precision)")
 
 
 def _add_dream_args(p: argparse.ArgumentParser) -> None:
@@ -301,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="ignore and delete earlier checkpoints; start over")
     p.add_argument("--keep-parts", action="store_true", help="keep the work folder (parts, checkpoints)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_precision_arg(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("preview", help="render one frame exactly as the video shows it")
@@ -310,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--scale", type=_positive(float), default=1.0, help="render smaller for a fast, approximate look")
     p.add_argument("--quiet", action="store_true")
+    _add_precision_arg(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("validate", help="check a schedule (keys, layers, files) without dreaming")
@@ -343,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive(int), help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--random-weights", action="store_true", help="random weights (same compute, no weight file)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    p.add_argument("--precision", choices=D.PRECISIONS, default="auto",
+                   help="dreamvid's arithmetic: auto (bf16 where native and faster), fp32 or bf16; the baseline "
+                        "is fp32 (default auto)")  # fmt: skip
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("studio", help="a local web page to edit schedules, preview frames and run renders "

@@ -505,6 +505,27 @@ def load_model(name: str = DEFAULT_MODEL, *, weights=None, random_init: bool = F
     return MODELS[name](weights=weights, random_init=random_init, device=device)
 
 
+_SHARED: dict[tuple, FeatureNet] = {}  # (model, weight file and its stamp, device, random) -> network
+KEPT_NETWORKS = 4
+
+
+def shared_model(name: str = DEFAULT_MODEL, *, weights=None, random_init: bool = False, device="cpu") -> FeatureNet:
+    """:func:`load_model`, kept for the process: the last few networks, one per (model, weight
+    file and its modification stamp, device). A batch worker that renders many videos, or a
+    notebook that dreams again and again, loads (and compiles) its network once."""
+    try:
+        stamp = None if weights is None else (Path(weights).stat().st_mtime_ns, Path(weights).stat().st_size)
+    except OSError:
+        stamp = "missing"  # load_model says what is wrong
+    key = (name, str(weights), stamp, str(device), random_init)
+    if key not in _SHARED:
+        net = load_model(name, weights=weights, random_init=random_init, device=device)
+        while len(_SHARED) >= KEPT_NETWORKS:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = net
+    return _SHARED[key]
+
+
 def weights_digest(net: nn.Module) -> str:
     """A hash of a network's weights and buffers: what makes its dreams differ from another's."""
     import hashlib

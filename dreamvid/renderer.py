@@ -20,13 +20,15 @@ import torch
 from . import checkpoint as ckpt
 from . import colour, workdir
 from .camera import move
-from .ascent import DreamSettings, dream_frame, speed_setup
+from .ascent import DreamSettings, dream_frame, fallback, speed_setup
 from .checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
 from .errors import DreamvidError, InputError, Interrupted, describe_os_error, is_out_of_memory
+from .framesource import FrameSource
 from .images import fit, noise_image, read_image, to_tensor, to_uint8
-from .model import FeatureNet, load_model, pick_device, weights_digest
+from .model import FeatureNet, pick_device, shared_model, weights_digest
 from .objectives import weighted
+from .precision import choose as choose_precision
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
 from .workdir import work_dir
@@ -39,8 +41,10 @@ def frame_rng(seed: int, n: int) -> torch.Generator:
 
 
 def load_network(schedule: Schedule, device: str | None = None) -> FeatureNet:
-    """The schedule's network with its weights, on ``device`` (default: the schedule's)."""
-    return load_model(schedule.model, weights=schedule.model_weights_path, device=pick_device(device or schedule.device))
+    """The schedule's network with its weights, on ``device`` (default: the schedule's), kept
+    for the process (:func:`.model.shared_model`): a batch worker that renders many videos
+    loads its network, and compiles it (:func:`.ascent.compiled`), once."""
+    return shared_model(schedule.model, weights=schedule.model_weights_path, device=pick_device(device or schedule.device))
 
 
 class Dreamer:
@@ -55,7 +59,11 @@ class Dreamer:
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
-        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile)  # see docs/performance.md
+        choice = choose_precision(schedule.precision, self.device)  # see docs/performance.md
+        if choice.warning:
+            self.on_warning(choice.warning)
+        self.precision = choice.name  # "fp32" or "bf16"
+        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile, choice.name)
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
         self._raw = False  # True while re-dreaming frame 1 as a colour reference
@@ -88,22 +96,23 @@ class Dreamer:
         """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
 
         If the compiled network fails (a compiler missing on this host, an unsupported op), the
-        frame is redone with the eager network, which is used from then on."""
+        frame is redone with the next simpler one (CUDA graphs, then plain compiled, then
+        eager), which is used from then on."""
         def run(net):
             return dream_frame(net, frame, objective, settings, lambda: frame_rng(self.schedule.seed, n),
                                self.schedule.tile)  # fmt: skip
 
-        try:
-            return run(self.step_net)
-        except (DreamvidError, KeyboardInterrupt):
-            raise
-        except Exception as e:
-            if self.step_net is self.net or is_out_of_memory(e):
+        while True:
+            try:
+                return run(self.step_net)
+            except (DreamvidError, KeyboardInterrupt):
                 raise
-            self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
-                            "continuing without it (set `compile: false` to skip it)")
-            self.step_net = self.net
-            return run(self.net)
+            except Exception as e:
+                if self.step_net is self.net or is_out_of_memory(e):
+                    raise
+                self.step_net, what = fallback(self.step_net, self.net)
+                self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
+                                f"continuing {what} (set `compile: false` to skip it)")
 
     # -- colour control (the logic lives in colour.py) -------------------------------------
 
@@ -195,19 +204,21 @@ def render(
         settings = _settings(schedule, codec, dreamer.net)
         state = ckpt.find(schedule, work, settings, total - 1, callback)
         frame = None if state is None else state["frame"].to(dreamer.device)
-        if state is not None and (warning := ckpt.numerics_warning(state.get("numerics"), ckpt.numerics(dreamer.device))):
+        numerics = ckpt.numerics(dreamer.device, dreamer.precision)
+        if state is not None and (warning := ckpt.numerics_warning(state.get("numerics"), numerics)):
             callback(Progress("warning", message=warning))
         beyond = any(ckpt.index_of(p) >= total for p in ckpt.list_checkpoints(work))
-        parts = workdir.Parts(work, state, total - 1, schedule.checkpoint_every, settings,
+        parts = workdir.Parts(work, state, total - 1, schedule.checkpoint_every, settings, numerics,
                               lambda n: ckpt.frame_digests(schedule, n), read_only=beyond,
                               new_writer=lambda path: VideoWriter(path, schedule.size, schedule.fps, codec=codec,
                                                                   crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt))  # fmt: skip
         start = parts.start
         callback(Progress("start", frame=start, total=total, start=start))
+        frames = FrameSource(dreamer, total)  # on CUDA frame n's copy to the host overlaps frame n+1's dream
         try:
             for n in range(start, total):
-                frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
-                if parts.add(n, to_uint8(frame).cpu().numpy()) or n == total - 1:
+                frame, rgb = frames.get(n, frame)
+                if parts.add(n, rgb) or n == total - 1:
                     parts.save(n, frame)
                     callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
                 callback(Progress("frame", frame=n + 1, total=total, start=start, segment=schedule.segment_of(n)[0]))

@@ -154,6 +154,7 @@ class Schedule:
     tile: int | str | None = "auto"  # gradient tile side, "auto" or None (see dreamvid.ascent.dream_frame)
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     audio_settings: AudioSettings = AudioSettings()  # how the audio becomes formula variables
+    precision: str = "auto"  # arithmetic of the network: "auto", "fp32", "bf16" (see dreamvid.precision)
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _series: dict = field(init=False, repr=False, compare=False)  # (segment, id(keyframes)) -> values
     _audio: list = field(init=False, repr=False, compare=False)  # [features] once computed
@@ -282,6 +283,7 @@ class Schedule:
             "checkpoint_every": self.checkpoint_every,
             "tile": self.tile,
             "compile": self.compile,
+            "precision": self.precision,
             "encoder": self.encoder.model_dump(),
             "audio": opt(self.audio_path),
             "audio_features": self.audio_settings.to_data(),
@@ -426,6 +428,7 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         tile=spec.tile,
         compile=spec.compile,
         audio_settings=spec.audio_features.settings(),
+        precision=spec.precision,
     )
 
 

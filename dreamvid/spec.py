@@ -349,6 +349,8 @@ class ScheduleSpec(_Spec):
     checkpoint_every: Int = Field(D.CHECKPOINT_EVERY, ge=1, description="an integer >= 1 (frames between checkpoints)")
     tile: Tile = D.TILE
     compile: Compile = D.COMPILE
+    precision: Literal[D.PRECISIONS] = Field(D.PRECISION, description="auto, fp32 or bf16 (arithmetic of the "
+                                                                    "network; auto: bf16 where it is native and faster)")
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
                                                                                   "preset, pix_fmt")
     audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")

@@ -244,9 +244,10 @@ class Parts:
     hidden folder inside, removed at the end, and it writes no checkpoint.
     """
 
-    def __init__(self, work: Path, state: dict | None, upto: int, every: int, settings: dict,
+    def __init__(self, work: Path, state: dict | None, upto: int, every: int, settings: dict, numerics: dict,
                  digests: Callable[[int], list[str]], new_writer: Callable[[Path], object], read_only: bool):  # fmt: skip
         self.work, self.every, self.settings, self.digests, self.new_writer = work, every, settings, digests, new_writer
+        self.numerics = numerics  # what the frames' last bits depend on (checkpoint.numerics)
         self.closed = [tuple(p) for p in state["parts"]] if state else []
         pending = [tuple(p) for p in state["pending"]] if state else []
         self.first = (state["index"] + 1 if state else 0) - len(pending)  # the open part's first frame
@@ -287,7 +288,7 @@ class Parts:
     def _checkpoint(self, n: int, frame) -> None:
         state = {"index": n, "frame": frame.detach().float().cpu().contiguous(), "parts": [list(p) for p in self.closed],
                  "pending": [list(p) for p in self.pending], "settings": self.settings,
-                 "digests": self.digests(n), "numerics": ckpt.numerics(frame.device)}  # fmt: skip
+                 "digests": self.digests(n), "numerics": self.numerics}  # fmt: skip
         ckpt.save(ckpt.checkpoint_path(self.work, n), state)
         ckpt.prune(self.work)
 

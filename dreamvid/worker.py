@@ -22,7 +22,10 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
 
     ``task``: {"name", "schedule" (path of the resolved schedule), "threads" (torch threads
     or 0)}. ``report(progress.Progress)`` carries progress.
-    Never raises for a failing video: returns {"status", "frames", "start", "error"}.
+    Never raises for a failing video: returns {"status", "frames", "start", "error", "seconds",
+    "fps"}. ``seconds`` is the whole run (model loading and compiling included); ``fps`` the
+    speed from the end of the run's first frame to its last (the first, which loads and
+    compiles the network, is not counted), None when the run made fewer than two frames.
     """
     from .images import read_image
     from .progress import Progress
@@ -31,14 +34,24 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
     from .schedule import load_schedule
 
     state = {"start": 0, "frame": 0, "t0": time.monotonic()}
+    speed = {"first": None, "frames": 0, "seconds": 0.0}  # frames after this run's first one, and their time
 
     def result(status: str, error: str = "", frames: int | None = None) -> dict:
+        fps = speed["frames"] / speed["seconds"] if speed["frames"] and speed["seconds"] > 0 else None
         return {"status": status, "frames": state["frame"] if frames is None else frames, "start": state["start"],
-                "error": error, "seconds": time.monotonic() - state["t0"]}
+                "error": error, "seconds": time.monotonic() - state["t0"], "fps": fps}  # fmt: skip
 
     def callback(p: Progress) -> None:
         if p.event == "start":
             state["start"] = p.start
+            speed.update(first=None, frames=0, seconds=0.0)
+        elif p.event == "frame":
+            now = time.monotonic()
+            if speed["first"] is None:
+                speed["first"] = now  # the warm-up frame ends: loading and compiling are behind
+            else:
+                speed["frames"] += 1
+                speed["seconds"] = now - speed["first"]
         state["frame"] = max(state["frame"], p.frame)
         report(p)
 

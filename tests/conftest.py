@@ -71,7 +71,7 @@ def write_schedule(folder, *, segments=None, **top):
 @pytest.fixture(autouse=True)
 def _forget_fitted_tiles():
     """``tile: auto`` remembers per process what fitted; each test starts without that memory."""
-    from dreamvid import dream
+    from dreamvid import ascent
 
-    dream.forget_fitted_tiles()
+    ascent.forget_fitted_tiles()
     yield

@@ -30,11 +30,30 @@ def test_bench_cli_json(tmp_path):
     # the baseline runs the whole network, dreamvid stops at mixed3: fewer FLOPs per step
     assert 0 < out["dreamvid"]["flops_per_step"] < out["baseline"]["flops_per_step"]
     assert out["speedup"] == pytest.approx(out["baseline"]["ms_per_frame"] / out["dreamvid"]["ms_per_frame"])
-    assert out["sgemm_peak_gflops_per_s"] > 0 and out["conv_peak_gflops_per_s"] > 0
-    assert out["peak_gflops_per_s"] == max(out["sgemm_peak_gflops_per_s"], out["conv_peak_gflops_per_s"])
+    fp32 = out["peaks"]["fp32"]
+    assert fp32["gemm"] > 0 and fp32["conv"] > 0 and fp32["peak"] == max(fp32["gemm"], fp32["conv"])
+    precision = out["settings"]["precision"]  # auto: what this CPU gets (docs/performance.md)
+    assert precision in ("fp32", "bf16") and out["peak_gflops_per_s"] == out["peaks"][precision]["peak"]
+    assert out["cpu"]["capability"] and isinstance(out["cpu"]["flags"], list)
     # the ceiling idealises only dreamvid's dream step, so it bounds the measured speedup from above
     assert out["ceiling"] > out["speedup"]
     assert list(tmp_path.iterdir()) == []  # videos went to a temp folder, now removed
+
+
+def test_bench_bf16_reports_the_bf16_peak_and_its_ceiling(tmp_path):
+    """--precision bf16: dreamvid's step runs in bf16 (where the CPU has it; else fp32, said so),
+    its fraction of peak and ceiling use the peak of that precision, the baseline's stay fp32."""
+    r = run_cli("bench", "--device", "cpu", "--size", "96x96", "--iterations", "1", "--frames", "1", "--json",
+                "--precision", "bf16", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    s = out["settings"]
+    assert s["precision_requested"] == "bf16" and s["precision"] in ("bf16", "fp32")
+    peak = out["peaks"][s["precision"]]["peak"]
+    assert out["peak_gflops_per_s"] == peak > 0
+    assert out["dreamvid"]["fraction_of_peak"] == pytest.approx(out["dreamvid"]["gflops_per_s"] / peak)
+    assert out["baseline"]["fraction_of_peak"] == pytest.approx(out["baseline"]["gflops_per_s"] / out["peaks"]["fp32"]["peak"])
+    assert out["ceiling"] > out["speedup"]
 
 
 def test_bench_rejects_tiny_size():

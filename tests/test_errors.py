@@ -73,7 +73,7 @@ class Ctx:
 
     def cached_model(self) -> None:
         """In-process renders reuse the session's network: loading it is not under test."""
-        self.monkeypatch.setattr(render_mod, "load_model", lambda *a, **k: self.net)
+        self.monkeypatch.setattr(render_mod, "shared_model", lambda *a, **k: self.net)
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,7 @@ STOP_TOP = {"size": [64, 64], "checkpoint_every": 4,
 
 def _stopped_after(s, net, last):
     """Render ``s`` and ask it to stop once frame ``last`` is done (as Ctrl-C would)."""
-    from dreamvid.render import Interrupted, render
+    from dreamvid.renderer import Interrupted, render
 
     done = []
     with pytest.raises(Interrupted, match=f"frames 0-{last} of"):
@@ -218,7 +218,7 @@ def _stopped_after(s, net, last):
 @pytest.fixture(scope="module")
 def short_references(tmp_path_factory, net):
     """Uninterrupted renders of the first 5, 6 and 10 frames of the stop schedule."""
-    from dreamvid.render import render
+    from dreamvid.renderer import render
     from dreamvid.schedule import load_schedule
 
     folder = tmp_path_factory.mktemp("short")
@@ -229,7 +229,7 @@ def short_references(tmp_path_factory, net):
 def test_frames_saved_at_a_stop_are_used_by_a_rerun_that_ends_there(tmp_path, net, short_references):
     """Stopped after frame 5 (part 0-3 closed, frames 4-5 saved at the stop): a rerun of the
     first 6 frames holds all 6 and equals an uninterrupted 6-frame render."""
-    from dreamvid.render import render
+    from dreamvid.renderer import render
     from dreamvid.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP))
@@ -243,7 +243,7 @@ def test_a_rerun_shorter_than_the_saved_frames_loses_none_of_them(tmp_path, net,
     """Stopped after frame 5, rerun for 5 frames: the video is the 5-frame one, the work
     folder keeps frame 5 (the output lacks it), and a full rerun resumes after frame 5."""
     from dreamvid import checkpoint as ckpt
-    from dreamvid.render import render
+    from dreamvid.renderer import render
     from dreamvid.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP))
@@ -284,7 +284,7 @@ def test_a_stop_checkpoint_refers_to_the_frames_on_disk(tmp_path, net):
 def test_changing_what_shapes_the_video_refuses_the_checkpoints(tmp_path, net, change):
     """Part boundaries (checkpoint_every) and tiling (tile) change the video's bits: a resume
     after changing them would not give the same video, so it is refused in one line."""
-    from dreamvid.render import ScheduleChanged, render
+    from dreamvid.renderer import ScheduleChanged, render
     from dreamvid.schedule import load_schedule
 
     path = write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP)

@@ -52,7 +52,7 @@ def test_tiles_have_no_slivers_and_windows_one_shape():
 
 
 def test_speed_setup_on_cpu_changes_nothing(fast_net):
-    assert dream_module.speed_setup(fast_net, torch.device("cpu")) == (None, fast_net)
+    assert dream_module.speed_setup(fast_net, torch.device("cpu"), precision="fp32") == (None, fast_net)
 
 
 def _fake_dream(tries, fits_below):
