@@ -209,12 +209,12 @@ def _audio_input_error(path: Path, err: DreamvidError) -> DreamvidError:
                       "decode (WAV, MP3, AAC, FLAC ...)")
 
 
-def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str) -> Path:
+def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str, video_filters=()) -> Path:
     """Copy the video of ``video_args`` (+ optional audio) into ``out``, atomically."""
     extra = _audio_args(audio) if audio is not None else ["-map", "0:v:0"]
     tmp = _temp_path(out)
     try:
-        _run_ffmpeg(["-y", *video_args, *extra, "-c:v", "copy", *_container_args(out), str(tmp)], what)
+        _run_ffmpeg(["-y", *video_args, *extra, "-c:v", "copy", *video_filters, *_container_args(out), str(tmp)], what)
         return _publish(tmp, out)
     finally:
         _unlink(tmp)
@@ -502,13 +502,17 @@ class VideoWriter:
 
 
 def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
-                durations: list[float] | None = None) -> Path:
+                durations: list[float] | None = None, fps: float | None = None) -> Path:
     """Concatenate video files made with the same settings, without re-encoding.
 
     Optional ``audio`` is encoded to AAC, padded with silence and cut to the video length.
     ``durations`` (seconds, one per part; frames / fps) spares the concat demuxer from
     trusting the containers' rounded durations, which leave timestamp gaps at the joins
-    (a 12 fps video came out as 12.01 fps without them).
+    (a 12 fps video came out as 12.01 fps without them). With ``fps`` (constant-rate parts)
+    the decode timestamps are renumbered frame by frame: parts whose encoders delayed
+    decoding by different numbers of frames (B-frames; a short last part has fewer) would
+    otherwise leave a hole in them, which made the container's frame rate wrong (a 10-frame
+    12 fps video read back as 12 frames at 10 fps).
     """
     parts = [Path(p) for p in parts]
     out = Path(out)
@@ -525,10 +529,27 @@ def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(listing)
+        renumber = []
+        if fps is not None and len(parts) > 1:
+            rate = Fraction(fps).limit_denominator(100000)
+            delay = max(_decode_delay(p) for p in parts)
+            renumber = ["-bsf:v", f"setts=pts=PTS:dts=(N-{delay})*{rate.denominator}/({rate.numerator}*TB)"]
         return _mux(["-f", "concat", "-safe", "0", "-i", list_path], out, audio,
-                    f"joining {len(parts)} parts into {out}")
+                    f"joining {len(parts)} parts into {out}", renumber)
     finally:
         _unlink(Path(list_path))
+
+
+def _decode_delay(path: Path) -> int:
+    """How many frames the decoder of ``path``'s video lags behind its presentation (B-frames:
+    the first packet's pts - dts, in frames)."""
+    proc = _run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"],
+                       f"reading the timestamps of {path}")  # fmt: skip
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if not line.startswith("#"):
+            _, dts, pts, duration = (int(v) for v in line.split(",")[:4])
+            return max(0, round((pts - dts) / duration)) if duration > 0 else 0
+    return 0
 
 
 def iter_frames(path) -> Iterator[np.ndarray]:

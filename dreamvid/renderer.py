@@ -228,7 +228,7 @@ def render(
                                       "rerun the same command to resume")  # fmt: skip
             parts.finish(total - 1)
             join_videos([path for path, _ in parts.videos()], output, audio=schedule.audio_path,
-                        durations=[count / schedule.fps for _, count in parts.videos()])
+                        durations=[count / schedule.fps for _, count in parts.videos()], fps=schedule.fps)
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             parts.abort()
             workdir.drop_if_empty(work)

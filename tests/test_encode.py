@@ -192,6 +192,18 @@ def test_join_copies_parts_and_adds_audio(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.wav", "all.mp4", "p0.mp4", "p1.mp4", "p2.mp4"]
 
 
+def test_joined_parts_keep_the_frame_rate_when_the_last_part_is_short(tmp_path):
+    """A short last part has fewer B-frames, so its encoder delays decoding less: without
+    renumbering the decode timestamps the join left a hole, and 10 frames at 12 fps read back
+    as 12 frames at 10 fps."""
+    parts = [write_video(tmp_path / f"p{i}.mp4", frames(n, seed=i), fps=12) for i, n in enumerate((4, 4, 2))]
+    expected = [f for p in parts for f in read_frames(p)]
+    out = join_videos(parts, tmp_path / "all.mp4", durations=[n / 12 for n in (4, 4, 2)], fps=12)
+    assert probe_video(out) == {"frames": 10, "size": (W, H), "fps": 12.0}
+    got = read_frames(out)
+    assert len(got) == 10 and all(np.array_equal(a, b) for a, b in zip(expected, got))
+
+
 def test_writer_with_audio(tmp_path):
     wav = make_sine(tmp_path / "a.wav", 2.0)
     out = write_video(tmp_path / "v.mp4", frames(12), audio=wav)
