@@ -59,14 +59,26 @@ class Dreamer:
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
-        choice = choose_precision(schedule.precision, self.device)  # see docs/performance.md
-        if choice.warning:
-            self.on_warning(choice.warning)
-        self.precision = choice.name  # "fp32" or "bf16"
-        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, schedule.compile, choice.name)
+        self.use_precision(schedule.precision)
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
         self._raw = False  # True while re-dreaming frame 1 as a colour reference
+
+    def use_precision(self, precision: str) -> None:
+        """Dream in ``precision`` (auto, fp32, bf16; see docs/performance.md)."""
+        choice = choose_precision(precision, self.device)
+        if choice.warning:
+            self.on_warning(choice.warning)
+        self.precision = choice.name  # "fp32" or "bf16"
+        self.amp_dtype, self.step_net = speed_setup(self.net, self.device, self.schedule.compile, choice.name)
+
+    def continue_from(self, state: dict | None) -> None:
+        """Resume in the precision the checkpoint's frames were dreamed in when the schedule
+        leaves it to ``auto``: auto decides once per render (on a CPU it times a probe, which
+        could tip the other way in a later run), not once per run."""
+        saved = ((state or {}).get("numerics") or {}).get("precision")
+        if self.schedule.precision == "auto" and saved in ("fp32", "bf16") and saved != self.precision:
+            self.use_precision(saved)
 
     def first_frame(self) -> torch.Tensor:
         s = self.schedule
@@ -204,6 +216,7 @@ def render(
         settings = _settings(schedule, codec, dreamer.net)
         state = ckpt.find(schedule, work, settings, total - 1, callback)
         frame = None if state is None else state["frame"].to(dreamer.device)
+        dreamer.continue_from(state)
         numerics = ckpt.numerics(dreamer.device, dreamer.precision)
         if state is not None and (warning := ckpt.numerics_warning(state.get("numerics"), numerics)):
             callback(Progress("warning", message=warning))
@@ -299,6 +312,7 @@ def frames(
             callback(Progress("warning", message=f"{e}; rendering from frame 0"))
             state = None
         if state is not None:
+            dreamer.continue_from(state)
             known, frame = state["index"], state["frame"].to(dreamer.device)
             saved = known + 1 - len(state["pending"])  # a stop saved frames saved..known as the video shows them
             if known > start and saved > start:  # frame start is inside an encoded part: dream from 0

@@ -58,6 +58,9 @@ def write_schedule(folder, *, segments=None, **top):
         "fps": 12,
         "seed": 3,
         "checkpoint_every": 4,
+        # auto times a bf16 probe on CPUs with bf16 instructions: two test processes could
+        # choose differently and their videos differ; tests that are about auto say so
+        "precision": "fp32",
         "defaults": {"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02, "zoom": 1.05},
         "segments": segments or [{"frames": 6, "layers": {"mixed0": 1.0}},
                                  {"frames": 6, "layers": {"mixed3": 1.0}, "transition": 3}],

@@ -25,7 +25,7 @@ def net():
 
 
 def schedule_data(**extra):
-    data = {"input": "noise", "size": [64, 48], "seed": 3, "defaults": TINY,
+    data = {"input": "noise", "size": [64, 48], "seed": 3, "defaults": TINY, "precision": "fp32",
             "segments": [{"frames": 5, "layers": {"mixed0": 1.0}}, {"frames": 3, "layers": {"mixed2": 1.0},
                                                                       "transition": 2}]}  # fmt: skip
     data.update(extra)
@@ -93,15 +93,19 @@ def test_frames_equal_the_decoded_frames_of_a_lossless_render(tmp_path, net):
     assert np.array_equal(dreamvid.preview(s, 6, model=net, progress=False), ours[6])
 
 
-def test_frames_resume_from_a_render_checkpoint(tmp_path, net):
+def test_frames_start_from_what_a_render_left(tmp_path, net):
     s = dreamvid.load_schedule(schedule_data(output="v.mp4", checkpoint_every=3), base_dir=tmp_path)
-    everything = list(dreamvid.frames(s, model=net, progress=False))
-    dreamvid.render(s, model=net, keep_parts=True, progress=False)  # leaves checkpoints at frames 2, 5 and 7
+    dreamvid.render(s, model=net, keep_parts=True, progress=False)  # its checkpoints and saved frames stay
+    longer = schedule_data(output="v.mp4", checkpoint_every=3)
+    longer["segments"][1]["frames"] = 5  # two frames appended: frames 0..7 are the same
+    s10 = dreamvid.load_schedule(longer, base_dir=tmp_path)
+    everything = list(dreamvid.frames(dreamvid.load_schedule({**longer, "output": "other.mp4"}, base_dir=tmp_path),
+                                      model=net, progress=False))  # fmt: skip
     events = []
-    later = list(dreamvid.frames(s, start=6, model=net, callback=events.append))
-    assert [np.array_equal(a, b) for a, b in zip(later, everything[6:], strict=True)] == [True, True]
-    assert events[0].event == "start" and events[0].start == 6  # from the checkpoint at frame 5, not frame 0
-    assert sum(e.event == "frame" for e in events) == 2
+    tail = list(dreamvid.frames(s10, start=6, model=net, callback=events.append))
+    assert [np.array_equal(a, b) for a, b in zip(tail, everything[6:], strict=True)] == [True] * 4
+    assert events[0].event == "start" and events[0].start == 8  # frames 6 and 7 were saved by the render
+    assert sum(e.event == "frame" for e in events) == 2  # only frames 8 and 9 were dreamed
 
 
 def test_dream_takes_a_path_an_array_a_pil_image_or_a_tensor(tmp_path, net):

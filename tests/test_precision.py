@@ -159,3 +159,20 @@ def test_cli_precision_overrides_the_schedule_and_lands_in_the_checkpoint(tmp_pa
     assert ("no bf16 arithmetic" in r.stderr) == (not native)
     r = run_cli("preview", path, "--frame", "1", "--precision", "fp16")
     assert r.returncode == 2 and "--precision" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_resume_keeps_the_precision_auto_chose_when_the_render_began(fake_cpu, tmp_path, net):
+    """auto times a probe on a CPU with bf16 instructions; a later run could tip the other
+    way, so a resume follows the checkpoint's precision (an explicit one is kept as asked)."""
+    from dreamvid.renderer import Dreamer
+    from dreamvid.schedule import load_schedule
+
+    fake_cpu(AVX512_BF16, speedup=0.5)  # this run, auto would choose fp32
+    s = load_schedule(write_schedule(tmp_path, precision="auto"))
+    dreamer = Dreamer(s, net)
+    assert dreamer.precision == "fp32"
+    dreamer.continue_from({"numerics": {"device": "cpu", "precision": "bf16"}})
+    assert dreamer.precision == "bf16" and dreamer.amp_dtype == torch.bfloat16
+    fixed = Dreamer(replace(s, precision="fp32"), net)
+    fixed.continue_from({"numerics": {"device": "cpu", "precision": "bf16"}})
+    assert fixed.precision == "fp32" and fixed.amp_dtype is None
