@@ -131,7 +131,7 @@ def test_bf16_dreams_like_fp32_and_keeps_the_image_fp32(net, photo_tensor):
 def test_numerics_record_the_precision_and_a_resume_in_another_warns(fake_cpu, tmp_path):
     from dreamvid.checkpoint import numerics
     from dreamvid.checkpoint import numerics_warning as _numerics_warning
-    from dreamvid.precision import choose_precision
+    from dreamvid.precision import choose as choose_precision
 
     fake_cpu(AVX512_BF16, speedup=2.0)
     now = numerics(CPU, choose_precision("auto", CPU).name)
