@@ -19,7 +19,7 @@ Temporal error = mean |out[n] - warp(out[n-1], true flow)| over pixels visible i
 flow per frame (both directions + occlusion + warp) at 256x144 and 1280x720, a dream frame at
 default-ish settings, and decoding a 720p clip with ``dreamvid.clip.ClipReader``.
 
-    nice -n 5 python3 bench/video_flow.py                # everything (about 10 min on 2 cores)
+    nice -n 5 python3 bench/video_flow.py                # everything (about 15 min on 2 idle cores; resumes)
     nice -n 5 python3 bench/video_flow.py --quality      # only the steadiness tables
     nice -n 5 python3 bench/video_flow.py --timing       # only the timings
 """
@@ -54,8 +54,9 @@ from dreamvid.objectives import weighted  # noqa: E402
 
 OUT = ROOT / "out" / "video_flow"
 PHOTOS = {"astronaut": skimage.data.astronaut, "coffee": skimage.data.coffee, "chelsea": skimage.data.chelsea}
-SIZE = (192, 108)  # (width, height)
-FRAMES = 20
+QUALITY_PHOTOS = ("astronaut", "coffee")  # a portrait with flat areas, a textured still life
+SIZE = (160, 96)  # (width, height)
+FRAMES = 16
 PAN = 4  # px per frame, to the right
 SETTINGS = DreamSettings(iterations=3, step=0.02, octaves=1, jitter=16)
 LAYERS = {"mixed3": 1.0}
@@ -186,24 +187,28 @@ def change(outs, frames) -> float:
     return float(np.mean([(o - to_tensor(f)).abs().mean() * 255 for o, f in zip(outs, frames)]))
 
 
-def quality(net) -> dict:
+def quality(net, results: dict, save) -> dict:
+    """Dream every clip with every variant; ``results`` already holding a key skips that run
+    (so an interrupted measurement resumes), ``save(results)`` runs after each."""
     objective = weighted(LAYERS)
-    variants = [("alone", 0.0, 0.0)] + [(m, b, 0.0) for m in ("plain", "dis", "farneback") for b in BLENDS] + [
-        ("dis+pull", b, PULL) for b in BLENDS[:2]]
-    results = {}
+    variants = [("alone", 0.0, 0.0)] + [(m, b, 0.0) for m in ("plain", "dis") for b in BLENDS] + [
+        ("farneback", 0.7, 0.0)] + [("dis+pull", b, PULL) for b in (0.5, 0.7)]
     for kind, make in (("pan", pan_clip), ("warp", warp_clip)):
-        for photo in PHOTOS:
+        for photo in QUALITY_PHOTOS:
             frames, flows = make(photo)
             src = [to_tensor(f) for f in frames]
             floor = temporal_error(src, flows)  # the source frames themselves (interpolation only)
             results[f"{kind}/{photo}/source"] = {"error": floor, "change": 0.0}
             for method, blend, pull in variants:
+                if f"{kind}/{photo}/{method}/{blend}" in results:
+                    continue
                 t = time.perf_counter()
                 outs = dream_clip(net, objective, frames, method.split("+")[0], blend, pull)
                 key = f"{kind}/{photo}/{method}/{blend}"
                 results[key] = {"error": temporal_error(outs, flows), "change": change(outs, frames),
                                 "seconds": time.perf_counter() - t}
                 print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
+                save(results)
     return results
 
 
@@ -345,9 +350,19 @@ def main() -> None:
         b = dream_pulled(net, x, obj, SETTINGS, torch.Generator().manual_seed(1), x, x[:, :1], 0.0)
         assert torch.equal(a, b), "dream_pulled drifted from dream"
         res["machine"] = machine()
+        config = {"size": SIZE, "frames": FRAMES, "pan_px": PAN, "settings": repr(SETTINGS), "layers": LAYERS,
+                  "photos": QUALITY_PHOTOS, "pull": PULL}
+        if json.loads(json.dumps(config)) != res.get("config"):
+            res.pop("quality", None)  # measured with other settings
+        res["config"] = config
         if not args.timing:
             res["accuracy"] = flow_accuracy()
-            res["quality"] = quality(net)
+
+            def save(q):
+                res["quality"] = q
+                saved.write_text(json.dumps(res, indent=1))
+
+            quality(net, res.get("quality", {}), save)
         if not args.quality:
             res["timing"] = timing(net)
         res["machine"]["load_after"] = os.getloadavg()
