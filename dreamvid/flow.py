@@ -56,6 +56,8 @@ METHODS = ("dis", "farneback", "raft", "none")
 DIS_PRESET = "medium"  # ultrafast / fast / medium: medium is 2-3x better than fast at a few ms (docs/video.md)
 OCCLUSION_ALPHA = 0.01  # forward-backward check of Sundaram et al. 2010 (also Ruder et al. 2016):
 OCCLUSION_BETA = 0.5  # |b + f(p+b)|^2 > alpha (|b|^2 + |f(p+b)|^2) + beta  (pixels^2)
+MATCH_TOLERANCE = 0.1  # mean |RGB| gap (in [0, 1]) between the warped previous source and the source
+# above which a pixel is not trusted either: scene cuts, flashes, failed flow (a good flow leaves < 0.01)
 RAFT_ITERATIONS = 12  # torchvision's default number of flow updates
 _RAFT_MIN_SIDE = 128  # RAFT's correlation pyramid divides by 64: smaller frames are padded up
 
@@ -219,6 +221,9 @@ def start_image(source: torch.Tensor, prev_source: torch.Tensor, prev_out: torch
                 flow: FlowFn | None) -> Start:  # fmt: skip
     """``(1 - flow_blend) * source + flow_blend * warp(prev_out)``; occluded pixels take ``source``.
 
+    A pixel counts as occluded when the forward-backward check says so (:func:`occlusion`) or
+    when the previous *source* frame, warped the same way, does not match the source there
+    (by more than :data:`MATCH_TOLERANCE`): so a scene cut starts afresh from the new source.
     ``flow`` None: no motion compensation and no occlusion, DeepDreamVideo's plain blend.
     All tensors (1, 3, H, W) in [0, 1] on the render's device; ``prev_source`` is the source
     frame ``prev_out`` was dreamed from.
@@ -228,7 +233,8 @@ def start_image(source: torch.Tensor, prev_source: torch.Tensor, prev_out: torch
     else:
         backward, forward = flows(flow, source, prev_source)
         target = warp(prev_out, backward)
-        valid = (~occlusion(backward, forward)).to(source.dtype)
+        match = (warp(prev_source, backward) - source).abs().mean(1, keepdim=True) <= MATCH_TOLERANCE
+        valid = (match & ~occlusion(backward, forward)).to(source.dtype)
     b = float(flow_blend)
     image = source + (b * valid) * (target - source)
     return Start(image.clamp(0.0, 1.0), target, valid)

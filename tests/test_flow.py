@@ -81,6 +81,12 @@ def test_start_image_blends_warps_and_masks():
     assert (st.image - want)[..., ~occluded].abs().mean() < 0.01
 
 
+def test_a_scene_cut_starts_from_the_new_source():
+    a, b = panned("astronaut", 1, 0)[0], panned("coffee", 1, 0)[0]
+    st = FL.start_image(b, a, a, 0.8, FL.dis())
+    assert st.valid.mean() < 0.01 and (st.image - b).abs().mean() < 0.002
+
+
 def temporal_error(outs: list[torch.Tensor], dx: int) -> float:
     """Mean |out[n] - out[n-1] moved dx px right| over pixels visible in both, 0-255 units."""
     return float(np.mean([(b[..., dx:] - a[..., :-dx]).abs().mean() * 255 for a, b in zip(outs, outs[1:])]))
