@@ -12,7 +12,8 @@ inception_v3, mixed3), the start image of frame n built by ``dreamvid.flow.start
 - ``alone``: each frame dreamed from its source frame (flow_blend 0);
 - ``plain``: DeepDreamVideo's blend of the previous output, no motion compensation;
 - ``dis`` / ``farneback``: the previous output warped along that flow, occlusion masked;
-- ``dis+pull``: as ``dis``, plus the temporal term (``flow.temporal_pull`` after every step).
+- ``dis+pull``: as ``dis``, plus the temporal term (``flow.pull_toward``: after every step);
+- ``dis+smooth``: as ``dis``, plus the same pull once after the dream (no hook in the dream loop).
 
 Temporal error = mean |out[n] - warp(out[n-1], true flow)| over pixels visible in both frames
 (0-255 units); change = mean |out[n] - source[n]| (how much the dream shows). Then times the
@@ -46,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from dreamvid import flow as FL  # noqa: E402
 from dreamvid.clip import ClipReader, probe_clip  # noqa: E402
-from dreamvid.dream import DreamSettings, dream, gradient_step, octave_sizes, _resize  # noqa: E402
+from dreamvid.dream import DreamSettings, dream  # noqa: E402
 from dreamvid.encode import VideoWriter  # noqa: E402
 from dreamvid.images import fit, to_tensor  # noqa: E402
 from dreamvid.model import load_model  # noqa: E402
@@ -62,6 +63,7 @@ SETTINGS = DreamSettings(iterations=3, step=0.02, octaves=1, jitter=16)
 LAYERS = {"mixed3": 1.0}
 BLENDS = (0.5, 0.7, 0.9)
 PULL = 0.3  # temporal_pull strength per step
+SMOOTH = 0.5  # the same pull once, after the dream (as the render's `smoothing` key does with the moved frame)
 
 
 # --- clips with known motion ---------------------------------------------------------
@@ -126,44 +128,22 @@ def warp_clip(name: str, n: int = FRAMES):
 # --- dreaming a clip -------------------------------------------------------------------
 
 
-def dream_pulled(net, image, objective, s: DreamSettings, generator, target, valid, strength):
-    """``dream`` with ``temporal_pull`` after every step (target and mask resized per octave and
-    rolled with the jitter). Strength 0 gives exactly ``dream`` (checked in main)."""
-    height, width = image.shape[-2:]
-    detail = None
-    for size in octave_sizes(height, width, s.octaves, s.octave_scale):
-        base = _resize(image, size)
-        tgt, val = _resize(target, size), _resize(valid, size)
-        x = base if detail is None else (base + _resize(detail, size)).clamp_(0.0, 1.0)
-        oy = ox = 0
-        for _ in range(s.iterations):
-            if s.jitter > 0:
-                ny, nx = torch.randint(-s.jitter, s.jitter + 1, (2,), generator=generator).tolist()
-                x = torch.roll(x, (ny - oy, nx - ox), (2, 3))
-                oy, ox = ny, nx
-            x = gradient_step(net, x, objective, s.step, s.amp_dtype)
-            if strength:
-                x = FL.temporal_pull(x, torch.roll(tgt, (oy, ox), (2, 3)), torch.roll(val, (oy, ox), (2, 3)), strength)
-        x = torch.roll(x, (-oy, -ox), (2, 3)) if (oy or ox) else x
-        detail = x - base
-    return x
-
-
-def dream_clip(net, objective, frames, method: str, blend: float, pull: float = 0.0, seed: int = 0):
+def dream_clip(net, objective, frames, method: str, blend: float, pull: float = 0.0, smooth: float = 0.0,
+               seed: int = 0):
+    """Dream ``frames`` with start images by ``method`` (alone, plain or a flow method); ``pull``:
+    the temporal term per step (``flow.pull_toward``); ``smooth``: the same pull once, after."""
     flow_fn = None if method in ("alone", "plain") else FL.flow_method(method)
     gen = torch.Generator().manual_seed(seed)
     outs, prev_src = [], None
     for i, f in enumerate(frames):
         src = to_tensor(f).contiguous(memory_format=torch.channels_last)  # as the renderer runs
         if i == 0 or method == "alone":
-            start, target, valid = src, src, torch.zeros_like(src[:, :1])
+            out = dream(net, src, objective, SETTINGS, gen)
         else:
             st = FL.start_image(src, prev_src, outs[-1], blend, flow_fn)
-            start, target, valid = st.image, st.target, st.valid
-        if pull and i > 0:
-            out = dream_pulled(net, start, objective, SETTINGS, gen, target, valid, pull)
-        else:
-            out = dream(net, start, objective, SETTINGS, gen)
+            out = dream(net, st.image, objective, SETTINGS, gen, after_step=FL.pull_toward(st, pull) if pull else None)
+            if smooth:
+                out = FL.temporal_pull(out, st.target, st.valid, smooth)
         outs.append(out.detach())
         prev_src = src
     return outs
@@ -191,20 +171,23 @@ def quality(net, results: dict, save) -> dict:
     """Dream every clip with every variant; ``results`` already holding a key skips that run
     (so an interrupted measurement resumes), ``save(results)`` runs after each."""
     objective = weighted(LAYERS)
-    variants = [("alone", 0.0, 0.0)] + [(m, b, 0.0) for m in ("plain", "dis") for b in BLENDS] + [
-        ("farneback", 0.7, 0.0)] + [("dis+pull", b, PULL) for b in (0.5, 0.7)]
+    # (label, method, flow_blend, pull per step, smooth after)
+    variants = [("alone", "alone", 0.0, 0.0, 0.0)] + [
+        (m, m, b, 0.0, 0.0) for m in ("plain", "dis") for b in BLENDS] + [
+        ("farneback", "farneback", 0.7, 0.0, 0.0)] + [("dis+pull", "dis", b, PULL, 0.0) for b in (0.5, 0.7)] + [
+        (f"dis+pull-{p}", "dis", 0.7, p, 0.0) for p in (0.15, 0.5)] + [("dis+smooth", "dis", 0.7, 0.0, SMOOTH)]
     for kind, make in (("pan", pan_clip), ("warp", warp_clip)):
         for photo in QUALITY_PHOTOS:
             frames, flows = make(photo)
             src = [to_tensor(f) for f in frames]
             floor = temporal_error(src, flows)  # the source frames themselves (interpolation only)
             results[f"{kind}/{photo}/source"] = {"error": floor, "change": 0.0}
-            for method, blend, pull in variants:
-                if f"{kind}/{photo}/{method}/{blend}" in results:
+            for label, method, blend, pull, smooth in variants:
+                key = f"{kind}/{photo}/{label}/{blend}"
+                if key in results:
                     continue
                 t = time.perf_counter()
-                outs = dream_clip(net, objective, frames, method.split("+")[0], blend, pull)
-                key = f"{kind}/{photo}/{method}/{blend}"
+                outs = dream_clip(net, objective, frames, method, blend, pull, smooth)
                 results[key] = {"error": temporal_error(outs, flows), "change": change(outs, frames),
                                 "seconds": time.perf_counter() - t}
                 print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
@@ -307,7 +290,8 @@ def table(res: dict) -> str:
         lines += ["| start of frame n | flow_blend | pan: temporal error | pan: change | warp: temporal error | "
                   "warp: change |", "|---|---|---|---|---|---|"]
         keys = sorted({k.split("/", 2)[2] for k in q}, key=lambda k: (["source", "alone", "plain", "dis", "farneback",
-                                                                        "dis+pull"].index(k.split("/")[0]), k))
+                                                                        "dis+pull", "dis+pull-0.15", "dis+pull-0.5",
+                                                                        "dis+smooth"].index(k.split("/")[0]), k))
         for key in keys:
             cells = []
             for kind in ("pan", "warp"):
@@ -343,12 +327,6 @@ def main() -> None:
     if not args.table:
         torch.set_num_threads(2)
         net = load_model("inception_v3").to(memory_format=torch.channels_last)
-        # the pulled dream is the engine's dream when the pull is off
-        frames, _ = pan_clip("coffee", n=2)
-        x, obj = to_tensor(frames[0]), weighted(LAYERS)
-        a = dream(net, x, obj, SETTINGS, torch.Generator().manual_seed(1))
-        b = dream_pulled(net, x, obj, SETTINGS, torch.Generator().manual_seed(1), x, x[:, :1], 0.0)
-        assert torch.equal(a, b), "dream_pulled drifted from dream"
         res["machine"] = machine()
         config = {"size": SIZE, "frames": FRAMES, "pan_px": PAN, "settings": repr(SETTINGS), "layers": LAYERS,
                   "photos": QUALITY_PHOTOS, "pull": PULL}

@@ -45,6 +45,7 @@ __all__ = [
     "flow_method",
     "flows",
     "occlusion",
+    "pull_toward",
     "raft",
     "start_image",
     "temporal_pull",
@@ -218,20 +219,22 @@ class Start:
 
 
 def start_image(source: torch.Tensor, prev_source: torch.Tensor, prev_out: torch.Tensor, flow_blend: float,
-                flow: FlowFn | None) -> Start:  # fmt: skip
+                flow: FlowFn | tuple[torch.Tensor, torch.Tensor] | None) -> Start:  # fmt: skip
     """``(1 - flow_blend) * source + flow_blend * warp(prev_out)``; occluded pixels take ``source``.
 
     A pixel counts as occluded when the forward-backward check says so (:func:`occlusion`) or
     when the previous *source* frame, warped the same way, does not match the source there
     (by more than :data:`MATCH_TOLERANCE`): so a scene cut starts afresh from the new source.
-    ``flow`` None: no motion compensation and no occlusion, DeepDreamVideo's plain blend.
+    ``flow``: a flow method, or the ``(backward, forward)`` pair :func:`flows` already computed
+    (say in a thread while the previous frame was dreamed); None: no motion compensation and
+    no occlusion, DeepDreamVideo's plain blend.
     All tensors (1, 3, H, W) in [0, 1] on the render's device; ``prev_source`` is the source
     frame ``prev_out`` was dreamed from.
     """
     if flow is None:
         target, valid = prev_out, torch.ones_like(source[:, :1])
     else:
-        backward, forward = flows(flow, source, prev_source)
+        backward, forward = flow if isinstance(flow, tuple) else flows(flow, source, prev_source)
         target = warp(prev_out, backward)
         match = (warp(prev_source, backward) - source).abs().mean(1, keepdim=True) <= MATCH_TOLERANCE
         valid = (match & ~occlusion(backward, forward)).to(source.dtype)
@@ -248,3 +251,28 @@ def temporal_pull(x: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, st
     most of the remaining flicker (docs/video.md).
     """
     return x - (strength * valid) * (x - target)
+
+
+def pull_toward(start: Start, strength: float) -> Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]:
+    """The temporal term as ``dream(..., after_step=pull_toward(start, strength))``.
+
+    After every gradient step, :func:`temporal_pull` the image ``strength`` of the way toward
+    the warped previous output on trusted pixels: the target and mask are resized to the
+    octave's size and rolled with the jitter, like the image. ``strength`` 0: no change at all.
+    """
+    cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def after_step(x: torch.Tensor, roll: tuple[int, int]) -> torch.Tensor:
+        if not strength:
+            return x
+        size = tuple(x.shape[-2:])
+        if size not in cache:
+            resize = (lambda t: t) if size == tuple(start.target.shape[-2:]) else (
+                lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True))
+            cache[size] = resize(start.target).to(x.dtype), resize(start.valid).to(x.dtype)
+        target, valid = cache[size]
+        if roll != (0, 0):
+            target, valid = torch.roll(target, roll, (2, 3)), torch.roll(valid, roll, (2, 3))
+        return temporal_pull(x, target, valid, strength)
+
+    return after_step
