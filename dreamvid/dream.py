@@ -263,7 +263,8 @@ def dream_frame(net, image, objective, settings: DreamSettings, new_generator: C
         side = tile
     while True:
         try:
-            return dream(net, image, objective, replace(settings, tile=side), new_generator(), after_step=after_step)
+            extra = {} if after_step is None else {"after_step": after_step}
+            return dream(net, image, objective, replace(settings, tile=side), new_generator(), **extra)
         except torch.OutOfMemoryError:
             pass  # handled below, outside the except block, whose traceback holds the failed try's tensors
         if image.device.type == "cuda":
