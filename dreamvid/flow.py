@@ -214,8 +214,8 @@ class Start:
     """Where dreaming frame n starts, and what the temporal term pulls toward."""
 
     image: torch.Tensor  # (1, 3, H, W): the blended start image
-    target: torch.Tensor  # (1, 3, H, W): the previous output warped to frame n
-    valid: torch.Tensor  # (1, 1, H, W) float: 1 where target is trusted, 0 where occluded
+    target: torch.Tensor  # (1, 3, H, W): source[n] + warp(out[n-1] - source[n-1]), see start_image
+    valid: torch.Tensor  # (1, 1, H, W) float: 1 where the previous frame is trusted, 0 where occluded
 
 
 def start_image(source: torch.Tensor, prev_source: torch.Tensor, prev_out: torch.Tensor, flow_blend: float,
@@ -230,25 +230,31 @@ def start_image(source: torch.Tensor, prev_source: torch.Tensor, prev_out: torch
     no occlusion, DeepDreamVideo's plain blend.
     All tensors (1, 3, H, W) in [0, 1] on the render's device; ``prev_source`` is the source
     frame ``prev_out`` was dreamed from.
+
+    ``target`` (for :func:`pull_toward`) is the previous frame's *dream* carried along the flow
+    onto this frame's source, ``source + warp(prev_out - prev_source)``: pulling toward it keeps
+    the dream's patterns where they were, while changes of the clip that no motion explains
+    (a fade, lighting, expressions) still come through from the source (docs/video.md).
     """
     if flow is None:
-        target, valid = prev_out, torch.ones_like(source[:, :1])
+        moved_out, moved_source, valid = prev_out, prev_source, torch.ones_like(source[:, :1])
     else:
         backward, forward = flow if isinstance(flow, tuple) else flows(flow, source, prev_source)
-        target = warp(prev_out, backward)
-        match = (warp(prev_source, backward) - source).abs().mean(1, keepdim=True) <= MATCH_TOLERANCE
+        moved_out, moved_source = warp(torch.cat([prev_out, prev_source], 1), backward).split(3, 1)
+        match = (moved_source - source).abs().mean(1, keepdim=True) <= MATCH_TOLERANCE
         valid = (match & ~occlusion(backward, forward)).to(source.dtype)
     b = float(flow_blend)
-    image = source + (b * valid) * (target - source)
-    return Start(image.clamp(0.0, 1.0), target, valid)
+    image = source + (b * valid) * (moved_out - source)
+    target = source + (moved_out - moved_source)
+    return Start(image.clamp(0.0, 1.0), target.clamp(0.0, 1.0), valid)
 
 
 def temporal_pull(x: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, strength: float) -> torch.Tensor:
     """Move ``x`` a fraction ``strength`` of the way toward ``target`` where ``valid``.
 
     Run after each gradient step of a video frame (with ``target`` and ``valid`` resized and
-    rolled like ``x``), it keeps the new dream close to the warped previous one, which removes
-    most of the remaining flicker (docs/video.md).
+    rolled like ``x``), it keeps the new dream close to the previous one carried along the
+    motion, which removes most of the remaining flicker (docs/video.md).
     """
     return x - (strength * valid) * (x - target)
 
@@ -257,7 +263,7 @@ def pull_toward(start: Start, strength: float) -> Callable[[torch.Tensor, tuple[
     """The temporal term as ``dream(..., after_step=pull_toward(start, strength))``.
 
     After every gradient step, :func:`temporal_pull` the image ``strength`` of the way toward
-    the warped previous output on trusted pixels: the target and mask are resized to the
+    ``start.target`` on trusted pixels: the target and mask are resized to the
     octave's size and rolled with the jitter, like the image. ``strength`` 0: no change at all.
     """
     cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}

@@ -72,6 +72,7 @@ def test_start_image_blends_warps_and_masks():
     out_prev = src[1] * 0.5 + 0.25  # a stand-in for the dreamed frame n-1
     plain = FL.start_image(src[2], src[1], out_prev, 0.6, None)
     assert torch.allclose(plain.image, 0.4 * src[2] + 0.6 * out_prev, atol=1e-6) and plain.valid.all()
+    assert torch.allclose(plain.target, (src[2] + out_prev - src[1]).clamp(0, 1), atol=1e-6)  # the dream, carried
     assert FL.start_image(src[2], src[1], out_prev, 0.0, FL.dis()).image.equal(src[2])
     st = FL.start_image(src[2], src[1], out_prev, 1.0, FL.dis())
     occluded = st.valid[0, 0] == 0
@@ -81,6 +82,16 @@ def test_start_image_blends_warps_and_masks():
     assert (st.image - want)[..., ~occluded].abs().mean() < 0.01
     pair = FL.flows(FL.dis(), src[2], src[1])  # flows computed ahead give the same start
     assert FL.start_image(src[2], src[1], out_prev, 1.0, pair).image.equal(st.image)
+
+
+def test_the_pull_target_follows_a_change_no_motion_explains():
+    src = panned("chelsea", 1, 0)[0] * 0.9
+    out_prev = (src + 0.1 * torch.sin(torch.arange(W) / 2.0)).clamp(0, 1)  # the previous dream: stripes
+    brighter = src + 0.05  # the clip brightens, nothing moves
+    st = FL.start_image(brighter, src, out_prev, 0.7, FL.dis())
+    assert st.valid.mean() > 0.95
+    assert (st.target - (out_prev + 0.05).clamp(0, 1)).abs().mean() < 0.005  # the stripes, on the new light
+    assert (st.image - (0.3 * brighter + 0.7 * out_prev)).abs().mean() < 0.005  # the start blends as specified
 
 
 def test_a_scene_cut_starts_from_the_new_source():
