@@ -15,7 +15,8 @@ inception_v3, mixed3), the start image of frame n built by ``dreamvid.flow.start
 - ``plain``: DeepDreamVideo's blend of the previous output, no motion compensation;
 - ``dis`` / ``farneback``: the previous output warped along that flow, occlusion masked;
 - ``dis+pull``: as ``dis``, plus the temporal term (``flow.pull_toward``: after every step);
-- ``dis+smooth``: as ``dis``, plus the same pull once after the dream (no hook in the dream loop).
+- ``dis+smooth``: as ``dis``, plus the same pull once after the dream (no hook in the dream loop;
+  what the render's ``smoothing`` does, with the carried previous dream as the moved frame).
 
 Temporal error = mean |out[n] - warp(out[n-1], true flow)| over pixels visible in both frames
 (0-255 units); change = mean |out[n] - source[n]| (how much the dream shows; on the fade's last
@@ -187,9 +188,12 @@ def quality(net, results: dict, save) -> dict:
     variants = [("alone", "alone", 0.0, 0.0, 0.0)] + [
         (m, m, b, 0.0, 0.0) for m in ("plain", "dis") for b in BLENDS] + [
         ("farneback", "farneback", 0.7, 0.0, 0.0)] + [("dis+pull", "dis", b, PULL, 0.0) for b in (0.5, 0.7)] + [
-        (f"dis+pull-{p}", "dis", 0.7, p, 0.0) for p in (0.15, 0.5)] + [("dis+smooth", "dis", 0.7, 0.0, SMOOTH)]
+        (f"dis+pull-{p}", "dis", 0.7, p, 0.0) for p in (0.15, 0.5)] + [("dis+smooth", "dis", b, 0.0, SMOOTH)
+                                                                       for b in (0.7, 0.5)] + [
+        (f"dis+smooth-{m}", "dis", 0.5, 0.0, m) for m in (0.3, 0.7)]
     fade_variants = {("alone", 0.0), ("plain", 0.7), ("dis", 0.5), ("dis", 0.7), ("dis+pull", 0.5), ("dis+pull", 0.7),
-                     ("dis+pull-0.5", 0.7), ("dis+smooth", 0.7)}
+                     ("dis+pull-0.5", 0.7), ("dis+smooth", 0.7), ("dis+smooth", 0.5), ("dis+smooth-0.3", 0.5),
+                     ("dis+smooth-0.7", 0.5)}
     for kind, make in (("pan", pan_clip), ("warp", warp_clip), ("fade", fade_clip)):
         for photo in QUALITY_PHOTOS:
             frames, flows = make(photo)
@@ -312,9 +316,10 @@ def table(res: dict) -> str:
         lines += ["| start of frame n | flow_blend | pan: temporal error | pan: change | warp: temporal error | "
                   "warp: change | fade: temporal error | fade: change | fade: change, last frame |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        keys = sorted({k.split("/", 2)[2] for k in q}, key=lambda k: (["source", "alone", "plain", "dis", "farneback",
-                                                                        "dis+pull", "dis+pull-0.15", "dis+pull-0.5",
-                                                                        "dis+smooth"].index(k.split("/")[0]), k))
+        order = ["source", "alone", "plain", "dis", "farneback", "dis+pull", "dis+pull-0.15", "dis+pull-0.5",
+                 "dis+smooth-0.3", "dis+smooth", "dis+smooth-0.7"]
+        keys = sorted({k.split("/", 2)[2] for k in q},
+                      key=lambda k: (order.index(k.split("/")[0]) if k.split("/")[0] in order else len(order), k))
         for key in keys:
             cells = []
             for kind in ("pan", "warp", "fade"):
@@ -331,7 +336,7 @@ def table(res: dict) -> str:
         lines += ["", "| flow | pan: end-point error (px) | warp: end-point error (px) |", "|---|---|---|"]
         for name in ("dis-ultrafast", "dis-fast", "dis-medium", "farneback"):
             lines.append(f"| {name} | {res['accuracy'][f'pan/{name}']:.2f} | {res['accuracy'][f'warp/{name}']:.2f} |")
-    if "timing" in res:
+    if isinstance(res.get("timing", {}).get("flow/256x144/none"), dict):
         t = res["timing"]
         lines += ["", "| per frame (CPU seconds; wall) | 256x144 | 1280x720 |", "|---|---|---|"]
 
