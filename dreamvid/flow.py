@@ -54,7 +54,7 @@ __all__ = [
 
 FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("dis", "farneback", "raft", "none")
-DIS_PRESET = "medium"  # ultrafast / fast / medium: medium is 2-3x better than fast at a few ms (docs/video.md)
+DIS_PRESET = "medium"  # 2x closer to the true motion than "fast" on non-rigid motion, same cost at 256x144 (docs/video.md)
 OCCLUSION_ALPHA = 0.01  # forward-backward check of Sundaram et al. 2010 (also Ruder et al. 2016):
 OCCLUSION_BETA = 0.5  # |b + f(p+b)|^2 > alpha (|b|^2 + |f(p+b)|^2) + beta  (pixels^2)
 MATCH_TOLERANCE = 0.1  # mean |RGB| gap (in [0, 1]) between the warped previous source and the source
