@@ -142,6 +142,9 @@ def gradient_step(net: FeatureNet, x: torch.Tensor, objective: Objective, step: 
     return (x.detach() + step * g).clamp_(0.0, 1.0)
 
 
+AfterStep = Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
+
+
 def dream_octave(
     net: FeatureNet,
     x: torch.Tensor,
@@ -149,8 +152,13 @@ def dream_octave(
     s: DreamSettings,
     generator: torch.Generator,
     step_fn: Callable = gradient_step,
+    after_step: AfterStep | None = None,
 ) -> torch.Tensor:
-    """``s.iterations`` jittered steps at one scale."""
+    """``s.iterations`` jittered steps at one scale.
+
+    ``after_step(x, (dy, dx))``, if given, runs after every step on ``x`` as it stands: at this
+    octave's size and rolled by ``(dy, dx)`` (e.g. :func:`dreamvid.flow.pull_toward`).
+    """
     oy = ox = 0  # current roll of x
     if s.tile is not None:
         step_fn = functools.partial(step_fn, tile=s.tile)
@@ -160,6 +168,8 @@ def dream_octave(
             x = torch.roll(x, (ny - oy, nx - ox), (2, 3))
             oy, ox = ny, nx
         x = step_fn(net, x, objective, s.step, s.amp_dtype)
+        if after_step is not None:
+            x = after_step(x, (oy, ox))
     return torch.roll(x, (-oy, -ox), (2, 3)) if (oy or ox) else x
 
 
@@ -170,15 +180,19 @@ def dream(
     settings: DreamSettings,
     generator: torch.Generator,
     step_fn: Callable = gradient_step,
+    after_step: AfterStep | None = None,
 ) -> torch.Tensor:
-    """Dream ``image`` (1, 3, H, W) in [0, 1]; returns a new tensor of the same shape."""
+    """Dream ``image`` (1, 3, H, W) in [0, 1]; returns a new tensor of the same shape.
+
+    ``after_step``: see :func:`dream_octave` (a video frame's temporal term).
+    """
     height, width = image.shape[-2:]
     sizes = octave_sizes(height, width, settings.octaves, settings.octave_scale)
     detail = None
     for size in sizes:
         base = _resize(image, size)
         x = base if detail is None else (base + _resize(detail, size)).clamp_(0.0, 1.0)
-        x = dream_octave(net, x, objective, settings, generator, step_fn)
+        x = dream_octave(net, x, objective, settings, generator, step_fn, after_step)
         detail = x - base
     return x
 
@@ -295,8 +309,8 @@ def forget_fitted_tiles() -> None:
 
 
 def dream_frame(net, image, objective, settings: DreamSettings, new_generator: Callable[[], torch.Generator],
-                tile: int | str | None = "auto") -> torch.Tensor:  # fmt: skip
-    """:func:`dream` one frame, fitting it into device memory.
+                tile: int | str | None = "auto", after_step: AfterStep | None = None) -> torch.Tensor:  # fmt: skip
+    """:func:`dream` one frame, fitting it into device memory (``after_step``: see :func:`dream_octave`).
 
     ``tile``: an integer (always tile with that side), None (never tile: an out-of-memory
     error becomes a one-line :class:`DreamvidError`) or ``"auto"`` (tile only when the frame
@@ -313,7 +327,8 @@ def dream_frame(net, image, objective, settings: DreamSettings, new_generator: C
     retried = False
     while True:
         try:
-            out = dream(net, image, objective, replace(settings, tile=side), new_generator())
+            extra = {} if after_step is None else {"after_step": after_step}
+            out = dream(net, image, objective, replace(settings, tile=side), new_generator(), **extra)
             if retried:
                 _FITTED[key] = side
             return out
