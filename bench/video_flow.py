@@ -8,7 +8,7 @@ Makes clips whose true motion is known, from public-domain/CC0 photos of skimage
 - ``fade``: the pan dissolving into the same pan of another photo (a change no flow explains:
   does the dream let go of the old picture?).
 
-Each clip is dreamed frame by frame with the dream engine directly (``dreamvid.dream.dream``,
+Each clip is dreamed frame by frame with the dream engine directly (``dreamvid.ascent.dream``,
 inception_v3, mixed3), the start image of frame n built by ``dreamvid.flow.start_image``:
 
 - ``alone``: each frame dreamed from its source frame (flow_blend 0);
