@@ -14,8 +14,9 @@ without leaving it.
 - :func:`blend`: ``(1 - amount) * image + amount * other``; with the input image it is
   ``input_blend``, with the camera-moved previous frame it is temporal ``smoothing``
   (an exponential average along the camera's motion, which damps flicker).
-- :func:`clip_guard`: map the frame's range linearly into ``[margin, 1 - margin]`` when it
-  reaches beyond, so nothing sits at 0 or 255 and the next dream has headroom.
+- :func:`clip_guard`: map the frame's range (its 0.5th..99.5th percentile) linearly into
+  ``[margin, 1 - margin]`` when it reaches beyond, so nothing sits at 0 or 255 and the next
+  dream has headroom.
 
 The LAB conversion is sRGB (D65, 2 degree observer), the same as ``skimage.color.rgb2lab``.
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from . import defaults as D
 
 
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
@@ -129,20 +132,33 @@ def blend(image: torch.Tensor, other: torch.Tensor, amount: float) -> torch.Tens
     return torch.lerp(image, other, amount)
 
 
-def clip_guard(image: torch.Tensor, margin: float) -> torch.Tensor:
+def clip_guard(image: torch.Tensor, margin: float, tail: float = D.CLIP_GUARD_TAIL) -> torch.Tensor:
     """Map the frame's range linearly into ``[margin, 1 - margin]`` (a "levels" contrast guard).
 
-    With ``lo = min(image.min(), margin)`` and ``hi = max(image.max(), 1 - margin)`` the result
-    is ``margin + (image - lo) (1 - 2 margin) / (hi - lo)``: a frame already inside the range
-    is left alone, one that touches 0 or 1 is squeezed just enough. The same map on every
-    channel keeps greys grey. It removes blown-out pixels and leaves the next dream room to
-    add detail instead of piling values up at 0 and 255.
+    The range is robust: ``lo`` and ``hi`` are the ``tail`` and ``1 - tail`` quantiles of all
+    the frame's values (every channel together), so a few hot or dead pixels do not decide
+    it. With ``lo = min(lo, margin)`` and ``hi = max(hi, 1 - margin)`` the result is
+    ``margin + (image - lo) (1 - 2 margin) / (hi - lo)``, clamped to ``[margin, 1 - margin]``
+    (where the outlying ``tail`` ends up): a frame already inside the range is left alone,
+    one that reaches 0 or 1 is squeezed just enough. The same map on every channel keeps
+    greys grey. It removes blown-out pixels and leaves the next dream room to add detail
+    instead of piling values up at 0 and 255.
     """
     if margin == 0:
         return image
-    lo = image.min().clamp(max=margin)  # tensors, not floats: the device never waits
-    hi = image.max().clamp(min=1 - margin)
+    lo, hi = _tails(image, tail)  # tensors, not floats: the device never waits
+    lo, hi = lo.clamp(max=margin), hi.clamp(min=1 - margin)
     return (margin + (image - lo) * ((1 - 2 * margin) / (hi - lo))).clamp(margin, 1 - margin)
+
+
+def _tails(image: torch.Tensor, tail: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``tail`` and ``1 - tail`` quantiles of all values (nearest rank; exact for any
+    size, where ``torch.quantile`` stops at 16 M values)."""
+    flat = image.reshape(-1)
+    skip = round(tail * (flat.numel() - 1))
+    if skip == 0:
+        return flat.min(), flat.max()
+    return flat.kthvalue(1 + skip).values, flat.kthvalue(flat.numel() - skip).values
 
 
 class Reference:

@@ -28,6 +28,7 @@ COLOUR_STRENGTH = 0.75  # the weakest histogram match that met the drift targets
 INPUT_BLEND = 0.0  # share of the input image mixed back into each frame
 SMOOTHING = 0.0  # share of the camera-moved previous frame kept
 CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
+CLIP_GUARD_TAIL = 0.005  # share of values at each end the guard's range ignores (hot pixels, not the frame)
 
 # -- the video -------------------------------------------------------------------------------
 SIZE = (1280, 720)  # width, height

@@ -106,6 +106,28 @@ def test_clip_guard_squeezes_only_frames_that_reach_the_ends():
     assert torch.equal(out[0, 0], out[0, 1]) and torch.equal(out[0, 1], out[0, 2])  # greys stay grey
 
 
+def test_clip_guard_ignores_a_few_outlying_pixels():
+    """The guard's range is the frame's 0.5th..99.5th percentile, not its darkest and brightest
+    value: one hot (or dead) pixel must not squeeze the whole frame."""
+    g = torch.Generator().manual_seed(5)
+    x = 0.2 + 0.6 * torch.rand(1, 3, 40, 40, generator=g)  # inside [0.1, 0.9]: left alone
+    hot = x.clone()
+    hot[0, :, 7, 11] = 1.0  # one white pixel
+    hot[0, 1, 30, 2] = 0.0  # one dead channel
+    out = C.clip_guard(hot, 0.1)
+    mask = torch.ones_like(hot, dtype=torch.bool)
+    mask[0, :, 7, 11] = False
+    mask[0, 1, 30, 2] = False
+    torch.testing.assert_close(out[mask], x[mask], atol=1e-6, rtol=0)  # the rest is untouched
+    assert out[0, 0, 7, 11] == pytest.approx(0.9) and out[0, 1, 30, 2] == pytest.approx(0.1)  # outliers clamped
+    # a frame whose tails really reach out is still squeezed: 2 % of its values at 0 and 1
+    wide = x.clone().flatten()
+    wide[: wide.numel() // 50] = 0.0
+    wide[-(wide.numel() // 50):] = 1.0
+    out = C.clip_guard(wide.reshape(x.shape), 0.1)
+    torch.testing.assert_close(out.flatten(), 0.1 + 0.8 * wide)  # range [0, 1] -> [0.1, 0.9], a squeeze
+
+
 def params(**kw):
     base = dict(colour="none", colour_strength=0.0, input_blend=0.0, smoothing=0.0, clip_guard=0.0)
     return SimpleNamespace(**{**base, **kw})
