@@ -12,6 +12,17 @@ plots ``docs/quality-options.png``, ``docs/quality-defaults.png`` and the frame 
     python3 bench/quality.py plain default        # some of them
     python3 bench/quality.py --table              # only the table and plots from saved JSON
     python3 bench/quality.py --size 160x90 --iterations 3 plain default   # a check at another size
+
+The input set (``--set``): the default-settings zoom (one segment of ``mixed3`` at zoom 1.02,
+every dream and colour key at its default, 96x96, fp32 on the CPU) on 11 inputs: skimage photos,
+flat logos (schedules/logo.png, skimage's logo, two drawn here), a dark and a bright picture and
+noise. One 1000-frame render per input and colour setting, cached in ``.dev/quality-set/``;
+the drift at 120 frames is that of the first 120 frames of the same video (a frame depends only
+on the schedule, the seed and its index, so they are the frames a 120-frame render makes).
+
+    nice python3 bench/quality.py --set --config old default --jobs 2   # render what is not cached
+    python3 bench/quality.py --set --table --config old default         # the markdown table
+    python3 bench/quality.py --set --sheet docs/quality-set.png --config old default   # contact sheet
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -28,6 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dreamvid import defaults as D  # noqa: E402
 from dreamvid import stats as S  # noqa: E402
 from dreamvid.encode import iter_frames  # noqa: E402
 from dreamvid.renderer import render  # noqa: E402
@@ -149,6 +163,180 @@ def frames_strip(path: Path, names=("plain", "default"), picks=(0, 75, 150, 225,
     write_png(path, np.concatenate(rows, axis=0))
 
 
+# -- the input set: default-settings zooms on varied pictures ---------------------------------
+
+SET_OUT = ROOT / ".dev" / "quality-set"
+SET_SIZE, SET_FRAMES, SET_SHORT = (96, 96), 1000, 120
+GOAL_SATURATION, GOAL_CLIPPED = 0.10, 0.02  # worst saturation drift, worst rise of clipped channels
+COLOUR_KEYS = ("colour", "colour_strength", "clip_guard", "input_blend", "smoothing")
+CONFIGS = {  # name -> colour keys (None: the defaults as this checkout ships them)
+    "old": {"colour": "histogram", "colour_strength": 0.75, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0},
+    "default": None,
+    "none": {"colour": "none", "colour_strength": 0.0, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0},
+}
+for _s in (0.5, 0.75, 0.9, 1.0):  # candidates: histogram strength x clip guard
+    for _g in (0.0, 0.01, 0.02, 0.04):
+        CONFIGS[f"histogram-{_s}" + (f"+guard-{_g}" if _g else "")] = {
+            "colour": "histogram", "colour_strength": _s, "clip_guard": _g, "input_blend": 0.0, "smoothing": 0.0}
+INPUTS = ("astronaut", "coffee", "chelsea", "rocket", "logo", "skimage-logo", "text-on-white", "dark-logo",
+          "dark-hubble", "bright-ihc", "noise")
+
+
+def resolved(config: str) -> dict:
+    """The colour keys a config renders with."""
+    keys = CONFIGS[config]
+    if keys is None:
+        keys = {k: getattr(D, k.upper()) for k in COLOUR_KEYS}
+    return dict(keys)
+
+
+def slug(keys: dict) -> str:
+    return "{colour}-s{colour_strength}-g{clip_guard}-b{input_blend}-m{smoothing}".format(**keys)
+
+
+def make_input(name: str) -> str:
+    """The input's path (written into SET_OUT/inputs the first time), or "noise"."""
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    from dreamvid.images import write_png
+
+    if name == "noise":
+        return "noise"
+    if name == "logo":
+        return str(ROOT / "schedules" / "logo.png")
+    path = SET_OUT / "inputs" / f"{name}.png"
+    if path.is_file():
+        return str(path)
+    photos = {"astronaut": "astronaut", "coffee": "coffee", "chelsea": "chelsea", "rocket": "rocket",
+              "dark-hubble": "hubble_deep_field", "bright-ihc": "immunohistochemistry"}
+    if name in photos:
+        rgb = getattr(skimage.data, photos[name])()
+    elif name == "skimage-logo":  # RGBA on white
+        rgba = skimage.data.logo().astype(np.float64) / 255
+        rgb = np.round(255 * (rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:]))).astype(np.uint8)
+    elif name == "text-on-white":  # black and red text on white
+        rgb = np.full((192, 192, 3), 255, np.uint8)
+        cv2.putText(rgb, "dream", (12, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(rgb, "video", (18, 140), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (220, 20, 30), 4, cv2.LINE_AA)
+    elif name == "dark-logo":  # a yellow disc and a magenta ring on dark navy
+        rgb = np.empty((192, 192, 3), np.uint8)
+        rgb[:] = (14, 18, 40)
+        cv2.circle(rgb, (96, 96), 70, (230, 40, 190), 10, cv2.LINE_AA)
+        cv2.circle(rgb, (96, 96), 38, (250, 210, 40), -1, cv2.LINE_AA)
+    else:
+        raise KeyError(name)
+    write_png(path, rgb)
+    return str(path)
+
+
+def set_schedule(name: str, keys: dict, frames: int, output: Path) -> dict:
+    return {"input": make_input(name), "output": str(output), "size": list(SET_SIZE), "seed": 0,
+            "device": "cpu", "precision": "fp32",  # fp32: no timing probe, the same frames on every CPU
+            "defaults": dict(keys), "segments": [{"frames": frames, "layers": {D.LAYERS: 1.0}}]}
+
+
+def set_run(name: str, config: str, frames: int = SET_FRAMES) -> Path:
+    """Render (unless cached) one input with one config; returns the JSON of its per-frame stats."""
+    keys = resolved(config)
+    folder = SET_OUT / "runs" / name
+    path = folder / f"{slug(keys)}-{frames}.json"
+    if path.is_file():
+        return path
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
+    folder.mkdir(parents=True, exist_ok=True)
+    video = path.with_suffix(".mp4")
+    data = set_schedule(name, keys, frames, video)
+    t0 = time.time()
+    render(parse_schedule(data, source=folder / "schedule.yaml"), fresh=True)
+    stats = S.video_stats(iter_frames(video))
+    S.write_json(path, stats)
+    print(f"{name} {config}: {frames} frames in {time.time() - t0:.0f} s", flush=True)
+    return path
+
+
+def set_drift(name: str, config: str, frames: int) -> dict | None:
+    """Drift over the first ``frames`` frames of a cached render at least that long (None: none).
+    For noise the base is frame 1 (the colour reference; frame 0 is grey noise)."""
+    runs = sorted(int(p.stem.rsplit("-", 1)[1]) for p in (SET_OUT / "runs" / name).glob(slug(resolved(config)) + "-*.json"))
+    runs = [n for n in runs if n >= frames]
+    if not runs:
+        return None
+    path = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{runs[-1]}.json"
+    stats = json.loads(path.read_text())["metrics"]
+    first = 1 if name == "noise" else 0
+    return S.drift({k: v[first:frames] for k, v in stats.items()})
+
+
+def set_table(configs: list[str]) -> None:
+    """Per input and config: saturation drift and clipped rise at 120 and 1000 frames; then the worst."""
+    cols = [(f, c) for c in configs for f in (SET_SHORT, SET_FRAMES)]
+    print("| input | " + " | ".join(f"{c}: {f} frames" for f, c in cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    worst = {col: None for col in cols}
+    for name in INPUTS:
+        cells = []
+        for col in cols:
+            d = set_drift(name, col[1], col[0])
+            if d is None:
+                cells.append("-")
+                continue
+            cells.append(f"{100 * d['saturation']:.1f} %, {100 * d['clipped']:+.2f} pt (lum. {100 * d['luminance']:.1f} %)")
+            w = worst[col]
+            worst[col] = d if w is None else {k: max(w[k], d[k]) for k in d}
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    cells = []
+    for col in cols:
+        w = worst[col]
+        ok = w is not None and w["saturation"] <= GOAL_SATURATION and w["clipped"] <= GOAL_CLIPPED
+        cells.append("-" if w is None else f"**{100 * w['saturation']:.1f} %, {100 * w['clipped']:+.2f} pt** "
+                     f"({'met' if ok else 'missed'})")
+    print("| worst | " + " | ".join(cells) + " |")
+
+
+def contact_sheet(path: Path, configs: list[str], picks=(0, 120, 500, 999), scale=1) -> None:
+    """A row per input: frames ``picks`` of each config's render, configs side by side."""
+    import cv2
+    import numpy as np
+
+    from dreamvid.images import write_png
+
+    rows = []
+    for name in INPUTS:
+        row = []
+        for config in configs:
+            video = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{SET_FRAMES}.mp4"
+            if not video.is_file():
+                break
+            frames = {n: f.copy() for n, f in enumerate(iter_frames(video)) if n in picks}
+            tiles = [cv2.resize(frames[n], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for n in picks]
+            row.append(np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255) for t in tiles], 1))
+            row.append(np.zeros((row[-1].shape[0], 6, 3), np.uint8))  # a black bar between configs
+        if len(row) == 2 * len(configs):
+            rows.append(np.concatenate(row[:-1], axis=1))
+    write_png(path, np.concatenate(rows, axis=0))
+
+
+def set_main(args) -> None:
+    configs = args.config or ["old", "default"]
+    names = args.variants or list(INPUTS)
+    if not args.table and not args.sheet:
+        jobs = [(name, config, args.frames) for config in configs for name in names]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                list(pool.map(set_run, *zip(*jobs)))
+        else:
+            for job in jobs:
+                set_run(*job)
+    if args.sheet:
+        contact_sheet(Path(args.sheet), configs)
+    else:
+        set_table(configs)
+
+
 def main() -> None:
     global OUT, SIZE, ITERATIONS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -157,7 +345,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--size", help="WxH: a check at another size (results in out/quality/WxH-N/, no plots)")
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help="with --size: iterations per frame")
+    parser.add_argument("--set", action="store_true", help="the input set: variants are input names (default: all)")
+    parser.add_argument("--config", nargs="*", help="with --set: colour configs (default: old default)")
+    parser.add_argument("--jobs", type=int, default=1, help="with --set: renders at a time (1 torch thread each)")
+    parser.add_argument("--frames", type=int, default=SET_FRAMES, help="with --set: frames per render")
+    parser.add_argument("--sheet", help="with --set: write a contact sheet PNG of the configs' frames")
     args = parser.parse_args()
+    if args.set:
+        return set_main(args)
     if args.size:
         SIZE, ITERATIONS = tuple(int(v) for v in args.size.split("x")), args.iterations
         OUT = OUT / f"{args.size}-{ITERATIONS}"
