@@ -50,7 +50,8 @@ from dreamvid.schedule import parse_schedule  # noqa: E402
 OUT = ROOT / "out" / "quality"
 SIZE, FRAMES_PER_SEGMENT = (128, 72), 60  # CPU-sized (one octave: below dream.MIN_OCTAVE_SIDE)
 ITERATIONS = 2  # per frame
-NEUTRAL = {"colour": "none", "colour_strength": 0.0, "input_blend": 0.0, "smoothing": 0.0, "clip_guard": 0.0}
+NEUTRAL = {"colour": "none", "colour_strength": 0.0, "saturation_match": 0.0, "input_blend": 0.0, "smoothing": 0.0,
+           "clip_guard": 0.0}
 
 VARIANTS = {  # name -> keys over NEUTRAL ("default": the schedule defaults as shipped), in run order
     "plain": {},
@@ -168,16 +169,17 @@ def frames_strip(path: Path, names=("plain", "default"), picks=(0, 75, 150, 225,
 SET_OUT = ROOT / ".dev" / "quality-set"
 SET_SIZE, SET_FRAMES, SET_SHORT = (96, 96), 1000, 120
 GOAL_SATURATION, GOAL_CLIPPED = 0.10, 0.02  # worst saturation drift, worst rise of clipped channels
-COLOUR_KEYS = ("colour", "colour_strength", "clip_guard", "input_blend", "smoothing")
+COLOUR_KEYS = ("colour", "colour_strength", "saturation_match", "clip_guard", "input_blend", "smoothing")
 CONFIGS = {  # name -> colour keys (None: the defaults as this checkout ships them)
-    "old": {"colour": "histogram", "colour_strength": 0.75, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0},
+    "old": {**NEUTRAL, "colour": "histogram", "colour_strength": 0.75},  # the defaults before issue 17
     "default": None,
-    "none": {"colour": "none", "colour_strength": 0.0, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0},
+    "none": NEUTRAL,
 }
-for _s in (0.5, 0.75, 0.9, 1.0):  # candidates: histogram strength x clip guard
-    for _g in (0.0, 0.01, 0.02, 0.04):
-        CONFIGS[f"histogram-{_s}" + (f"+guard-{_g}" if _g else "")] = {
-            "colour": "histogram", "colour_strength": _s, "clip_guard": _g, "input_blend": 0.0, "smoothing": 0.0}
+for _s in (0.5, 0.75, 1.0):  # candidates: histogram strength x saturation match x clip guard
+    for _m in (0.0, 0.5, 0.75, 1.0):
+        for _g in (0.0, 0.01, 0.02):
+            CONFIGS[f"histogram-{_s}" + (f"+saturation-{_m}" if _m else "") + (f"+guard-{_g}" if _g else "")] = {
+                **NEUTRAL, "colour": "histogram", "colour_strength": _s, "saturation_match": _m, "clip_guard": _g}
 INPUTS = ("astronaut", "coffee", "chelsea", "rocket", "logo", "skimage-logo", "text-on-white", "dark-logo",
           "dark-hubble", "bright-ihc", "noise")
 
@@ -191,7 +193,8 @@ def resolved(config: str) -> dict:
 
 
 def slug(keys: dict) -> str:
-    return "{colour}-s{colour_strength}-g{clip_guard}-b{input_blend}-m{smoothing}".format(**keys)
+    tail = "-t{saturation_match}".format(**keys) if keys["saturation_match"] else ""  # runs cached before the key
+    return "{colour}-s{colour_strength}-g{clip_guard}-b{input_blend}-m{smoothing}".format(**keys) + tail
 
 
 def make_input(name: str) -> str:

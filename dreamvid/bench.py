@@ -50,7 +50,7 @@ ENCODER = {"codec": "libx264", "crf": 18, "preset": "medium", "pix_fmt": "yuv420
 def bench_schedule(work: Path, size, layers: str, iterations: int, frames: int, octaves: int, device: str,
                    compile, tile=None, preset: str = "medium", precision: str = "auto"):  # fmt: skip
     """The schedule both paths render: noise input, zoom 1.02, jitter 32, step 0.01."""
-    neutral = {"colour": "none", "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0}  # the baseline has none
+    neutral = {"colour": "none", "saturation_match": 0.0, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0}  # the baseline has none
     segment = {"frames": frames + 2, "layers": {layers: 1.0}, "iterations": iterations, "octaves": octaves,
                "zoom": 1.02, "jitter": 32, "step": 0.01}  # fmt: skip
     data = {"input": "noise", "output": str(work / "dreamvid.mp4"), "size": list(size), "fps": 30, "seed": 0,

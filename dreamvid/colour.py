@@ -11,6 +11,10 @@ without leaving it.
   "colour coherence"); ``strength`` moves the statistics part of the way.
 - :func:`match_histogram`: map each RGB channel's histogram onto the reference's (the
   cumulative-distribution matching of ``skimage.exposure.match_histograms``).
+- :func:`match_saturation`: map each pixel's HSV saturation ``(max - min) / max`` onto the
+  reference's saturation distribution (the same quantile mapping), at constant luma.
+  Per-channel histograms alone do not hold saturation: the dream decorrelates the channels,
+  so each channel keeps its distribution while pixels grow more colourful.
 - :func:`blend`: ``(1 - amount) * image + amount * other``; with the input image it is
   ``input_blend``, with the camera-moved previous frame it is temporal ``smoothing``
   (an exponential average along the camera's motion, which damps flicker).
@@ -88,15 +92,22 @@ class Histogram:
 
     values: tuple[torch.Tensor, ...]  # per channel, increasing
     quantiles: tuple[torch.Tensor, ...]  # per channel, cumulative share in (0, 1]
+    midpoint: bool = False  # quantiles of tied values at the middle of their run, not its top
 
 
-def histogram(reference: torch.Tensor) -> Histogram:
+def _quantiles(counts: torch.Tensor, n: int, dtype, midpoint: bool) -> torch.Tensor:
+    """Each distinct value's cumulative share: the top of its run of ties (as skimage), or its middle."""
+    top = counts.cumsum(0).to(dtype)
+    return (top - counts.to(dtype) / 2 if midpoint else top) / n
+
+
+def histogram(reference: torch.Tensor, midpoint: bool = False) -> Histogram:
     values, quantiles = [], []
     for channel in reference[0]:
         v, counts = torch.unique(channel.reshape(-1), return_counts=True)
         values.append(v)
-        quantiles.append(counts.cumsum(0).to(reference.dtype) / channel.numel())
-    return Histogram(tuple(values), tuple(quantiles))
+        quantiles.append(_quantiles(counts, channel.numel(), reference.dtype, midpoint))
+    return Histogram(tuple(values), tuple(quantiles), midpoint)
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
@@ -120,9 +131,41 @@ def match_histogram(image: torch.Tensor, reference: Histogram, strength: float =
     out = torch.empty_like(image)
     for c, channel in enumerate(image[0]):
         v, inverse, counts = torch.unique(channel.reshape(-1), return_inverse=True, return_counts=True)
-        q = counts.cumsum(0).to(image.dtype) / channel.numel()
+        q = _quantiles(counts, channel.numel(), image.dtype, reference.midpoint)
         out[0, c] = _interp(q, reference.quantiles[c], reference.values[c])[inverse].reshape(channel.shape)
     return blend(image, out, strength)
+
+
+_LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
+
+
+def saturation(image: torch.Tensor) -> torch.Tensor:
+    """HSV saturation ``(max - min) / max`` per pixel, (1, 1, H, W); 0 where max is 0."""
+    top = image.amax(1, keepdim=True)
+    return (top - image.amin(1, keepdim=True)) / top.clamp(min=_EPS) * (top > 0)
+
+
+def match_saturation(image: torch.Tensor, reference: Histogram, strength: float = 1.0) -> torch.Tensor:
+    """Move each pixel's HSV saturation ``strength`` of the way to the reference's saturation
+    distribution (``reference`` = :func:`histogram` of the reference's :func:`saturation`, with
+    ``midpoint``: a frame's many pixels at saturation 1, where a channel is 0, then map to the
+    middle of their share rather than all to the reference's top), keeping its luma ``y`` and hue.
+
+    The pixel becomes ``y + k (x - y)`` (its colour scaled about its grey), where ``k`` gives
+    the target saturation ``t``: with chroma ``c = max - min`` and ``m = max - y``,
+    ``k = t y / (c - t m)``. ``k`` is capped where the pixel would leave [0, 1], so the match
+    never clips; greys (``c = 0``) stay grey.
+    """
+    if strength == 0:
+        return image
+    current = saturation(image)
+    target = match_histogram(current, reference, strength)
+    luma = (image * torch.tensor(_LUMA, dtype=image.dtype, device=image.device)[:, None, None]).sum(1, keepdim=True)
+    top, bottom = image.amax(1, keepdim=True), image.amin(1, keepdim=True)
+    chroma, above = top - bottom, top - luma
+    k = target * luma / (chroma - target * above).clamp(min=_EPS)
+    k = torch.minimum(k, torch.minimum((1 - luma) / above.clamp(min=_EPS), luma / (luma - bottom).clamp(min=_EPS)))
+    return torch.where(chroma > _EPS, (luma + k * (image - luma)).clamp(0, 1), image)
 
 
 def blend(image: torch.Tensor, other: torch.Tensor, amount: float) -> torch.Tensor:
@@ -168,6 +211,7 @@ class Reference:
         self.image = image
         self._lab: tuple[torch.Tensor, torch.Tensor] | None = None
         self._histogram: Histogram | None = None
+        self._saturation: Histogram | None = None
 
     @property
     def lab_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,14 +225,21 @@ class Reference:
             self._histogram = histogram(self.image)
         return self._histogram
 
+    @property
+    def saturation(self) -> Histogram:
+        if self._saturation is None:
+            self._saturation = histogram(saturation(self.image), midpoint=True)
+        return self._saturation
+
 
 def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tensor, reference: Reference | None,
             p) -> torch.Tensor:  # fmt: skip
-    """One frame's colour control, in order: colour match, ``input_blend``, ``smoothing``, ``clip_guard``.
+    """One frame's colour control, in order: colour match, saturation match, ``input_blend``,
+    ``smoothing``, ``clip_guard``.
 
     ``dreamed`` is the dream's output, ``moved`` the camera-moved previous frame (the dream's
     input), ``input_image`` frame 0; ``p`` holds the frame's parameters (``colour``,
-    ``colour_strength``, ``input_blend``, ``smoothing``, ``clip_guard``). Everything it needs
+    ``colour_strength``, ``saturation_match``, ``input_blend``, ``smoothing``, ``clip_guard``). Everything it needs
     is a function of the previous frame and the schedule, so a resumed render repeats it.
     """
     out = dreamed
@@ -197,6 +248,8 @@ def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tenso
             out = match_lab(out, reference.lab_stats, p.colour_strength)
         else:
             out = match_histogram(out, reference.histogram, p.colour_strength)
+    if p.saturation_match > 0 and reference is not None:
+        out = match_saturation(out, reference.saturation, p.saturation_match)
     out = blend(out, input_image, p.input_blend)
     out = blend(out, moved, p.smoothing)
     return clip_guard(out, p.clip_guard)

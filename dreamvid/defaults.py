@@ -25,6 +25,7 @@ INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
 COLOUR = "histogram"  # per-channel histogram match to the reference after each dream
 COLOUR_REFERENCE = "auto"  # the input image, or the first dreamed frame when the input is noise
 COLOUR_STRENGTH = 0.75  # the weakest histogram match that met the drift targets
+SATURATION_MATCH = 1.0  # each pixel's saturation quantile-mapped to the reference's (at constant luma)
 INPUT_BLEND = 0.0  # share of the input image mixed back into each frame
 SMOOTHING = 0.0  # share of the camera-moved previous frame kept
 CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]

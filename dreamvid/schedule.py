@@ -79,6 +79,7 @@ class Segment:
     objective: str
     interpolation: str
     colour_strength: Keyframes
+    saturation_match: Keyframes
     input_blend: Keyframes
     smoothing: Keyframes
     clip_guard: Keyframes
@@ -129,6 +130,7 @@ class FrameParams:
     colour: str = "none"  # "lab" | "histogram" | "none"
     colour_reference: str = "auto"  # "auto" | "input" | "frame1"
     colour_strength: float = 0.0
+    saturation_match: float = 0.0
     input_blend: float = 0.0
     smoothing: float = 0.0
     clip_guard: float = 0.0
@@ -243,6 +245,7 @@ class Schedule:
             colour=seg.colour,
             colour_reference=seg.colour_reference,
             colour_strength=at(seg.colour_strength),
+            saturation_match=at(seg.saturation_match),
             input_blend=at(seg.input_blend),
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),

@@ -63,6 +63,7 @@ RULES = {  # what each keyframeable key accepts
     "translate": Rule(integer=False),
     "colour_strength": Rule(integer=False, minimum=0, maximum=1),
     "input_blend": Rule(integer=False, minimum=0, maximum=1),
+    "saturation_match": Rule(integer=False, minimum=0, maximum=1),
     "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
     "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
 }
@@ -175,6 +176,9 @@ Rotate = _keyframeable("rotate", "degrees per frame: number, keyframeable")
 Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
 ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
                                                   "keyframeable")
+SaturationMatch = _keyframeable("saturation_match", "how far each pixel's HSV saturation moves to the reference's "
+                                                    "saturation distribution, at constant luma: number 0..1, "
+                                                    "keyframeable")
 InputBlend = _keyframeable("input_blend", "share of the input image blended back into each frame: number 0..1, "
                                           "keyframeable")
 Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame kept (temporal smoothing "
@@ -216,6 +220,7 @@ class DefaultsSpec(_Spec):
     colour: Literal[COLOUR_MODES] = Field(D.COLOUR, description=_COLOUR_DESCRIPTION)
     colour_reference: Literal[COLOUR_REFERENCES] = Field(D.COLOUR_REFERENCE, description=_REFERENCE_DESCRIPTION)
     colour_strength: ColourStrength = D.COLOUR_STRENGTH
+    saturation_match: SaturationMatch = D.SATURATION_MATCH
     input_blend: InputBlend = D.INPUT_BLEND
     smoothing: Smoothing = D.SMOOTHING
     clip_guard: ClipGuard = D.CLIP_GUARD
@@ -241,6 +246,7 @@ class SegmentSpec(_Spec):
     colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
     colour_reference: Optional[Literal[COLOUR_REFERENCES]] = Field(None, description=_REFERENCE_DESCRIPTION)
     colour_strength: Optional[ColourStrength] = None
+    saturation_match: Optional[SaturationMatch] = None
     input_blend: Optional[InputBlend] = None
     smoothing: Optional[Smoothing] = None
     clip_guard: Optional[ClipGuard] = None

@@ -1,5 +1,6 @@
 """Colour control (dreamvid/colour.py): each operation against values computed by hand."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,6 +10,7 @@ from skimage.color import lab2rgb, rgb2lab
 from skimage.exposure import match_histograms
 
 from dreamvid import colour as C
+from dreamvid.images import fit, to_tensor
 
 
 def image(*channels):
@@ -129,7 +131,8 @@ def test_clip_guard_ignores_a_few_outlying_pixels():
 
 
 def params(**kw):
-    base = dict(colour="none", colour_strength=0.0, input_blend=0.0, smoothing=0.0, clip_guard=0.0)
+    base = dict(colour="none", colour_strength=0.0, saturation_match=0.0, input_blend=0.0, smoothing=0.0,
+                clip_guard=0.0)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -183,3 +186,58 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
     assert torch.equal(f3, frames[3]) and torch.equal(b.next_frame(f3, 4), frames[4])
     assert torch.equal(b._references["frame1"].image, a._references["frame1"].image)
     assert frames[4].min() >= 0.05 and frames[4].max() <= 0.95  # the guard held
+
+
+def test_saturation_match_moves_saturation_at_constant_luma():
+    ref = C.Reference(image([1.0, 1.0], [0.5, 0.5], [0.5, 0.5]))  # every pixel at saturation 0.5
+    x = image([0.8, 0.6, 0.98], [0.2, 0.6, 0.97], [0.2, 0.6, 0.96])  # saturation 0.75, a grey, a near-white
+    out = C.match_saturation(x, ref.saturation, 1.0)
+    luma = torch.tensor([0.2126, 0.7152, 0.0722])[:, None]
+    np.testing.assert_allclose((out[0, :, 0] * luma).sum(0).numpy(), (x[0, :, 0] * luma).sum(0).numpy(), atol=1e-6)
+    # the red pixel: y = 0.32756, k = 0.5 y / (0.6 - 0.5 (0.8 - y)) = 0.450223, y + k (x - y)
+    np.testing.assert_allclose(out[0, :, 0, 0].numpy(), [0.54026, 0.27013, 0.27013], atol=2e-5)
+    assert C.saturation(out)[0, 0, 0, 0].item() == pytest.approx(0.5, abs=1e-5)
+    np.testing.assert_allclose(out[0, :, 0, 1].numpy(), [0.6, 0.6, 0.6])  # greys stay grey
+    # the near-white pixel would need to leave [0, 1] to reach 0.5: it goes as far as it can, no clipping
+    assert out[0, :, 0, 2].max().item() == pytest.approx(1.0, abs=1e-6) and 0.5 > C.saturation(out)[0, 0, 0, 2] > 0.02
+    assert C.match_saturation(x, ref.saturation, 0.0) is x
+    half = C.match_saturation(x, ref.saturation, 0.5)  # half way: saturation 0.625
+    assert C.saturation(half)[0, 0, 0, 0].item() == pytest.approx(0.625, abs=1e-5)
+
+
+def test_channel_histograms_do_not_hold_saturation_and_the_saturation_match_does(photo):
+    """The dream decorrelates the channels: each channel keeps its distribution while the
+    pixels grow more colourful. Shuffling each channel's pixels apart keeps all three
+    histograms, so histogram matching cannot undo it; the saturation match does."""
+    ref = C.Reference(to_tensor(fit(photo, (64, 64))))
+    g = torch.Generator().manual_seed(6)
+    flat = ref.image.reshape(3, -1)
+    shuffled = torch.stack([c[torch.randperm(c.numel(), generator=g)] for c in flat]).reshape(ref.image.shape)
+    base = C.saturation(ref.image).mean().item()
+    matched = C.match_histogram(shuffled, ref.histogram, 1.0)
+    assert C.saturation(matched).mean().item() > 1.3 * base
+    held = C.match_saturation(matched, ref.saturation, 1.0)
+    assert C.saturation(held).mean().item() == pytest.approx(base, rel=0.03)
+
+
+def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, photo):
+    """A regression bound from bench/quality.py --set (docs/quality.md), small enough for a
+    unit test: default settings at 64x64, 24 frames, on a photo and a flat logo. The
+    saturation (dreamvid stats, on the frames before encoding) stays within 10 % of frame
+    0's; the defaults before the saturation match drifted 60 % on the photo."""
+    from dreamvid import stats
+    from dreamvid.images import write_png
+    from dreamvid.renderer import frames
+    from dreamvid.schedule import parse_schedule
+
+    write_png(tmp_path / "photo.png", (photo * 255).round().astype(np.uint8))
+    logo = Path(__file__).resolve().parents[1] / "schedules" / "logo.png"
+
+    def drift(path, **colour):
+        data = {"input": str(path), "size": [64, 64], "device": "cpu", "precision": "fp32", "defaults": colour,
+                "segments": [{"frames": 24, "layers": {"mixed3": 1.0}}]}
+        return stats.drift(stats.video_stats(frames(parse_schedule(data, source=tmp_path / "s.yaml"), model=net)))
+
+    for path in (tmp_path / "photo.png", logo):
+        assert drift(path)["saturation"] < 0.10, path.name
+    assert drift(tmp_path / "photo.png", saturation_match=0.0)["saturation"] > 0.30  # the old defaults
