@@ -137,7 +137,7 @@ def test_segment_of_and_bounds(schedule):
 
 def _colour_defaults():
     d = DefaultsSpec()
-    keyframed = ("colour_strength", "input_blend", "smoothing", "clip_guard")
+    keyframed = ("colour_strength", "saturation_match", "input_blend", "smoothing", "clip_guard")
     return {"colour": d.colour, "colour_reference": d.colour_reference, **{k: getattr(d, k).at(0) for k in keyframed}}
 
 
