@@ -22,7 +22,7 @@ on the schedule, the seed and its index, so they are the frames a 120-frame rend
 
     nice python3 bench/quality.py --set --config old default --jobs 2   # render what is not cached
     python3 bench/quality.py --set --table --config old default         # the markdown table
-    python3 bench/quality.py --set --sheet docs/quality-set.png --config old default   # contact sheet
+    python3 bench/quality.py --set --sheet docs/quality-set.png --config old default --frames 120   # contact sheet
 """
 
 from __future__ import annotations
@@ -300,8 +300,8 @@ def set_table(configs: list[str]) -> None:
     print("| worst | " + " | ".join(cells) + " |")
 
 
-def contact_sheet(path: Path, configs: list[str], picks=(0, 120, 500, 999), scale=1) -> None:
-    """A row per input: frames ``picks`` of each config's render, configs side by side."""
+def contact_sheet(path: Path, configs: list[str], picks=(0, 40, 80, 119), scale=1) -> None:
+    """A row per input: frames ``picks`` of each config's longest cached render, configs side by side."""
     import cv2
     import numpy as np
 
@@ -311,10 +311,11 @@ def contact_sheet(path: Path, configs: list[str], picks=(0, 120, 500, 999), scal
     for name in INPUTS:
         row = []
         for config in configs:
-            video = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{SET_FRAMES}.mp4"
-            if not video.is_file():
+            videos = sorted((SET_OUT / "runs" / name).glob(slug(resolved(config)) + "-*.mp4"),
+                            key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+            if not videos or int(videos[-1].stem.rsplit("-", 1)[1]) <= max(picks):
                 break
-            frames = {n: f.copy() for n, f in enumerate(iter_frames(video)) if n in picks}
+            frames = {n: f.copy() for n, f in enumerate(iter_frames(videos[-1])) if n in picks}
             tiles = [cv2.resize(frames[n], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for n in picks]
             row.append(np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255) for t in tiles], 1))
             row.append(np.zeros((row[-1].shape[0], 6, 3), np.uint8))  # a black bar between configs
@@ -335,7 +336,7 @@ def set_main(args) -> None:
             for job in jobs:
                 set_run(*job)
     if args.sheet:
-        contact_sheet(Path(args.sheet), configs)
+        contact_sheet(Path(args.sheet), configs, picks=(0, 40, 80, 119) if args.frames < SET_FRAMES else (0, 120, 500, 999))
     else:
         set_table(configs)
 

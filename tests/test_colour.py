@@ -222,9 +222,10 @@ def test_channel_histograms_do_not_hold_saturation_and_the_saturation_match_does
 
 def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, photo):
     """A regression bound from bench/quality.py --set (docs/quality.md), small enough for a
-    unit test: default settings at 64x64, 24 frames, on a photo and a flat logo. The
+    unit test: default settings at 64x64, 20 frames, on a photo and a flat logo. The
     saturation (dreamvid stats, on the frames before encoding) stays within 10 % of frame
-    0's; the defaults before the saturation match drifted 60 % on the photo."""
+    0's; the defaults before the saturation match drift more than that on the photo (65 %
+    over 30 frames)."""
     from dreamvid import stats
     from dreamvid.images import write_png
     from dreamvid.renderer import frames
@@ -235,9 +236,9 @@ def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, 
 
     def drift(path, **colour):
         data = {"input": str(path), "size": [64, 64], "device": "cpu", "precision": "fp32", "defaults": colour,
-                "segments": [{"frames": 24, "layers": {"mixed3": 1.0}}]}
+                "segments": [{"frames": 20, "layers": {"mixed3": 1.0}}]}
         return stats.drift(stats.video_stats(frames(parse_schedule(data, source=tmp_path / "s.yaml"), model=net)))
 
-    for path in (tmp_path / "photo.png", logo):
-        assert drift(path)["saturation"] < 0.10, path.name
-    assert drift(tmp_path / "photo.png", saturation_match=0.0)["saturation"] > 0.30  # the old defaults
+    found = {path.name: drift(path)["saturation"] for path in (tmp_path / "photo.png", logo)}
+    old = drift(tmp_path / "photo.png", saturation_match=0.0)["saturation"]  # the defaults before
+    assert max(found.values()) < 0.10 < old, (found, old)
