@@ -222,10 +222,10 @@ def test_channel_histograms_do_not_hold_saturation_and_the_saturation_match_does
 
 def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, photo):
     """A regression bound from bench/quality.py --set (docs/quality.md), small enough for a
-    unit test: default settings at 64x64, 20 frames, on a photo and a flat logo. The
+    unit test: default settings at 64x64, 12 frames, on a photo and a flat logo. The
     saturation (dreamvid stats, on the frames before encoding) stays within 10 % of frame
-    0's; the defaults before the saturation match drift more than that on the photo (65 %
-    over 30 frames)."""
+    0's; the defaults before the saturation match drift more than that on the photo
+    (58 % here, against 1.3 %; the logo 2.8 % against 0.7 %)."""
     from dreamvid import stats
     from dreamvid.images import write_png
     from dreamvid.renderer import frames
@@ -236,7 +236,7 @@ def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, 
 
     def drift(path, **colour):
         data = {"input": str(path), "size": [64, 64], "device": "cpu", "precision": "fp32", "defaults": colour,
-                "segments": [{"frames": 20, "layers": {"mixed3": 1.0}}]}
+                "segments": [{"frames": 12, "layers": {"mixed3": 1.0}}]}
         return stats.drift(stats.video_stats(frames(parse_schedule(data, source=tmp_path / "s.yaml"), model=net)))
 
     found = {path.name: drift(path)["saturation"] for path in (tmp_path / "photo.png", logo)}
