@@ -31,6 +31,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -261,11 +262,17 @@ def set_run(name: str, config: str, frames: int = SET_FRAMES) -> Path:
     return path
 
 
+def cached(name: str, config: str, suffix: str) -> list[int]:
+    """Frame counts of the cached renders of ``name`` with ``config``, increasing."""
+    pattern = re.compile(re.escape(slug(resolved(config))) + r"-(\d+)" + re.escape(suffix))
+    found = (pattern.fullmatch(p.name) for p in (SET_OUT / "runs" / name).glob("*" + suffix))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
 def set_drift(name: str, config: str, frames: int) -> dict | None:
     """Drift over the first ``frames`` frames of a cached render at least that long (None: none).
     For noise the base is frame 1 (the colour reference; frame 0 is grey noise)."""
-    runs = sorted(int(p.stem.rsplit("-", 1)[1]) for p in (SET_OUT / "runs" / name).glob(slug(resolved(config)) + "-*.json"))
-    runs = [n for n in runs if n >= frames]
+    runs = [n for n in cached(name, config, ".json") if n >= frames]
     if not runs:
         return None
     path = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{runs[-1]}.json"
@@ -311,11 +318,11 @@ def contact_sheet(path: Path, configs: list[str], picks=(0, 40, 80, 119), scale=
     for name in INPUTS:
         row = []
         for config in configs:
-            videos = sorted((SET_OUT / "runs" / name).glob(slug(resolved(config)) + "-*.mp4"),
-                            key=lambda p: int(p.stem.rsplit("-", 1)[1]))
-            if not videos or int(videos[-1].stem.rsplit("-", 1)[1]) <= max(picks):
+            runs = cached(name, config, ".mp4")
+            if not runs or runs[-1] <= max(picks):
                 break
-            frames = {n: f.copy() for n, f in enumerate(iter_frames(videos[-1])) if n in picks}
+            video = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{runs[-1]}.mp4"
+            frames = {n: f.copy() for n, f in enumerate(iter_frames(video)) if n in picks}
             tiles = [cv2.resize(frames[n], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for n in picks]
             row.append(np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255) for t in tiles], 1))
             row.append(np.zeros((row[-1].shape[0], 6, 3), np.uint8))  # a black bar between configs
