@@ -343,7 +343,7 @@ def set_main(args) -> None:
             for job in jobs:
                 set_run(*job)
     if args.sheet:
-        contact_sheet(Path(args.sheet), configs, picks=(0, 40, 80, 119) if args.frames < SET_FRAMES else (0, 120, 500, 999))
+        contact_sheet(Path(args.sheet), configs, picks=(0, 60, 119) if args.frames < SET_FRAMES else (0, 120, 500, 999))
     else:
         set_table(configs)
 
