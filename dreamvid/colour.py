@@ -248,7 +248,6 @@ def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tenso
             out = match_lab(out, reference.lab_stats, p.colour_strength)
         else:
             out = match_histogram(out, reference.histogram, p.colour_strength)
-    if p.saturation_match > 0 and reference is not None:
         out = match_saturation(out, reference.saturation, p.saturation_match)
     out = blend(out, input_image, p.input_blend)
     out = blend(out, moved, p.smoothing)

@@ -136,7 +136,7 @@ class Dreamer:
         """
         if self._raw:
             return dreamed
-        matching = (p.colour != "none" and p.colour_strength > 0) or p.saturation_match > 0
+        matching = p.colour != "none" and (p.colour_strength > 0 or p.saturation_match > 0)
         reference = self._colour_reference(p, dreamed) if matching else None
         return colour.control(dreamed, moved, self.input_image, reference, p)
 

@@ -177,8 +177,8 @@ Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
 ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
                                                   "keyframeable")
 SaturationMatch = _keyframeable("saturation_match", "how far each pixel's HSV saturation moves to the reference's "
-                                                    "saturation distribution, at constant luma: number 0..1, "
-                                                    "keyframeable")
+                                                    "saturation distribution, at constant luma (with colour "
+                                                    "histogram or lab): number 0..1, keyframeable")
 InputBlend = _keyframeable("input_blend", "share of the input image blended back into each frame: number 0..1, "
                                           "keyframeable")
 Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame kept (temporal smoothing "
