@@ -292,8 +292,8 @@ def keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes]
     return out
 
 
-_FPS_DESCRIPTION = (f"'auto' (a video input's own rate; {D.FPS} otherwise), a number > 0 and <= {D.MAX_FPS}, "
-                    "or a fraction such as '30000/1001' (frames per second)")
+_FPS_DESCRIPTION = (f"a number > 0 and <= {D.MAX_FPS}, a fraction such as '30000/1001', or 'auto' (a video "
+                    f"input's own rate; {D.FPS} otherwise) (frames per second)")
 
 
 def _check_fps(value: Any) -> Fraction | str:
