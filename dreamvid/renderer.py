@@ -243,6 +243,8 @@ def render(
         raise InputError(f"{output}: {problem}")
     if schedule.audio_path is not None:
         probe_audio(schedule.audio_path)
+    for notice in video.notices(schedule.clip):
+        callback(Progress("warning", message=notice))
     total = min(frames or schedule.total_frames, schedule.total_frames)
     enc = schedule.encoder
     codec = probe_codec(enc.codec)

@@ -96,6 +96,22 @@ class VideoStart:
         self.frames.close()
 
 
+def notices(clip: ClipInfo | None) -> list[str]:
+    """What a render says about its clip before it starts: a variable frame rate (resampled),
+    a damaged clip (ffmpeg's first decoding error; the frames that decode are used)."""
+    if clip is None:
+        return []
+    out = []
+    if clip.variable_rate:
+        out.append(f"{clip.path.name}: variable frame rate: resampled to a constant {clip.fps} fps, its average "
+                   f"({clip.source_frames} frames decoded, {clip.frames} after resampling; frames are repeated or "
+                   "dropped so that frame i shows the clip at time i / fps)")
+    if clip.warning:
+        out.append(f"{clip.path.name}: ffmpeg reports a decoding error ({clip.warning}); the {clip.frames} frames "
+                   "that decode are used")
+    return out
+
+
 def moved(start: F.Start, move) -> F.Start:
     """``start`` with the camera move applied to its image, target and mask alike."""
     return F.Start(move(start.image), move(start.target), move(start.valid))
