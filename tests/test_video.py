@@ -147,3 +147,25 @@ def test_the_clip_is_streamed_not_held(tmp_path, net):
         assert len(dreamer.video.frames._kept) <= 2  # source frames n-1 and n only
     dreamer.close()
     assert dreamer.video.frames._reader is None
+
+
+def test_raft_runs_from_a_local_weights_file(tmp_path, net, monkeypatch):
+    """`flow: raft` with `flow_weights` (random raft_small weights here: the wiring, not the
+    flow's quality, is under test); a file that is no RAFT is one line when the render loads it."""
+    import torch
+    from torchvision.models.optical_flow import raft_small
+
+    from dreamvid.errors import InputError
+
+    from dreamvid import flow
+
+    real = flow.raft
+    monkeypatch.setattr(flow, "raft", lambda weights, device: real(weights, device, iterations=2))  # a faster test
+    torch.save(raft_small(weights=None, progress=False).state_dict(), tmp_path / "raft.pth")
+    (tmp_path / "bad.pth").write_bytes(b"not weights")
+    pan_clip(tmp_path / "c.mp4", frames=2, size=(64, 48))
+    s = schedule(tmp_path, "c.mp4", 2, size=(64, 48), flow_weights="raft.pth", defaults={"flow": "raft"})
+    assert len(frames_of(s, net)) == 2
+    bad = schedule(tmp_path, "c.mp4", 2, size=(64, 48), flow_weights="bad.pth", defaults={"flow": "raft"})
+    with pytest.raises(InputError, match="bad.pth: not a readable weights file"):
+        frames_of(bad, net)
