@@ -31,6 +31,7 @@ from .objectives import weighted
 from .precision import choose as choose_precision
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
+from .flow import Start
 from .video import VideoStart
 from .workdir import work_dir
 
@@ -98,29 +99,38 @@ class Dreamer:
         return to_tensor(img, self.device)
 
     def next_frame(self, frame: torch.Tensor | None, n: int) -> torch.Tensor:
-        """Frame ``n`` from frame ``n - 1`` (with a video input, and its source frames)."""
+        """Frame ``n`` from frame ``n - 1`` (with a video input, and the clip's frame n)."""
         p: FrameParams = self.schedule.params(n)
-        k = self.scale
-        start = None if self.video is None else self.video.start(n, frame, p)  # see dreamvid/video.py
-        def camera(image: torch.Tensor) -> torch.Tensor:
-            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
-
-        if start is not None:  # a clip: its frame 0 is not moved, later starts move like the image
-            start = start if n == 0 else video.moved(start, camera)
-            frame = start.image
-        else:
-            frame = camera(frame)
+        frame, start = self._start(frame, n, p)
         frame = frame.contiguous(memory_format=torch.channels_last)
         if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
             return self.colour_control(frame, frame, p)
         objective = weighted(p.layers, p.objective)
-        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k))
-        pull = None if start is None or n == 0 else video.after_step(start, p.temporal)
+        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale))
+        pull = None if start is None else video.after_step(start, p.temporal)
         out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n, pull)
         if not torch.isfinite(out).all():
             raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
                                 f"segments[{p.segment}].step (now {p.step:g})")
         return self.colour_control(out, frame, p)
+
+    def _start(self, previous: torch.Tensor | None, n: int, p: FrameParams) -> tuple[torch.Tensor, Start | None]:
+        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
+        video input, the clip's frame n blended with the flow-warped previous frame, then
+        moved, and what the temporal term pulls toward (:mod:`.video`); frame 0 is the clip's
+        frame 0 as it is, with nothing to pull toward."""
+        k = self.scale
+
+        def camera(image: torch.Tensor) -> torch.Tensor:
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+
+        if self.video is None:
+            return camera(previous), None
+        start = self.video.start(n, previous, p)
+        if n == 0:
+            return start.image, None
+        start = video.moved(start, camera)
+        return start.image, start
 
     def _dream(self, frame: torch.Tensor, objective, settings: DreamSettings, n: int, after_step=None) -> torch.Tensor:
         """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
