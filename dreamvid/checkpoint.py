@@ -84,9 +84,17 @@ def global_settings(schedule) -> dict:
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+# parameters added after checkpoints existed, at the values that change nothing: left out of
+# the digest, so checkpoints of schedules that do not use them stay valid
+NEUTRAL = {"center": (0.5, 0.5)}
+
+
 def _frame_digest(schedule, n: int) -> str:
     p = asdict(schedule.params(n))
     p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
+    for key, value in NEUTRAL.items():
+        if key in p and p[key] == value:
+            del p[key]
     return hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -19,6 +19,7 @@ OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" 
 ZOOM = 1.02  # scale per frame (> 1 zooms in)
 ROTATE = 0.0  # degrees per frame, counter-clockwise
 TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
+CENTER = (0.5, 0.5)  # the point zoom and rotation turn around, fractions of the frame (x, y)
 INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
 
 # -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------

@@ -92,7 +92,7 @@ class Dreamer:
         """Frame ``n`` from frame ``n - 1``."""
         p: FrameParams = self.schedule.params(n)
         k = self.scale
-        frame = move(frame, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+        frame = move(frame, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
         frame = frame.contiguous(memory_format=torch.channels_last)
         if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
             return self.colour_control(frame, frame, p)

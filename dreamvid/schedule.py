@@ -35,6 +35,7 @@ from .spec import (
     COLOUR_KEYS,
     KEYFRAMED,
     NOISE,
+    PAIRS,
     RULES,
     EncoderSettings,
     ScheduleSpec,
@@ -76,6 +77,7 @@ class Segment:
     zoom: Keyframes
     rotate: Keyframes
     translate: tuple[Keyframes, Keyframes]
+    center: tuple[Keyframes, Keyframes]
     objective: str
     interpolation: str
     colour_strength: Keyframes
@@ -90,7 +92,7 @@ class Segment:
         return dict(self.layers)
 
     def keyframes(self) -> list[tuple[str, Keyframes]]:
-        """Every keyframed value of the segment with its key name (``translate`` twice)."""
+        """Every keyframed value of the segment with its key name (each of PAIRS twice)."""
         out = []
         for name in KEYFRAMED:
             value = getattr(self, name)
@@ -101,7 +103,7 @@ class Segment:
         data: dict[str, Any] = {"frames": self.frames, "layers": dict(self.layers), "transition": self.transition}
         for name in KEYFRAMED:
             value = getattr(self, name)
-            data[name] = [kf.to_data() for kf in value] if name == "translate" else value.to_data()
+            data[name] = [kf.to_data() for kf in value] if name in PAIRS else value.to_data()
         data["objective"] = self.objective
         data["interpolation"] = self.interpolation
         data.update({name: getattr(self, name) for name in COLOUR_KEYS})
@@ -132,6 +134,7 @@ class FrameParams:
     input_blend: float = 0.0
     smoothing: float = 0.0
     clip_guard: float = 0.0
+    center: tuple[float, float] = (0.5, 0.5)  # what zoom and rotation turn around, fractions of the frame
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,7 @@ class Schedule:
             input_blend=at(seg.input_blend),
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
+            center=(at(seg.center[0]), at(seg.center[1])),
         )
 
     def summary(self) -> str:
@@ -371,7 +375,7 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
                 continue
             inherited = getattr(own, name) is None
             loc = ("defaults",) if inherited else ("segments", seg.index)
-            loc += (name,) + ((slot - KEYFRAMED.index("translate"),) if name == "translate" else ())
+            loc += (name,) + ((slot - [n for n, _ in seg.keyframes()].index(name),) if name in PAIRS else ())
             if loc in reported:
                 continue
             if kf.variables & AUDIO_SET and schedule.audio_path is None:

@@ -61,12 +61,14 @@ RULES = {  # what each keyframeable key accepts
     "zoom": Rule(integer=False, minimum=0, exclusive=True),
     "rotate": Rule(integer=False),
     "translate": Rule(integer=False),
+    "center": Rule(integer=False, minimum=0, maximum=1),
     "colour_strength": Rule(integer=False, minimum=0, maximum=1),
     "input_blend": Rule(integer=False, minimum=0, maximum=1),
     "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
     "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
 }
-KEYFRAMED = tuple(RULES)  # segment keys that take keyframes ("translate" is a pair of them)
+KEYFRAMED = tuple(RULES)  # segment keys that take keyframes (the PAIRS are two of them each)
+PAIRS = ("translate", "center")  # [x, y] keys, each component keyframed on its own
 COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
 
 
@@ -173,6 +175,8 @@ Jitter = _keyframeable("jitter", "random shift in pixels: integer >= 0, keyframe
 Zoom = _keyframeable("zoom", "scale per frame, > 1 zooms in: number > 0, keyframeable")
 Rotate = _keyframeable("rotate", "degrees per frame: number, keyframeable")
 Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
+Centre = _keyframeable("center", "fraction of the frame's width (x) or height (y): number 0..1, keyframeable")
+_CENTER_DESCRIPTION = "[x, y] the point zoom and rotation turn around, fractions of the frame, each keyframeable"
 ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
                                                   "keyframeable")
 InputBlend = _keyframeable("input_blend", "share of the input image blended back into each frame: number 0..1, "
@@ -211,6 +215,7 @@ class DefaultsSpec(_Spec):
     zoom: Zoom = D.ZOOM
     rotate: Rotate = D.ROTATE
     translate: tuple[Shift, Shift] = Field(D.TRANSLATE, description="[x, y] pixels per frame, each keyframeable")
+    center: tuple[Centre, Centre] = Field(D.CENTER, description=_CENTER_DESCRIPTION)
     objective: Literal[OBJECTIVES] = Field(D.OBJECTIVE, description="square (mean of squared activations) or mean")
     interpolation: Literal[INTERPOLATIONS] = Field(D.INTERPOLATION, description="keyframe interpolation: linear, step or smooth")
     colour: Literal[COLOUR_MODES] = Field(D.COLOUR, description=_COLOUR_DESCRIPTION)
@@ -236,6 +241,7 @@ class SegmentSpec(_Spec):
     zoom: Optional[Zoom] = None
     rotate: Optional[Rotate] = None
     translate: Optional[tuple[Shift, Shift]] = Field(None, description="[x, y] pixels per frame, each keyframeable")
+    center: Optional[tuple[Centre, Centre]] = Field(None, description=_CENTER_DESCRIPTION)
     objective: Optional[Literal[OBJECTIVES]] = Field(None, description="square or mean")
     interpolation: Optional[Literal[INTERPOLATIONS]] = Field(None, description="linear, step or smooth")
     colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
@@ -269,7 +275,7 @@ def keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes]
     out: list[tuple[Loc, Keyframes]] = []
     for name in KEYFRAMED:
         value = getattr(spec, name)
-        if name == "translate":
+        if name in PAIRS:
             out.extend(((name, i), kf) for i, kf in enumerate(value or ()))
         elif value is not None:
             out.append(((name,), value))
