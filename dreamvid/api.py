@@ -90,9 +90,12 @@ def _schedule(schedule: ScheduleSource, model: Any = None) -> Schedule:
     return schedule if isinstance(schedule, Schedule) else load_schedule(schedule, model=model)
 
 
-def validate(schedule: ScheduleSource) -> str:
+def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     """Check a schedule as ``dreamvid validate`` does (keys, layers, files, and that the input
-    image and audio decode) without dreaming; returns its summary."""
+    image and audio decode) without dreaming; returns its summary. What is allowed but likely
+    a mistake (a camera jump between segments without a transition) is reported through
+    ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
+    lines on stderr."""
     from .images import read_image
 
     s = _schedule(schedule)
@@ -102,6 +105,12 @@ def validate(schedule: ScheduleSource) -> str:
         from .encode import probe_audio
 
         probe_audio(s.audio_path)  # ffmpeg must decode it: found now, not at the final join
+    if callback is None:
+        from .bars import Bar
+
+        callback = Bar(quiet=True)  # prints warnings only
+    for warning in s.camera_jumps():
+        callback(Progress("warning", message=warning))
     return s.summary()
 
 

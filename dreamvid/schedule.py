@@ -8,7 +8,10 @@ parameters (:class:`FrameParams`). Every problem is reported, one line each, as
 :class:`ScheduleError`. The format and every key: docs/schedule.md.
 
 With ``transition: T`` a segment's layer weights at its frame ``k < T`` are
-``(1 - k/T) * previous + (k/T) * current`` (a key missing on one side counts 0).
+``(1 - k/T) * previous + (k/T) * current`` (a key missing on one side counts 0), and so are
+its camera parameters (:data:`CAMERA`), blended from the previous segment's last values, so
+the camera does not jump. Without a transition a jump is allowed, and
+:meth:`Schedule.camera_jumps` names it (``dreamvid validate`` warns).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from .spec import (
 from .yamlfile import read_yaml_file
 
 AUDIO_SET = frozenset(AUDIO_VARIABLES)
+CAMERA = ("zoom", "rotate", "translate", "center")  # what a transition blends besides the layers
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -222,12 +226,54 @@ class Schedule:
                 weights[key] = weights.get(key, 0.0) + a * w
         return {key: w for key, w in weights.items() if w != 0.0}
 
+    def camera_at(self, n: int) -> dict[str, Any]:
+        """The camera parameters (:data:`CAMERA`) at frame ``n``, after the transition blend:
+        ``previous + (k/T) * (own - previous)`` from the previous segment's last values (exactly
+        the own value where both agree)."""
+        i, k = self.segment_of(n)
+        seg = self.segments[i]
+
+        def at(kf: Keyframes) -> float:
+            return float(self.values(i, kf)[k])
+
+        own = {}
+        for name in CAMERA:
+            kf = getattr(seg, name)
+            own[name] = tuple(map(at, kf)) if isinstance(kf, tuple) else at(kf)
+        if i == 0 or k >= seg.transition:
+            return own
+        a, previous = k / seg.transition, self.camera_at(seg.start - 1)
+
+        def blend(p: float, o: float) -> float:
+            return p + a * (o - p)
+
+        return {name: tuple(map(blend, previous[name], own[name])) if isinstance(own[name], tuple)
+                else blend(previous[name], own[name]) for name in CAMERA}  # fmt: skip
+
+    def camera_jumps(self) -> list[str]:
+        """One line per camera parameter that jumps where a segment without a transition starts."""
+        out = []
+        for seg in self.segments[1:]:
+            if seg.transition:
+                continue
+            before, after = self.camera_at(seg.start - 1), self.camera_at(seg.start)
+            for name in CAMERA:
+                was, now = before[name], after[name]
+                if not np.allclose(was, now, rtol=0, atol=1e-9):
+                    show_value = (lambda v: f"[{v[0]:g}, {v[1]:g}]") if isinstance(now, tuple) else (lambda v: f"{v:g}")
+                    out.append(f"{self.source.name}: segments[{seg.index}]: {name} jumps from {show_value(was)} to "
+                               f"{show_value(now)} at frame {seg.start}; set segments[{seg.index}].transition to "
+                               "blend the camera over some frames")  # fmt: skip
+        return out
+
     def params(self, n: int) -> FrameParams:
         i, k = self.segment_of(n)
         seg = self.segments[i]
 
         def at(kf: Keyframes) -> float:
             return float(self.values(i, kf)[k])
+
+        camera = self.camera_at(n)
 
         return FrameParams(
             index=n,
@@ -238,9 +284,9 @@ class Schedule:
             octaves=round_half_up(at(seg.octaves)),
             octave_scale=at(seg.octave_scale),
             jitter=round_half_up(at(seg.jitter)),
-            zoom=at(seg.zoom),
-            rotate=at(seg.rotate),
-            translate=(at(seg.translate[0]), at(seg.translate[1])),
+            zoom=camera["zoom"],
+            rotate=camera["rotate"],
+            translate=camera["translate"],
             objective=seg.objective,
             layers=self.layers_at(n),
             colour=seg.colour,
@@ -249,7 +295,7 @@ class Schedule:
             input_blend=at(seg.input_blend),
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
-            center=(at(seg.center[0]), at(seg.center[1])),
+            center=camera["center"],
         )
 
     def summary(self) -> str:

@@ -232,7 +232,7 @@ class SegmentSpec(_Spec):
     frames: Int = Field(ge=1, description="an integer >= 1 (frames in this segment)")
     layers: Layers = Field(description="a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight")
     transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
-                                                 "segment's layers blend into these (0 on the first segment)")
+                                                 "segment's layers and camera blend into these (0 on the first segment)")
     iterations: Optional[Iterations] = None
     step: Optional[Step] = None
     octaves: Optional[Octaves] = None
