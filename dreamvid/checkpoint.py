@@ -86,7 +86,7 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # parameters added after checkpoints existed, at the values that change nothing: left out of
 # the digest, so checkpoints of schedules that do not use them stay valid
-NEUTRAL = {"center": (0.5, 0.5)}
+NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean"}
 
 
 def _frame_digest(schedule, n: int) -> str:

@@ -14,6 +14,7 @@ OCTAVE_SCALE = 1.4  # size ratio between consecutive octaves
 JITTER = 32  # largest random roll in pixels, per step (hides the network's stride grid)
 LAYERS = "mixed3"  # circles and eyes: the classic DeepDream look
 OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" is softer
+GRADIENT_NORM = "mean"  # divide the gradient by its mean |value|; "laplacian": per Laplacian band first
 
 # -- the camera (per segment; keyframeable) --------------------------------------------------
 ZOOM = 1.02  # scale per frame (> 1 zooms in)

@@ -97,7 +97,8 @@ class Dreamer:
         if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
             return self.colour_control(frame, frame, p)
         objective = weighted(p.layers, p.objective)
-        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k))
+        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k),
+                                 gradient_norm=p.gradient_norm)  # fmt: skip
         out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n)
         if not torch.isfinite(out).all():
             raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "

@@ -90,6 +90,7 @@ class Segment:
     clip_guard: Keyframes
     colour: str
     colour_reference: str
+    gradient_norm: str = "mean"  # "mean" | "laplacian"
 
     @property
     def layer_weights(self) -> dict[str, float]:
@@ -111,6 +112,7 @@ class Segment:
         data["objective"] = self.objective
         data["interpolation"] = self.interpolation
         data.update({name: getattr(self, name) for name in COLOUR_KEYS})
+        data["gradient_norm"] = self.gradient_norm
         return data
 
 
@@ -139,6 +141,7 @@ class FrameParams:
     smoothing: float = 0.0
     clip_guard: float = 0.0
     center: tuple[float, float] = (0.5, 0.5)  # what zoom and rotation turn around, fractions of the frame
+    gradient_norm: str = "mean"  # "mean" | "laplacian" (dreamvid/ascent.py)
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,7 @@ class Schedule:
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
             center=camera["center"],
+            gradient_norm=seg.gradient_norm,
         )
 
     def summary(self) -> str:
@@ -457,7 +461,7 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
     start = 0
     for i, seg in enumerate(spec.segments):
         merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(spec.defaults, name)
-                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS)}
+                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, "gradient_norm")}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
                                 transition=seg.transition, **merged))
         start += seg.frames

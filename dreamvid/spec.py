@@ -70,6 +70,9 @@ RULES = {  # what each keyframeable key accepts
 KEYFRAMED = tuple(RULES)  # segment keys that take keyframes (the PAIRS are two of them each)
 PAIRS = ("translate", "center")  # [x, y] keys, each component keyframed on its own
 COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
+GRADIENT_NORMS = ("mean", "laplacian")  # see dreamvid/ascent.py
+_NORM_DESCRIPTION = ("how each step's gradient is normalised: mean (divided by its mean absolute value) or "
+                     "laplacian (each band of a 4-level Laplacian pyramid by its RMS first: less high-frequency noise)")
 
 
 def _keyframeable(name: str, description: str) -> Any:
@@ -224,6 +227,7 @@ class DefaultsSpec(_Spec):
     input_blend: InputBlend = D.INPUT_BLEND
     smoothing: Smoothing = D.SMOOTHING
     clip_guard: ClipGuard = D.CLIP_GUARD
+    gradient_norm: Literal[GRADIENT_NORMS] = Field(D.GRADIENT_NORM, description=_NORM_DESCRIPTION)
 
 
 class SegmentSpec(_Spec):
@@ -250,6 +254,7 @@ class SegmentSpec(_Spec):
     input_blend: Optional[InputBlend] = None
     smoothing: Optional[Smoothing] = None
     clip_guard: Optional[ClipGuard] = None
+    gradient_norm: Optional[Literal[GRADIENT_NORMS]] = Field(None, description=_NORM_DESCRIPTION)
 
     def keyframes(self) -> list[tuple[Loc, Keyframes]]:
         """The keyframed values this segment sets itself, with their key paths."""
