@@ -370,6 +370,11 @@ CASES = [
          ("segments[0].layers.mixed0:256", "channel 256", "0..255")),
     Case("keyframe-outside-segment", validate_segment(zoom={0: 1.0, 6: 1.1}), 2, ("segments[0].zoom.6", "frame < 6")),
     Case("keyframes-unsorted", validate_segment(zoom={3: 1.0, 1: 1.1}), 2, ("segments[0].zoom.1", "increasing order")),
+    Case("center-outside-frame", validate_segment(center=[1.2, 0.5]), 2, ("segments[0].center[0]", "1.2", "0..1")),
+    Case("center-keyframe-outside", validate_segment(center=[0.5, {0: 0.5, 3: -0.1}]), 2,
+         ("segments[0].center[1].3", "-0.1", "0..1")),
+    Case("gradient-norm-unknown", validate_segment(gradient_norm="lap"), 2,
+         ("segments[0].gradient_norm", "'lap'", "mean, laplacian")),
     Case("bad-device", validate(device="gpu"), 2, ("device:", "'gpu'", "auto, cpu, cuda")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
