@@ -96,11 +96,12 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     a mistake (a camera jump between segments without a transition) is reported through
     ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
     lines on stderr."""
-    from .images import read_image
+    from .images import check_images, read_image
 
     s = _schedule(schedule)
     if s.input_path is not None:
         read_image(s.input_path)  # it must decode, not just exist
+    check_images(s)  # the guides and the mask too
     if s.audio_path is not None:
         from .encode import probe_audio
 

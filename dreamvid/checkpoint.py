@@ -73,6 +73,8 @@ def global_settings(schedule) -> dict:
         "checkpoint_every": schedule.checkpoint_every,
         "tile": schedule.tile,
     }
+    if getattr(schedule, "mask_path", None) is not None:  # its content and how it moves decide the frames
+        settings["mask"] = {"file": file_digest(schedule.mask_path), "follows": schedule.mask_follows}
     if schedule.audio_driven:  # the music moves the camera or the dream: its content decides the frames
         settings["audio"] = {"file": file_digest(schedule.audio_path), **schedule.audio_settings.to_data()}
     return settings
@@ -86,12 +88,14 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # parameters added after checkpoints existed, at the values that change nothing: left out of
 # the digest, so checkpoints of schedules that do not use them stay valid
-NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean"}
+NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0}
 
 
-def _frame_digest(schedule, n: int) -> str:
+def _frame_digest(schedule, n: int, guides: dict) -> str:
     p = asdict(schedule.params(n))
     p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
+    if p.get("guide") is not None:  # the guide image's content decides the frame, not its path
+        p["guide"] = guides.setdefault(p["guide"], file_digest(p["guide"]))
     for key, value in NEUTRAL.items():
         if key in p and p[key] == value:
             del p[key]
@@ -104,8 +108,9 @@ def frame_digests(schedule, upto: int) -> list[str]:
         known = _DIGESTS.setdefault(schedule, [])
     except TypeError:  # a stand-in that cannot be a weak dictionary key
         known = []
+    guides: dict = {}  # guide path -> its content's digest, hashed once per call
     for n in range(len(known), upto + 1):
-        known.append(_frame_digest(schedule, n))
+        known.append(_frame_digest(schedule, n, guides))
     return known[: upto + 1]
 
 
@@ -113,9 +118,9 @@ def describe_change(old: dict, settings: dict, old_digests: list[str], digests: 
     """A short phrase naming what differs between a checkpoint and the schedule."""
     for key in settings:
         if old.get(key) != settings[key]:
-            if key in ("input", "audio"):
-                return {"input": "the input file's content", "audio": "the audio (its content or audio_features)"}[key] + \
-                    " changed"
+            if key in ("input", "audio", "mask"):
+                return {"input": "the input file's content", "audio": "the audio (its content or audio_features)",
+                        "mask": "the mask (its content or mask_follows)"}[key] + " changed"
             was, now = old.get(key, "unset"), settings[key]
             values = f" ({was} -> {now})" if not isinstance(now, (dict, list)) else ""
             return f"{key} changed{values}"

@@ -23,6 +23,12 @@ TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
 CENTER = (0.5, 0.5)  # the point zoom and rotation turn around, fractions of the frame (x, y)
 INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
 
+# -- creative controls (per segment; the weights keyframeable) --------------------------------
+GUIDE_WEIGHT = 1.0  # weight of the guide image's objective against the layers' (with `guide:` set)
+MASK_STRENGTH = 1.0  # 1: nothing dreams outside the mask's white part; 0: the mask is off
+MASK_FOLLOWS = "camera"  # the mask moves with the camera (or stays fixed to the "frame")
+MAX_GUIDE_VECTORS = 1024  # a guide's feature vectors per layer (more are average-pooled down)
+
 # -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------
 COLOUR = "histogram"  # per-channel histogram match to the reference after each dream
 COLOUR_REFERENCE = "auto"  # the input image, or the first dreamed frame when the input is noise

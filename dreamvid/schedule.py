@@ -90,7 +90,10 @@ class Segment:
     clip_guard: Keyframes
     colour: str
     colour_reference: str
+    guide_weight: Keyframes
+    mask_strength: Keyframes
     gradient_norm: str = "mean"  # "mean" | "laplacian"
+    guide: Path | None = None  # the guide image (absolute), None: unguided
 
     @property
     def layer_weights(self) -> dict[str, float]:
@@ -113,6 +116,7 @@ class Segment:
         data["interpolation"] = self.interpolation
         data.update({name: getattr(self, name) for name in COLOUR_KEYS})
         data["gradient_norm"] = self.gradient_norm
+        data["guide"] = None if self.guide is None else str(self.guide)
         return data
 
 
@@ -142,6 +146,9 @@ class FrameParams:
     clip_guard: float = 0.0
     center: tuple[float, float] = (0.5, 0.5)  # what zoom and rotation turn around, fractions of the frame
     gradient_norm: str = "mean"  # "mean" | "laplacian" (dreamvid/ascent.py)
+    guide: Path | None = None  # the segment's guide image (dreamvid/objectives.py: guide)
+    guide_weight: float = 0.0  # 0 without a guide
+    mask_strength: float = 0.0  # 0 without a mask (dreamvid/renderer.py: Dreamer.masked)
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,8 @@ class Schedule:
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     audio_settings: AudioSettings = AudioSettings()  # how the audio becomes formula variables
     precision: str = "auto"  # arithmetic of the network: "auto", "fp32", "bf16" (see dreamvid.precision)
+    mask_path: Path | None = None  # where dreaming is allowed (white); None: everywhere
+    mask_follows: str = "camera"  # "camera" | "frame"
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _series: dict = field(init=False, repr=False, compare=False)  # (segment, id(keyframes)) -> values
     _audio: list = field(init=False, repr=False, compare=False)  # [features] once computed
@@ -300,7 +309,15 @@ class Schedule:
             clip_guard=at(seg.clip_guard),
             center=camera["center"],
             gradient_norm=seg.gradient_norm,
+            guide=seg.guide,
+            guide_weight=at(seg.guide_weight) if seg.guide is not None else 0.0,
+            mask_strength=at(seg.mask_strength) if self.mask_path is not None else 0.0,
         )
+
+    def images(self) -> list[tuple[str, Path]]:
+        """(key path, file) of the guide and mask images the schedule uses."""
+        out = [(f"segments[{seg.index}].guide", seg.guide) for seg in self.segments if seg.guide is not None]
+        return out + ([("mask", self.mask_path)] if self.mask_path is not None else [])
 
     def summary(self) -> str:
         w, h = self.size
@@ -340,6 +357,8 @@ class Schedule:
             "precision": self.precision,
             "encoder": self.encoder.model_dump(),
             "audio": opt(self.audio_path),
+            "mask": opt(self.mask_path),
+            "mask_follows": self.mask_follows,
             "audio_features": self.audio_settings.to_data(),
             "segments": [seg.to_dict() for seg in self.segments],
         }
@@ -463,7 +482,7 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(spec.defaults, name)
                   for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, "gradient_norm")}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
-                                transition=seg.transition, **merged))
+                                transition=seg.transition, guide=path(seg.guide), **merged))
         start += seg.frames
     return Schedule(
         source=source.resolve(),
@@ -483,6 +502,8 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         compile=spec.compile,
         audio_settings=spec.audio_features.settings(),
         precision=spec.precision,
+        mask_path=path(spec.mask),
+        mask_follows=spec.mask_follows,
     )
 
 

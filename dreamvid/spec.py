@@ -66,10 +66,13 @@ RULES = {  # what each keyframeable key accepts
     "input_blend": Rule(integer=False, minimum=0, maximum=1),
     "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
     "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
+    "guide_weight": Rule(integer=False),
+    "mask_strength": Rule(integer=False, minimum=0, maximum=1),
 }
 KEYFRAMED = tuple(RULES)  # segment keys that take keyframes (the PAIRS are two of them each)
 PAIRS = ("translate", "center")  # [x, y] keys, each component keyframed on its own
 COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
+MASK_FOLLOWS = ("camera", "frame")  # see dreamvid/renderer.py
 GRADIENT_NORMS = ("mean", "laplacian")  # see dreamvid/ascent.py
 _NORM_DESCRIPTION = ("how each step's gradient is normalised: mean (divided by its mean absolute value) or "
                      "laplacian (each band of a 4-level Laplacian pyramid by its RMS first: less high-frequency noise)")
@@ -188,6 +191,14 @@ Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame
                                        "against flicker): number 0..0.95, keyframeable")
 ClipGuard = _keyframeable("clip_guard", "margin from 0 and 1 that each frame is shrunk into (contrast guard "
                                         "against blown-out pixels): number 0..0.25, keyframeable")
+GuideWeight = _keyframeable("guide_weight", "weight of the guide image's objective (with `guide:` set): number, "
+                                            "keyframeable")
+MaskStrength = _keyframeable("mask_strength", "how far dreaming is held back outside the mask's white part (with "
+                                              "`mask:` set): number 0..1, keyframeable")
+_GUIDE_DESCRIPTION = ("an image path relative to this file, or null: the dream moves toward this image's features "
+                      "(fitted to the frame like the input)")
+_MASK_DESCRIPTION = ("a greyscale image path relative to this file, or null: dreaming is limited to its white part "
+                     "(fitted to the frame like the input)")
 _COLOUR_DESCRIPTION = ("colour matching to the reference after each dream: histogram (per RGB channel), "
                        "lab (LAB mean/std) or none")
 _REFERENCE_DESCRIPTION = ("what colour matching matches: input (frame 0, the fitted input image), frame1 (the first "
@@ -228,6 +239,8 @@ class DefaultsSpec(_Spec):
     smoothing: Smoothing = D.SMOOTHING
     clip_guard: ClipGuard = D.CLIP_GUARD
     gradient_norm: Literal[GRADIENT_NORMS] = Field(D.GRADIENT_NORM, description=_NORM_DESCRIPTION)
+    guide_weight: GuideWeight = D.GUIDE_WEIGHT
+    mask_strength: MaskStrength = D.MASK_STRENGTH
 
 
 class SegmentSpec(_Spec):
@@ -255,6 +268,14 @@ class SegmentSpec(_Spec):
     smoothing: Optional[Smoothing] = None
     clip_guard: Optional[ClipGuard] = None
     gradient_norm: Optional[Literal[GRADIENT_NORMS]] = Field(None, description=_NORM_DESCRIPTION)
+    guide_weight: Optional[GuideWeight] = None
+    mask_strength: Optional[MaskStrength] = None
+    guide: Optional[Str] = Field(None, description=_GUIDE_DESCRIPTION)
+
+    @field_validator("guide")
+    @classmethod
+    def _check_guide(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _existing_file(value, info, _GUIDE_DESCRIPTION)
 
     def keyframes(self) -> list[tuple[Loc, Keyframes]]:
         """The keyframed values this segment sets itself, with their key paths."""
@@ -365,6 +386,9 @@ class ScheduleSpec(_Spec):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
                                                                                   "preset, pix_fmt")
     audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")
+    mask: Optional[Str] = Field(None, description=_MASK_DESCRIPTION)
+    mask_follows: Literal[MASK_FOLLOWS] = Field(D.MASK_FOLLOWS, description="camera (the mask moves with the camera) "
+                                                "or frame (it stays where it is on the frame)")
     audio_features: AudioFeaturesSpec = Field(default_factory=AudioFeaturesSpec, description="a mapping of audio "
                                               "analysis settings (bass, mid, treble, attack, release, ...)")
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="a mapping of per-segment "
@@ -402,6 +426,11 @@ class ScheduleSpec(_Spec):
                                  "schedule file)")])
         return value
 
+    @field_validator("mask")
+    @classmethod
+    def _check_mask(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _existing_file(value, info, _MASK_DESCRIPTION)
+
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str, info: ValidationInfo) -> str:
@@ -409,6 +438,22 @@ class ScheduleSpec(_Spec):
         if problem:
             raise Invalid([((), problem)])
         return value
+
+
+def _existing_file(value: str | None, info: ValidationInfo, description: str) -> str | None:
+    """An image key's path (guide, mask): it must name an existing file when files are checked."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise Invalid([((), f"empty path; expected {description}")])
+    ctx = info.context or {}
+    if ctx.get("check_files"):
+        path = resolve_path(ctx["base"], value)
+        if not path.is_file():
+            what = "file not found" if not path.exists() else "not a file"
+            raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
+                                 "schedule file)")])
+    return value
 
 
 def _check_output(value: str, input_value: str | None, ctx: dict) -> None:

@@ -42,3 +42,96 @@ def test_laplacian_norm_dreams_less_high_frequency_than_mean(net, photo_tensor):
                 torch.Generator().manual_seed(0))  # fmt: skip
     assert _high_share(lap - photo_tensor) < 0.7 * _high_share(mean - photo_tensor)
     assert (lap - photo_tensor).abs().mean() > 0.01  # it still dreams
+
+
+# ------------------------------------------------------------------------------- guides
+
+
+def _best_cosine(net, x, features, layer="mixed3") -> float:
+    """Mean over the frame's positions of the best cosine similarity to a guide feature vector."""
+    with torch.no_grad():
+        a = net(x, [layer])[layer][0].flatten(1)
+    f = torch.nn.functional.normalize
+    return (f(a, dim=0).T @ f(features, dim=0)).max(1).values.mean().item()
+
+
+def test_guide_pulls_the_activations_toward_the_guides(net, photo_tensor):
+    import skimage.data
+
+    from dreamvid.ascent import gradient_step
+    from dreamvid.images import fit, to_tensor
+    from dreamvid.objectives import guide_features, guided
+
+    guide = to_tensor(fit(skimage.data.chelsea().astype(np.float32) / 255.0, (128, 128)))
+    features = guide_features(net, guide, ["mixed3"])
+    assert features["mixed3"].shape[0] == net.catalogue["mixed3"]  # (channels, positions)
+
+    def run(objective) -> list[float]:
+        x, seen = photo_tensor, [_best_cosine(net, photo_tensor, features["mixed3"])]
+        for i in range(6):
+            x = gradient_step(net, x, objective, 0.02)
+            if i % 2 == 1:
+                seen.append(_best_cosine(net, x, features["mixed3"]))
+        return seen
+
+    alone = run(guided({"mixed3": 1.0}, features))
+    assert all(b > a - 0.003 for a, b in zip(alone, alone[1:])), alone  # rises over the iterations (then levels)
+    assert alone[1] > alone[0] + 0.01 and alone[-1] > alone[0] + 0.025, alone
+    layer = weighted({"mixed3": 1.0})
+    assert run(layer + guided({"mixed3": 1.0}, features))[-1] > run(layer)[-1]  # added to the layers' objective
+
+
+def test_guide_features_are_pooled_to_at_most_max_vectors(net, photo_tensor):
+    from dreamvid.objectives import guide_features
+
+    full = guide_features(net, photo_tensor, ["mixed0"], max_vectors=10**9)["mixed0"]
+    pooled = guide_features(net, photo_tensor, ["mixed0"], max_vectors=64)["mixed0"]
+    assert full.shape[1] > 64 >= pooled.shape[1] > 32 and pooled.shape[0] == full.shape[0]
+
+
+# -------------------------------------------------------------------------------- masks
+
+
+def _mask_schedule(tmp_path, **over):
+    import cv2
+
+    from dreamvid.schedule import load_schedule
+    from tests.conftest import write_schedule
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:, :48] = 255  # the left half dreams
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    return load_schedule(write_schedule(tmp_path, mask="mask.png", **over))
+
+
+def test_outside_the_mask_pixels_change_five_times_less(tmp_path, net):
+    from dreamvid.renderer import frames
+
+    s = _mask_schedule(tmp_path, defaults={"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.03, "zoom": 1.0},
+                       segments=[{"frames": 4, "layers": {"mixed3": 1.0}}])  # fmt: skip
+    assert s.params(1).colour == "histogram"  # colour control is on, and respects the mask too
+    video = [f.astype(np.float64) for f in frames(s, model=net)]
+    change = np.abs(video[-1] - video[0]).mean(axis=2)
+    inside, outside = change[:, :40].mean(), change[:, 56:].mean()
+    assert inside > 1.0 and outside * 5 < inside, (inside, outside)
+
+
+def test_a_mask_that_follows_the_camera_comes_from_the_frame_number_alone(tmp_path, net):
+    from dreamvid.camera import move
+    from dreamvid.renderer import Dreamer
+
+    s = _mask_schedule(tmp_path, defaults={"zoom": 1.1, "rotate": 3.0, "center": [0.3, 0.6], "translate": [1, 0]},
+                       segments=[{"frames": 6, "layers": {"mixed3": 1.0}}])  # fmt: skip
+    walked = Dreamer(s, net)
+    step_by_step = [walked.mask_at(n) for n in range(6)]
+    assert torch.equal(Dreamer(s, net).mask_at(5), step_by_step[5])  # straight to frame 5: the same mask
+    moved = step_by_step[0]
+    for n in range(1, 6):  # as if the mask were moved with the frames, frame by frame
+        p = s.params(n)
+        moved = move(moved.expand(1, 3, -1, -1), p.zoom, p.rotate, p.translate, p.center)[:, :1]
+    assert (moved - step_by_step[5])[..., 8:-8, 8:-8].abs().mean() < 0.05
+    still = _mask_schedule(tmp_path / "frame", mask_follows="frame", defaults={"zoom": 1.1},
+                           segments=[{"frames": 3, "layers": {"mixed3": 1.0}}])  # fmt: skip
+    d = Dreamer(still, net)
+    assert torch.equal(d.mask_at(2), d.mask_at(0))
