@@ -58,7 +58,7 @@ def main() -> None:
     for tile, label in zip(tiles, labels):
         cv2.putText(tile, label, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     row = np.concatenate([np.concatenate(tiles[:3], axis=1), np.concatenate(tiles[3:], axis=1)], axis=0)
-    cv2.imwrite(str(ROOT / "docs" / "guide.png"), cv2.resize(row, None, fx=0.75, fy=0.75,
+    cv2.imwrite(str(ROOT / "docs" / "guide.png"), cv2.resize(row, None, fx=0.6, fy=0.6,
                 interpolation=cv2.INTER_AREA)[..., ::-1])  # fmt: skip
 
 

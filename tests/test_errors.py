@@ -192,6 +192,20 @@ def audio(kind: str, command: str = "validate"):
     return make
 
 
+def picture_key(key: str, kind: str, command: str = "validate"):
+    """A guide (in segments[0]) or a mask that is missing or not an image."""
+    def make(c: Ctx) -> list:
+        if kind == "text":
+            (c.tmp / "p.png").write_text("this is not a picture\n")
+        if key == "guide":
+            path = c.schedule(segments=seg(guide="p.png"))
+        else:
+            path = c.schedule(mask="p.png")
+        return render_args(c, schedule=path) if command == "render" else ["validate", path]
+
+    return make
+
+
 # ---------------------------------------------------------------------------- runtime
 
 
@@ -392,6 +406,12 @@ CASES = [
          ("in.png", "is the input image")),
     Case("output-is-a-folder", lambda c: render_args(c, "-o", c.tmp), 2, ("is a folder",)),
     Case("output-extension", validate(output="out/video.gif"), 2, ("output:", "'.gif'", ".mp4")),
+    Case("guide-missing", picture_key("guide", "missing"), 2, ("segments[0].guide", "p.png", "file not found")),
+    Case("guide-not-an-image", picture_key("guide", "text"), 2, ("segments[0].guide", "p.png", "not a readable image")),
+    Case("guide-not-an-image-render", picture_key("guide", "text", "render"), 2,
+         ("segments[0].guide", "p.png", "not a readable image")),
+    Case("mask-missing", picture_key("mask", "missing"), 2, ("mask:", "p.png", "file not found")),
+    Case("mask-not-an-image", picture_key("mask", "text"), 2, ("mask:", "p.png", "not a readable image")),
     Case("audio-missing", audio("missing"), 2, ("audio:", "a.wav", "file not found")),
     Case("audio-unreadable", audio("garbage"), 2, ("a.wav", "not a readable audio file")),
     Case("audio-without-audio", audio("no-stream"), 2, ("a.wav", "no audio stream")),
