@@ -104,3 +104,22 @@ def test_timeline_values_are_the_renderers_and_the_size_follows_dpi(tmp_path):
     assert t.layers["mixed3"][7] == pytest.approx(1.0)  # frame 2 of a 4-frame transition: half of 2.0
     out = timeline.plot_timeline(s, tmp_path / "small.png", figsize=(4, 3), dpi=50)
     assert cv2.imread(str(out)).shape[:2] == (150, 200)
+
+
+def test_timeline_shows_center_guide_and_mask_only_where_used(tmp_path):
+    plain = load_schedule(write_schedule(tmp_path / "plain"))
+    assert timeline.extra_panels(timeline.timeline(plain)) == []  # the plot of a schedule without them is as before
+    folder = tmp_path / "used"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "g.png"), np.full((8, 8, 3), 200, np.uint8))
+    s = load_schedule(write_schedule(folder, mask="g.png", segments=[
+        {"frames": 4, "layers": {"mixed3": 1.0}, "center": [{0: 0.5, 3: 0.2}, 0.5], "guide": "g.png",
+         "guide_weight": {0: 0.0, 3: 2.0}, "mask_strength": 0.5}]))
+    panels = dict(timeline.extra_panels(timeline.timeline(s)))
+    assert list(panels) == ["center (fraction)", "guide / mask"]
+    assert np.allclose(dict(panels["center (fraction)"])["x"], [0.5, 0.4, 0.3, 0.2])
+    assert np.allclose(dict(panels["guide / mask"])["guide_weight"], [0, 2 / 3, 4 / 3, 2])
+    header, rows = timeline.params_table(s)
+    assert {"center_x", "center_y", "guide_weight", "mask_strength", "gradient_norm"} <= set(header)
+    assert rows[3][header.index("guide_weight")] == 2.0 and rows[0][header.index("mask_strength")] == 0.5
+    assert timeline.plot_timeline(s, tmp_path / "t.png").is_file()
