@@ -377,9 +377,12 @@ def gallery(image: Any = None, *, size: int = 160, layers: Iterable[str] | None 
             columns: int = 6, iterations: int = D.ITERATIONS, octaves: int = D.OCTAVES, step: float = D.STEP,
             jitter: int = D.JITTER, octave_scale: float = D.OCTAVE_SCALE, objective: str = D.OBJECTIVE,
             seed: int = 0, device: str | None = None, model: Any = None, progress: bool = True,
+            guide: Any = None, guide_weight: float = D.GUIDE_WEIGHT,
             callback: Callback | None = None) -> np.ndarray:  # fmt: skip
     """A labelled contact sheet (HxWx3 uint8): ``image`` (default: grey noise) dreamed at every
-    layer of the network (or at ``layers``), plus ``channels`` channels of mixed3 and mixed4."""
+    layer of the network (or at ``layers``), plus ``channels`` channels of mixed3 and mixed4.
+    ``guide`` (an image, as ``image``): every tile is also pulled toward its features with
+    ``guide_weight``, as a schedule's ``guide:`` does; it is shown after the input."""
     import torch
 
     from .ascent import DreamSettings
@@ -393,7 +396,9 @@ def gallery(image: Any = None, *, size: int = 160, layers: Iterable[str] | None 
     report, bar = _callback(progress, callback, unit="tile")
     try:
         return make_gallery(net, picture, net.catalogue, settings, keys=None if layers is None else list(layers),
-                            channels=channels, columns=columns, seed=seed, objective=objective, callback=report)
+                            channels=channels, columns=columns, seed=seed, objective=objective,
+                            guide=None if guide is None else fit(as_image(guide), tile), guide_weight=guide_weight,
+                            callback=report)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
