@@ -135,3 +135,31 @@ def test_a_mask_that_follows_the_camera_comes_from_the_frame_number_alone(tmp_pa
                            segments=[{"frames": 3, "layers": {"mixed3": 1.0}}])  # fmt: skip
     d = Dreamer(still, net)
     assert torch.equal(d.mask_at(2), d.mask_at(0))
+
+
+# -------------------------------------------------------------------------------- resume
+
+
+def test_a_preview_from_a_checkpoint_equals_one_from_scratch_with_every_new_key(tmp_path, net):
+    """Frame n with a camera-following mask, a guide, a centre and Laplacian steps depends
+    on the schedule and frame n - 1 only: resumed from a checkpoint it is the same."""
+    import shutil
+
+    import cv2
+    import skimage.data
+
+    from dreamvid.renderer import preview, render
+
+    cv2.imwrite(str(tmp_path / "g.png"), skimage.data.chelsea()[::4, ::4, ::-1])
+    s = _mask_schedule(tmp_path, mask_follows="camera", defaults={
+        "iterations": 1, "octaves": 1, "jitter": 4, "step": 0.02, "zoom": 1.06, "rotate": 2.0, "center": [0.3, 0.6],
+        "gradient_norm": "laplacian", "mask_strength": 0.8}, segments=[
+        {"frames": 4, "layers": {"mixed3": 1.0}},
+        {"frames": 5, "layers": {"mixed0": 1.0}, "guide": "g.png", "guide_weight": 3.0, "transition": 2,
+         "zoom": 0.97, "center": [0.7, 0.4]}])  # fmt: skip
+    render(s, model=net, frames=7, keep_parts=True)
+    starts = []
+    resumed = preview(s, 8, model=net, callback=lambda p: p.event == "start" and starts.append(p.start))
+    assert starts == [7]  # from the checkpoint of frame 6
+    shutil.rmtree(tmp_path / "out")
+    assert np.array_equal(preview(s, 8, model=net), resumed)
