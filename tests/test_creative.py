@@ -163,3 +163,22 @@ def test_a_preview_from_a_checkpoint_equals_one_from_scratch_with_every_new_key(
     assert starts == [7]  # from the checkpoint of frame 6
     shutil.rmtree(tmp_path / "out")
     assert np.array_equal(preview(s, 8, model=net), resumed)
+
+
+def test_a_batch_variant_keeps_its_guide_and_mask(tmp_path):
+    """Batch variants carry their schedule as data with absolute paths: guides and the mask too."""
+    import cv2
+    import yaml
+
+    from dreamvid.jobs import load_job
+    from tests.conftest import write_schedule
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "g.png"), np.full((8, 8, 3), 99, np.uint8))
+    write_schedule(folder, mask="g.png", segments=[{"frames": 3, "layers": {"mixed3": 1.0}, "guide": "g.png"}])
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"schedule": "project/s.yaml", "seed": [1, 2]}))
+    for v in load_job(job):
+        assert v.data["mask"] == str(folder / "g.png") and v.data["segments"][0]["guide"] == str(folder / "g.png")
+        assert v.schedule.mask_path == folder / "g.png" and v.schedule.segments[0].guide == folder / "g.png"
