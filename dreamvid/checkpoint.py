@@ -95,7 +95,7 @@ def _frame_digest(schedule, n: int, guides: dict) -> str:
     p = asdict(schedule.params(n))
     p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
     if p.get("guide") is not None:  # the guide image's content decides the frame, not its path
-        p["guide"] = guides.setdefault(p["guide"], file_digest(p["guide"]))
+        p["guide"] = guides[p["guide"]]
     for key, value in NEUTRAL.items():
         if key in p and p[key] == value:
             del p[key]
@@ -103,12 +103,14 @@ def _frame_digest(schedule, n: int, guides: dict) -> str:
 
 
 def frame_digests(schedule, upto: int) -> list[str]:
-    """One short hash per frame 0..upto of that frame's parameters (cached per schedule)."""
+    """One short hash per frame 0..upto of that frame's parameters (cached per schedule and
+    the content of its guide images: equal schedules share the cache, their files may not)."""
+    images = getattr(schedule, "images", None)
+    guides = {path: file_digest(path) for key, path in (images() if images else []) if key != "mask"}
     try:
-        known = _DIGESTS.setdefault(schedule, [])
+        known = _DIGESTS.setdefault(schedule, {}).setdefault(tuple(sorted(guides.items())), [])
     except TypeError:  # a stand-in that cannot be a weak dictionary key
         known = []
-    guides: dict = {}  # guide path -> its content's digest, hashed once per call
     for n in range(len(known), upto + 1):
         known.append(_frame_digest(schedule, n, guides))
     return known[: upto + 1]

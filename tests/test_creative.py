@@ -182,3 +182,31 @@ def test_a_batch_variant_keeps_its_guide_and_mask(tmp_path):
     for v in load_job(job):
         assert v.data["mask"] == str(folder / "g.png") and v.data["segments"][0]["guide"] == str(folder / "g.png")
         assert v.schedule.mask_path == folder / "g.png" and v.schedule.segments[0].guide == folder / "g.png"
+
+
+def test_guide_and_mask_content_decide_the_checkpoints(tmp_path):
+    import cv2
+
+    from dreamvid import checkpoint as ckpt
+    from dreamvid.schedule import load_schedule
+    from tests.conftest import write_schedule
+
+    tmp_path.mkdir(exist_ok=True)
+    for name, value in (("g.png", 50), ("m.png", 255)):
+        cv2.imwrite(str(tmp_path / name), np.full((8, 8, 3), value, np.uint8))
+    segments = [{"frames": 3, "layers": {"mixed3": 1.0}}, {"frames": 3, "layers": {"mixed3": 1.0}, "guide": "g.png"}]
+
+    def load():
+        s = load_schedule(write_schedule(tmp_path, mask="m.png", segments=segments))
+        return s, ckpt.global_settings(s), ckpt.frame_digests(s, 5)
+
+    s, settings, digests = load()
+    assert settings["mask"]["follows"] == "camera"
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((8, 8, 3), 60, np.uint8))  # the same path, another guide
+    _, settings2, digests2 = load()
+    assert digests2[:3] == digests[:3] and digests2[3:] != digests[3:]  # frames before the guided segment stay valid
+    cv2.imwrite(str(tmp_path / "m.png"), np.full((8, 8, 3), 0, np.uint8))
+    _, settings3, _ = load()
+    assert ckpt.describe_change(settings2, settings3, [], []) == "the mask (its content or mask_follows) changed"
+    plain = load_schedule(write_schedule(tmp_path / "plain"))
+    assert "mask" not in ckpt.global_settings(plain)
