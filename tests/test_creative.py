@@ -210,3 +210,17 @@ def test_guide_and_mask_content_decide_the_checkpoints(tmp_path):
     assert ckpt.describe_change(settings2, settings3, [], []) == "the mask (its content or mask_follows) changed"
     plain = load_schedule(write_schedule(tmp_path / "plain"))
     assert "mask" not in ckpt.global_settings(plain)
+
+
+def test_the_logo_mask_example_validates_and_its_mask_is_current():
+    import cv2
+
+    from dreamvid.schedule import load_schedule
+    from schedules.make_logo_mask import logo_mask
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1] / "schedules"
+    s = load_schedule(root / "logo-mask.yaml")
+    assert s.mask_path == root / "logo-mask.png" and s.params(0).gradient_norm == "laplacian"
+    assert s.camera_jumps() == []
+    made = logo_mask(cv2.imread(str(root / "logo.png")))
+    assert np.array_equal(cv2.imread(str(root / "logo-mask.png"), cv2.IMREAD_GRAYSCALE), made)
