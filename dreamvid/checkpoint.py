@@ -75,6 +75,9 @@ def global_settings(schedule) -> dict:
     }
     if getattr(schedule, "mask_path", None) is not None:  # its content and how it moves decide the frames
         settings["mask"] = {"file": file_digest(schedule.mask_path), "follows": schedule.mask_follows}
+    if getattr(schedule, "clip", None) is not None and schedule.flow_weights_path is not None \
+            and any(seg.flow == "raft" for seg in schedule.segments):  # RAFT's weights decide the flow
+        settings["flow_weights"] = file_digest(schedule.flow_weights_path)
     if schedule.audio_driven:  # the music moves the camera or the dream: its content decides the frames
         settings["audio"] = {"file": file_digest(schedule.audio_path), **schedule.audio_settings.to_data()}
     return settings
@@ -99,6 +102,9 @@ def _frame_digest(schedule, n: int, guides: dict) -> str:
     for key, value in NEUTRAL.items():
         if key in p and p[key] == value:
             del p[key]
+    for key in ("flow", "flow_blend", "temporal"):  # a video input's keys: absent (None) with an image
+        if p[key] is None:
+            p.pop(key)
     return hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
