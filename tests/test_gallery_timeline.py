@@ -124,6 +124,10 @@ def test_timeline_shows_center_guide_and_mask_only_where_used(tmp_path):
     header, rows = timeline.params_table(s)
     assert {"center_x", "center_y", "guide_weight", "mask_strength", "gradient_norm"} <= set(header)
     assert rows[3][header.index("guide_weight")] == 2.0 and rows[0][header.index("mask_strength")] == 0.5
+    two = load_schedule(write_schedule(folder, segments=[{"frames": 2, "layers": {"mixed3": 1.0}},
+                                                         {"frames": 2, "layers": {"mixed3": 1.0}, "guide": "g.png"}]))
+    header, rows = timeline.params_table(two)  # a guide from the second segment on still gets its column
+    assert [row[header.index("guide")] for row in rows] == [None, None, folder / "g.png", folder / "g.png"]
     assert timeline.plot_timeline(s, tmp_path / "t.png").is_file()
 
 
