@@ -169,3 +169,11 @@ def test_raft_runs_from_a_local_weights_file(tmp_path, net, monkeypatch):
     bad = schedule(tmp_path, "c.mp4", 2, size=(64, 48), flow_weights="bad.pth", defaults={"flow": "raft"})
     with pytest.raises(InputError, match="bad.pth: not a readable weights file"):
         frames_of(bad, net)
+
+
+def test_a_video_schedule_round_trips_through_to_dict(tmp_path):
+    pan_clip(tmp_path / "c.mp4", frames=4, fps=Fraction(30000, 1001), sound=True)
+    s = schedule(tmp_path, "c.mp4", 4, audio="input", fps="auto")
+    data = s.to_dict()
+    assert (data["fps"], data["audio"]) == ("30000/1001", "input")
+    assert parse_schedule(data, source=s.source) == s
