@@ -204,6 +204,10 @@ def picture_key(key: str, kind: str, command: str = "validate"):
         else:
             path = c.schedule(mask="p.png")
         return render_args(c, schedule=path) if command == "render" else ["validate", path]
+
+    return make
+
+
 # ----------------------------------------------------------------------- video input
 
 
