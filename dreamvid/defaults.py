@@ -14,12 +14,20 @@ OCTAVE_SCALE = 1.4  # size ratio between consecutive octaves
 JITTER = 32  # largest random roll in pixels, per step (hides the network's stride grid)
 LAYERS = "mixed3"  # circles and eyes: the classic DeepDream look
 OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" is softer
+GRADIENT_NORM = "mean"  # divide the gradient by its mean |value|; "laplacian": per Laplacian band first
 
 # -- the camera (per segment; keyframeable) --------------------------------------------------
 ZOOM = 1.02  # scale per frame (> 1 zooms in)
 ROTATE = 0.0  # degrees per frame, counter-clockwise
 TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
+CENTER = (0.5, 0.5)  # the point zoom and rotation turn around, fractions of the frame (x, y)
 INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
+
+# -- creative controls (per segment; the weights keyframeable) --------------------------------
+GUIDE_WEIGHT = 1.0  # weight of the guide image's objective against the layers' (with `guide:` set)
+MASK_STRENGTH = 1.0  # 1: nothing dreams outside the mask's white part; 0: the mask is off
+MASK_FOLLOWS = "camera"  # the mask moves with the camera (or stays fixed to the "frame")
+MAX_GUIDE_VECTORS = 1024  # a guide's feature vectors per layer (more are average-pooled down)
 
 # -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------
 COLOUR = "histogram"  # per-channel histogram match to the reference after each dream
@@ -31,9 +39,19 @@ SMOOTHING = 0.0  # share of the camera-moved previous frame kept
 CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
 CLIP_GUARD_TAIL = 0.005  # share of values at each end the guard's range ignores (hot pixels, not the frame)
 
+# -- a video clip as the input (dreamvid/video.py, docs/video.md); per segment ----------------
+FLOWS = ("dis", "farneback", "raft", "none")  # optical flow methods (dreamvid/flow.py)
+FLOW = "dis"  # OpenCV's DIS, CPU: as close to the true motion as Farneback and faster (docs/video.md)
+FLOW_BLEND = 0.5  # share of the flow-warped previous output in a frame's start (docs/video.md: as steady as 0.7
+# with the temporal term, and it lets the clip's own changes through)
+TEMPORAL = 0.3  # pull toward the carried previous dream after every gradient step (docs/video.md)
+VIDEO_ZOOM = 1.0  # with a video input the camera holds still unless the schedule moves it
+
 # -- the video -------------------------------------------------------------------------------
 SIZE = (1280, 720)  # width, height
-FPS = 30
+FPS = 30  # with an image or noise input; a video input's own rate by default (`fps: auto`)
+FPS_AUTO = "auto"
+AUDIO_INPUT = "input"  # the `audio` value that keeps a video input's own sound
 SEED = 0
 MODEL = "inception_v3"  # the embedded TF InceptionV3 (dreamvid/model.py)
 DEVICE = "auto"  # cuda when present, else cpu

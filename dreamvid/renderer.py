@@ -18,19 +18,21 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import colour, workdir
-from .camera import move
+from . import colour, video, workdir
+from .camera import affine_theta, move
 from .ascent import DreamSettings, dream_frame, fallback, speed_setup
 from .checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
 from .errors import DreamvidError, InputError, Interrupted, describe_os_error, is_out_of_memory
 from .framesource import FrameSource
-from .images import fit, noise_image, read_image, to_tensor, to_uint8
+from .images import check_images, fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, pick_device, shared_model, weights_digest
-from .objectives import weighted
+from .objectives import guide_features, guided, weighted
 from .precision import choose as choose_precision
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
+from .flow import Start
+from .video import VideoStart
 from .workdir import work_dir
 
 
@@ -63,6 +65,15 @@ class Dreamer:
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
         self._raw = False  # True while re-dreaming frame 1 as a colour reference
+        self._guides: dict[tuple, torch.Tensor] = {}  # (guide path, layer) -> its features at self.size
+        self._mask: torch.Tensor | None = None  # the fitted mask, (1, 1, H, W), once needed
+        self._moves = [torch.eye(3, dtype=torch.float64)]  # camera moves of frames 1..n composed, n = index
+        self.video = VideoStart(schedule, self.size, self.device) if schedule.clip is not None else None
+
+    def close(self) -> None:
+        """End the clip's ffmpeg stream, if any (a video input)."""
+        if self.video is not None:
+            self.video.close()
 
     def use_precision(self, precision: str) -> None:
         """Dream in ``precision`` (auto, fp32, bf16; see docs/performance.md)."""
@@ -82,29 +93,52 @@ class Dreamer:
 
     def first_frame(self) -> torch.Tensor:
         s = self.schedule
+        if self.video is not None:  # a clip's frame 0 is dreamed too
+            return self.next_frame(None, 0)
         if s.input_path is None:
             img = noise_image(self.size, torch.Generator().manual_seed(s.seed))
         else:
-            img = fit(read_image(s.input_path), self.size)
+            img = fit(read_image(s.input_path, video_too=True), self.size)
         return to_tensor(img, self.device)
 
-    def next_frame(self, frame: torch.Tensor, n: int) -> torch.Tensor:
-        """Frame ``n`` from frame ``n - 1``."""
+    def next_frame(self, frame: torch.Tensor | None, n: int) -> torch.Tensor:
+        """Frame ``n`` from frame ``n - 1`` (with a video input, and the clip's frame n)."""
         p: FrameParams = self.schedule.params(n)
-        k = self.scale
-        frame = move(frame, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+        frame, start = self._start(frame, n, p)
         frame = frame.contiguous(memory_format=torch.channels_last)
         if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
-            return self.colour_control(frame, frame, p)
+            return self.masked(self.colour_control(frame, frame, p), frame, p)
         objective = weighted(p.layers, p.objective)
-        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k))
-        out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n)
+        if p.guide is not None and p.guide_weight != 0:
+            objective = objective + p.guide_weight * guided(p.layers, self.guide(p.guide, p.layers))
+        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale),
+                                 gradient_norm=p.gradient_norm)  # fmt: skip
+        pull = None if start is None else video.after_step(start, p.temporal)
+        out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n, pull)
         if not torch.isfinite(out).all():
             raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
                                 f"segments[{p.segment}].step (now {p.step:g})")
-        return self.colour_control(out, frame, p)
+        return self.masked(self.colour_control(out, frame, p), frame, p)
 
-    def _dream(self, frame: torch.Tensor, objective, settings: DreamSettings, n: int) -> torch.Tensor:
+    def _start(self, previous: torch.Tensor | None, n: int, p: FrameParams) -> tuple[torch.Tensor, Start | None]:
+        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
+        video input, the clip's frame n blended with the flow-warped previous frame, then
+        moved, and what the temporal term pulls toward (:mod:`.video`); frame 0 is the clip's
+        frame 0 as it is, with nothing to pull toward."""
+        k = self.scale
+
+        def camera(image: torch.Tensor) -> torch.Tensor:
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+
+        if self.video is None:
+            return camera(previous), None
+        start = self.video.start(n, previous, p)
+        if n == 0:
+            return start.image, None
+        start = video.moved(start, camera)
+        return start.image, start
+
+    def _dream(self, frame: torch.Tensor, objective, settings: DreamSettings, n: int, after_step=None) -> torch.Tensor:
         """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
 
         If the compiled network fails (a compiler missing on this host, an unsupported op), the
@@ -112,7 +146,7 @@ class Dreamer:
         eager), which is used from then on."""
         def run(net):
             return dream_frame(net, frame, objective, settings, lambda: frame_rng(self.schedule.seed, n),
-                               self.schedule.tile)  # fmt: skip
+                               self.schedule.tile, after_step)  # fmt: skip
 
         while True:
             try:
@@ -126,6 +160,45 @@ class Dreamer:
                 self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                                 f"continuing {what} (set `compile: false` to skip it)")
 
+    # -- guide images and masks (docs/schedule.md#guides-and-masks) -------------------------
+
+    def guide(self, path: Path, layers) -> dict[str, torch.Tensor]:
+        """The guide image's features at the layers ``layers`` read, computed once per layer."""
+        names = {key.split(":")[0] for key in layers}
+        missing = [name for name in names if (path, name) not in self._guides]
+        if missing:
+            found = guide_features(self.net, to_tensor(fit(read_image(path), self.size), self.device), missing)
+            self._guides.update({(path, name): f for name, f in found.items()})
+        return {name: self._guides[(path, name)] for name in names}
+
+    def mask_at(self, n: int) -> torch.Tensor:
+        """Frame ``n``'s mask (1, 1, H, W) in [0, 1]: the fitted mask, moved by the camera moves
+        of frames 1..n composed into one warp when it follows the camera. A function of ``n``
+        and the schedule alone (previews and resumed renders get the same one)."""
+        if self._mask is None:
+            grey = fit(read_image(self.schedule.mask_path), self.size).mean(axis=2, keepdims=True)
+            self._mask = to_tensor(grey, self.device)
+        if self.schedule.mask_follows == "frame" or n == 0:
+            return self._mask
+        while len(self._moves) <= n:  # output-to-input maps compose as M_n = M_(n-1) T_n
+            p, k = self.schedule.params(len(self._moves)), self.scale
+            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+            step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+            self._moves.append(self._moves[-1] @ step)
+        theta = self._moves[n][:2].float().to(self.device)[None]
+        grid = torch.nn.functional.affine_grid(theta, list(self._mask.shape), align_corners=False)
+        return torch.nn.functional.grid_sample(self._mask, grid, mode="bilinear", padding_mode="reflection",
+                                               align_corners=False).clamp_(0.0, 1.0)  # fmt: skip
+
+    def masked(self, out: torch.Tensor, moved: torch.Tensor, p: FrameParams) -> torch.Tensor:
+        """``moved + m (out - moved)`` with ``m = 1 - mask_strength (1 - mask)``: outside the
+        mask's white part the frame only follows the camera (the dream and its colour control
+        are blended away)."""
+        if self.schedule.mask_path is None or p.mask_strength == 0 or self._raw:
+            return out
+        m = 1.0 - p.mask_strength * (1.0 - self.mask_at(p.index))
+        return torch.lerp(moved, out, m)
+
     # -- colour control (the logic lives in colour.py) -------------------------------------
 
     def colour_control(self, dreamed: torch.Tensor, moved: torch.Tensor, p: FrameParams) -> torch.Tensor:
@@ -138,7 +211,12 @@ class Dreamer:
             return dreamed
         matching = p.colour != "none" and (p.colour_strength > 0 or p.saturation_match > 0)
         reference = self._colour_reference(p, dreamed) if matching else None
-        return colour.control(dreamed, moved, self.input_image, reference, p)
+        return colour.control(dreamed, moved, self.input_at(p.index), reference, p)
+
+    def input_at(self, n: int) -> torch.Tensor:
+        """What frame ``n`` blends toward and matches colours to: the input image, or with a
+        video input the clip's frame n."""
+        return self.input_image if self.video is None else self.video.source(n)
 
     @property
     def input_image(self) -> torch.Tensor:
@@ -151,6 +229,8 @@ class Dreamer:
         which = p.colour_reference
         if which == "auto":
             which = "frame1" if self.schedule.input_path is None else "input"
+        if self.video is not None:  # a clip: its frame n, or its first dreamed frame (0)
+            return self._video_reference(which, p, dreamed)
         if which not in self._references:
             if which == "input":
                 image = self.input_image
@@ -160,6 +240,21 @@ class Dreamer:
                 self._raw = True
                 try:
                     image = self.next_frame(self.input_image, 1)
+                finally:
+                    self._raw = False
+            self._references[which] = colour.Reference(image)
+        return self._references[which]
+
+    def _video_reference(self, which: str, p: FrameParams, dreamed: torch.Tensor) -> colour.Reference:
+        if which == "input":
+            return colour.Reference(self.video.source(p.index))
+        if which not in self._references:
+            if p.index == 0:
+                image = dreamed
+            else:  # dream frame 0 again, without colour control
+                self._raw = True
+                try:
+                    image = self.next_frame(None, 0)
                 finally:
                     self._raw = False
             self._references[which] = colour.Reference(image)
@@ -203,6 +298,9 @@ def render(
         raise InputError(f"{output}: {problem}")
     if schedule.audio_path is not None:
         probe_audio(schedule.audio_path)
+    check_images(schedule)
+    for notice in video.notices(schedule.clip):
+        callback(Progress("warning", message=notice))
     total = min(frames or schedule.total_frames, schedule.total_frames)
     enc = schedule.encoder
     codec = probe_codec(enc.codec)
@@ -223,7 +321,7 @@ def render(
         beyond = any(ckpt.index_of(p) >= total for p in ckpt.list_checkpoints(work))
         parts = workdir.Parts(work, state, total - 1, schedule.checkpoint_every, settings, numerics,
                               lambda n: ckpt.frame_digests(schedule, n), read_only=beyond,
-                              new_writer=lambda path: VideoWriter(path, schedule.size, schedule.fps, codec=codec,
+                              new_writer=lambda path: VideoWriter(path, schedule.size, schedule.frame_rate, codec=codec,
                                                                   crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt))  # fmt: skip
         start = parts.start
         callback(Progress("start", frame=start, total=total, start=start))
@@ -241,13 +339,15 @@ def render(
                                       "rerun the same command to resume")  # fmt: skip
             parts.finish(total - 1)
             join_videos([path for path, _ in parts.videos()], output, audio=schedule.audio_path,
-                        durations=[count / schedule.fps for _, count in parts.videos()], fps=schedule.fps)
+                        durations=[count / schedule.fps for _, count in parts.videos()], fps=schedule.frame_rate)
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             parts.abort()
             workdir.drop_if_empty(work)
             if _is_runtime_failure(err):
                 raise _failed(err, work, parts.saved, schedule.size) from err
             raise
+        finally:
+            dreamer.close()
         kept = parts.close(keep=keep_parts)
         if kept:
             callback(Progress("warning", message=kept))
@@ -325,11 +425,14 @@ def frames(
                 yield to_uint8(frame).cpu().numpy()
             else:
                 yield workdir.load_frame(work, state["pending"][n - saved][0])
-    for n in range(known + 1, stop):
-        frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
-        callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))
-        if n >= start:
-            yield to_uint8(frame).cpu().numpy()
+    try:
+        for n in range(known + 1, stop):
+            frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
+            callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))
+            if n >= start:
+                yield to_uint8(frame).cpu().numpy()
+    finally:
+        dreamer.close()
 
 
 def preview(schedule: Schedule, n: int, *, device: str | None = None, scale: float = 1.0,

@@ -8,7 +8,10 @@ parameters (:class:`FrameParams`). Every problem is reported, one line each, as
 :class:`ScheduleError`. The format and every key: docs/schedule.md.
 
 With ``transition: T`` a segment's layer weights at its frame ``k < T`` are
-``(1 - k/T) * previous + (k/T) * current`` (a key missing on one side counts 0).
+``(1 - k/T) * previous + (k/T) * current`` (a key missing on one side counts 0), and so are
+its camera parameters (:data:`CAMERA`), blended from the previous segment's last values, so
+the camera does not jump. Without a transition a jump is allowed, and
+:meth:`Schedule.camera_jumps` names it (``dreamvid validate`` warns).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import bisect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +28,22 @@ import numpy as np
 from pydantic import ValidationError
 
 from .catalogue import layer_catalogue
+from .clip import ClipInfo, probe_input
 from .errors import InputError
 from .files import resolve_path
+from . import defaults as D
 from .audio import AudioSettings
 from .audio import features as audio_features
 from .expressions import AUDIO_VARIABLES, frame_variables
-from .keyframes import Keyframes, round_half_up
+from .keyframes import Keyframes, parse_keyframes, round_half_up
 from .problems import message, show, translate
 from .spec import (
     COLOUR_KEYS,
     KEYFRAMED,
     NOISE,
+    PAIRS,
     RULES,
+    VIDEO_KEYS,
     EncoderSettings,
     ScheduleSpec,
     model_at,
@@ -44,6 +52,7 @@ from .spec import (
 from .yamlfile import read_yaml_file
 
 AUDIO_SET = frozenset(AUDIO_VARIABLES)
+CAMERA = ("zoom", "rotate", "translate", "center")  # what a transition blends besides the layers
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -76,6 +85,7 @@ class Segment:
     zoom: Keyframes
     rotate: Keyframes
     translate: tuple[Keyframes, Keyframes]
+    center: tuple[Keyframes, Keyframes]
     objective: str
     interpolation: str
     colour_strength: Keyframes
@@ -83,15 +93,22 @@ class Segment:
     input_blend: Keyframes
     smoothing: Keyframes
     clip_guard: Keyframes
+    flow_blend: Keyframes
+    temporal: Keyframes
     colour: str
     colour_reference: str
+    guide_weight: Keyframes
+    mask_strength: Keyframes
+    gradient_norm: str = "mean"  # "mean" | "laplacian"
+    guide: Path | None = None  # the guide image (absolute), None: unguided
+    flow: str = D.FLOW
 
     @property
     def layer_weights(self) -> dict[str, float]:
         return dict(self.layers)
 
     def keyframes(self) -> list[tuple[str, Keyframes]]:
-        """Every keyframed value of the segment with its key name (``translate`` twice)."""
+        """Every keyframed value of the segment with its key name (each of PAIRS twice)."""
         out = []
         for name in KEYFRAMED:
             value = getattr(self, name)
@@ -102,10 +119,12 @@ class Segment:
         data: dict[str, Any] = {"frames": self.frames, "layers": dict(self.layers), "transition": self.transition}
         for name in KEYFRAMED:
             value = getattr(self, name)
-            data[name] = [kf.to_data() for kf in value] if name == "translate" else value.to_data()
+            data[name] = [kf.to_data() for kf in value] if name in PAIRS else value.to_data()
         data["objective"] = self.objective
         data["interpolation"] = self.interpolation
-        data.update({name: getattr(self, name) for name in COLOUR_KEYS})
+        data.update({name: getattr(self, name) for name in (*COLOUR_KEYS, *VIDEO_KEYS)})
+        data["gradient_norm"] = self.gradient_norm
+        data["guide"] = None if self.guide is None else str(self.guide)
         return data
 
 
@@ -134,6 +153,15 @@ class FrameParams:
     input_blend: float = 0.0
     smoothing: float = 0.0
     clip_guard: float = 0.0
+    center: tuple[float, float] = (0.5, 0.5)  # what zoom and rotation turn around, fractions of the frame
+    gradient_norm: str = "mean"  # "mean" | "laplacian" (dreamvid/ascent.py)
+    guide: Path | None = None  # the segment's guide image (dreamvid/objectives.py: guide)
+    guide_weight: float = 0.0  # 0 without a guide
+    mask_strength: float = 0.0  # 0 without a mask (dreamvid/renderer.py: Dreamer.masked)
+    # a video input's frame start (dreamvid/video.py); None with an image or noise input
+    flow: str | None = None  # "dis" | "farneback" | "raft" | "none"
+    flow_blend: float | None = None
+    temporal: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +185,11 @@ class Schedule:
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     audio_settings: AudioSettings = AudioSettings()  # how the audio becomes formula variables
     precision: str = "auto"  # arithmetic of the network: "auto", "fp32", "bf16" (see dreamvid.precision)
+    mask_path: Path | None = None  # where dreaming is allowed (white); None: everywhere
+    mask_follows: str = "camera"  # "camera" | "frame"
+    clip: ClipInfo | None = None  # the input when it is a video (probed), else None
+    rate: Fraction | None = None  # the exact frame rate when ``fps`` (a float) is not (30000/1001)
+    flow_weights_path: Path | None = None  # RAFT's weights, for `flow: raft`
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _series: dict = field(init=False, repr=False, compare=False)  # (segment, id(keyframes)) -> values
     _audio: list = field(init=False, repr=False, compare=False)  # [features] once computed
@@ -165,6 +198,11 @@ class Schedule:
         object.__setattr__(self, "_starts", tuple(s.start for s in self.segments))
         object.__setattr__(self, "_series", {})
         object.__setattr__(self, "_audio", [])
+
+    @property
+    def frame_rate(self) -> Fraction:
+        """The exact frames per second, for the encoder (a clip's 30000/1001, not 29.97...)."""
+        return self.rate if self.rate is not None else Fraction(repr(self.fps))
 
     @property
     def audio_driven(self) -> bool:
@@ -221,12 +259,54 @@ class Schedule:
                 weights[key] = weights.get(key, 0.0) + a * w
         return {key: w for key, w in weights.items() if w != 0.0}
 
+    def camera_at(self, n: int) -> dict[str, Any]:
+        """The camera parameters (:data:`CAMERA`) at frame ``n``, after the transition blend:
+        ``previous + (k/T) * (own - previous)`` from the previous segment's last values (exactly
+        the own value where both agree)."""
+        i, k = self.segment_of(n)
+        seg = self.segments[i]
+
+        def at(kf: Keyframes) -> float:
+            return float(self.values(i, kf)[k])
+
+        own = {}
+        for name in CAMERA:
+            kf = getattr(seg, name)
+            own[name] = tuple(map(at, kf)) if isinstance(kf, tuple) else at(kf)
+        if i == 0 or k >= seg.transition:
+            return own
+        a, previous = k / seg.transition, self.camera_at(seg.start - 1)
+
+        def blend(p: float, o: float) -> float:
+            return p + a * (o - p)
+
+        return {name: tuple(map(blend, previous[name], own[name])) if isinstance(own[name], tuple)
+                else blend(previous[name], own[name]) for name in CAMERA}  # fmt: skip
+
+    def camera_jumps(self) -> list[str]:
+        """One line per camera parameter that jumps where a segment without a transition starts."""
+        out = []
+        for seg in self.segments[1:]:
+            if seg.transition:
+                continue
+            before, after = self.camera_at(seg.start - 1), self.camera_at(seg.start)
+            for name in CAMERA:
+                was, now = before[name], after[name]
+                if not np.allclose(was, now, rtol=0, atol=1e-9):
+                    show_value = (lambda v: f"[{v[0]:g}, {v[1]:g}]") if isinstance(now, tuple) else (lambda v: f"{v:g}")
+                    out.append(f"{self.source.name}: segments[{seg.index}]: {name} jumps from {show_value(was)} to "
+                               f"{show_value(now)} at frame {seg.start}; set segments[{seg.index}].transition to "
+                               "blend the camera over some frames")  # fmt: skip
+        return out
+
     def params(self, n: int) -> FrameParams:
         i, k = self.segment_of(n)
         seg = self.segments[i]
 
         def at(kf: Keyframes) -> float:
             return float(self.values(i, kf)[k])
+
+        camera = self.camera_at(n)
 
         return FrameParams(
             index=n,
@@ -237,9 +317,9 @@ class Schedule:
             octaves=round_half_up(at(seg.octaves)),
             octave_scale=at(seg.octave_scale),
             jitter=round_half_up(at(seg.jitter)),
-            zoom=at(seg.zoom),
-            rotate=at(seg.rotate),
-            translate=(at(seg.translate[0]), at(seg.translate[1])),
+            zoom=camera["zoom"],
+            rotate=camera["rotate"],
+            translate=camera["translate"],
             objective=seg.objective,
             layers=self.layers_at(n),
             colour=seg.colour,
@@ -249,7 +329,19 @@ class Schedule:
             input_blend=at(seg.input_blend),
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
+            center=camera["center"],
+            gradient_norm=seg.gradient_norm,
+            guide=seg.guide,
+            guide_weight=at(seg.guide_weight) if seg.guide is not None else 0.0,
+            mask_strength=at(seg.mask_strength) if self.mask_path is not None else 0.0,
+            **({} if self.clip is None else
+               {"flow": seg.flow, "flow_blend": at(seg.flow_blend), "temporal": at(seg.temporal)}),
         )
+
+    def images(self) -> list[tuple[str, Path]]:
+        """(key path, file) of the guide and mask images the schedule uses."""
+        out = [(f"segments[{seg.index}].guide", seg.guide) for seg in self.segments if seg.guide is not None]
+        return out + ([("mask", self.mask_path)] if self.mask_path is not None else [])
 
     def summary(self) -> str:
         w, h = self.size
@@ -259,6 +351,13 @@ class Schedule:
             f"  input {self.input_path or NOISE} -> output {self.output_path or '(none: give -o to render)'} "
             f"({self.encoder.codec}, crf {self.encoder.crf}, {self.encoder.pix_fmt})",
         ]
+        if self.clip is not None:
+            c = self.clip
+            rate = f"{c.fps} fps" + (f" ({float(c.fps):.3f})" if c.fps.denominator != 1 else "")
+            vfr = f", variable rate resampled to a constant one ({c.source_frames} frames decoded)" \
+                if c.variable_rate else ""
+            lines.append(f"  input clip: {c.frames} frames, {c.width}x{c.height}, {rate}, "
+                            f"{'with' if c.has_audio else 'no'} sound{vfr}")
         for seg in self.segments:
             layers = ", ".join(f"{key} {weight:g}" for key, weight in seg.layers)
             blend = f", transition {seg.transition}" if seg.transition else ""
@@ -278,17 +377,21 @@ class Schedule:
             "input": opt(self.input_path) or NOISE,
             "output": opt(self.output_path),
             "size": list(self.size),
-            "fps": self.fps,
+            "fps": self.fps if self.rate is None or Fraction(repr(self.fps)) == self.rate else str(self.rate),
             "seed": self.seed,
             "model": self.model,
             "model_weights": opt(self.model_weights_path),
+            "flow_weights": opt(self.flow_weights_path),
             "device": self.device,
             "checkpoint_every": self.checkpoint_every,
             "tile": self.tile,
             "compile": self.compile,
             "precision": self.precision,
             "encoder": self.encoder.model_dump(),
-            "audio": opt(self.audio_path),
+            "audio": D.AUDIO_INPUT if self.audio_path is not None and self.audio_path == self.input_path
+            else opt(self.audio_path),
+            "mask": opt(self.mask_path),
+            "mask_follows": self.mask_follows,
             "audio_features": self.audio_settings.to_data(),
             "segments": [seg.to_dict() for seg in self.segments],
         }
@@ -354,7 +457,16 @@ def parse_schedule(
     problems = whole_schedule_problems(spec)
     if problems:
         raise ScheduleError([message(name, loc, text) for loc, text in problems])
-    schedule = _build(spec, source, base)
+    clip = None
+    if check_files and spec.input != NOISE:  # a video is told from an image by its content (ffmpeg)
+        try:
+            clip = probe_input(resolve_path(base, spec.input))
+        except InputError as err:
+            raise ScheduleError([message(name, ("input",), _first_line(err))]) from None
+    problems = _video_problems(spec, clip, check_files)
+    if problems:
+        raise ScheduleError([message(name, loc, text) for loc, text in problems])
+    schedule = _build(spec, source, base, clip)
     if check_files:  # formulas: every frame's value in range (needs the audio file, if they use it)
         problems = _value_problems(spec, schedule)
         if problems:
@@ -374,7 +486,7 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
                 continue
             inherited = getattr(own, name) is None
             loc = ("defaults",) if inherited else ("segments", seg.index)
-            loc += (name,) + ((slot - KEYFRAMED.index("translate"),) if name == "translate" else ())
+            loc += (name,) + ((slot - [n for n, _ in seg.keyframes()].index(name),) if name in PAIRS else ())
             if loc in reported:
                 continue
             if kf.variables & AUDIO_SET and schedule.audio_path is None:
@@ -396,32 +508,61 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
     return problems
 
 
+def _video_problems(spec: ScheduleSpec, clip: ClipInfo | None, check_files: bool) -> list[tuple[tuple, str]]:
+    """What a video input (or its absence) rules out: more frames than the clip, the clip's
+    sound without a clip or without sound, RAFT without weights."""
+    problems: list[tuple[tuple, str]] = []
+    total = sum(seg.frames for seg in spec.segments)
+    if clip is not None and total > clip.frames:
+        problems.append((("segments",), f"{total} frames, but the input clip {clip.path.name} has {clip.frames}; "
+                                        f"expected at most {clip.frames} frames in all (or a longer clip)"))
+    if spec.audio == D.AUDIO_INPUT and check_files:
+        if clip is None:
+            what = "noise" if spec.input == NOISE else f"an image ({spec.input})"
+            problems.append((("audio",), f"'input' keeps a video input's sound, but the input is {what}; "
+                                         "expected a video input, or an audio file"))
+        elif not clip.has_audio:
+            problems.append((("audio",), f"'input': the input clip {clip.path.name} has no sound; expected a "
+                                         "clip with a sound track, an audio file, or no audio"))
+    uses_raft = [i for i, seg in enumerate(spec.segments) if (seg.flow or spec.defaults.flow) == "raft"]
+    if clip is not None and uses_raft and spec.flow_weights is None:
+        loc = ("segments", uses_raft[0], "flow") if spec.segments[uses_raft[0]].flow else ("defaults", "flow")
+        problems.append((loc, "raft needs its weights; expected `flow_weights:` a local raft_large or raft_small "
+                              "state-dict file (nothing is downloaded), or flow dis, farneback or none"))
+    return problems
+
+
 def _first_line(err: Exception) -> str:
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     return (text.splitlines() or [f"unknown model ({type(err).__name__})"])[0]
 
 
 
-def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
+def _build(spec: ScheduleSpec, source: Path, base: Path, clip: ClipInfo | None = None) -> Schedule:
     def path(value: str | None) -> Path | None:
         return None if value is None else resolve_path(base, value)
 
+    defaults = spec.defaults
+    if clip is not None and "zoom" not in defaults.model_fields_set:  # a clip's camera holds still by default
+        defaults = defaults.model_copy(update={"zoom": parse_keyframes(D.VIDEO_ZOOM, RULES["zoom"])})
+    rate = spec.fps if spec.fps != D.FPS_AUTO else clip.fps if clip is not None else Fraction(D.FPS)
     segments = []
     start = 0
     for i, seg in enumerate(spec.segments):
-        merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(spec.defaults, name)
-                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS)}
+        merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(defaults, name)
+                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, *VIDEO_KEYS, "gradient_norm")}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
-                                transition=seg.transition, **merged))
+                                transition=seg.transition, guide=path(seg.guide), **merged))
         start += seg.frames
     return Schedule(
         source=source.resolve(),
         input_path=None if spec.input == NOISE else path(spec.input),
         output_path=path(spec.output),
-        audio_path=path(spec.audio),
+        audio_path=(None if spec.input == NOISE else path(spec.input)) if spec.audio == D.AUDIO_INPUT
+        else path(spec.audio),
         model_weights_path=path(spec.model_weights),
         size=spec.size,
-        fps=float(spec.fps),
+        fps=float(rate),
         seed=spec.seed,
         model=spec.model,
         device=spec.device,
@@ -432,6 +573,11 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         compile=spec.compile,
         audio_settings=spec.audio_features.settings(),
         precision=spec.precision,
+        mask_path=path(spec.mask),
+        mask_follows=spec.mask_follows,
+        clip=clip,
+        rate=None if Fraction(repr(float(rate))) == rate else rate,
+        flow_weights_path=path(spec.flow_weights),
     )
 
 

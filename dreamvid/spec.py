@@ -18,6 +18,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -61,14 +62,25 @@ RULES = {  # what each keyframeable key accepts
     "zoom": Rule(integer=False, minimum=0, exclusive=True),
     "rotate": Rule(integer=False),
     "translate": Rule(integer=False),
+    "center": Rule(integer=False, minimum=0, maximum=1),
     "colour_strength": Rule(integer=False, minimum=0, maximum=1),
     "input_blend": Rule(integer=False, minimum=0, maximum=1),
     "saturation_match": Rule(integer=False, minimum=0, maximum=1),
     "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
     "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
+    "guide_weight": Rule(integer=False),
+    "mask_strength": Rule(integer=False, minimum=0, maximum=1),
+    "flow_blend": Rule(integer=False, minimum=0, maximum=1),
+    "temporal": Rule(integer=False, minimum=0, maximum=1),
 }
-KEYFRAMED = tuple(RULES)  # segment keys that take keyframes ("translate" is a pair of them)
+KEYFRAMED = tuple(RULES)  # segment keys that take keyframes (the PAIRS are two of them each)
+PAIRS = ("translate", "center")  # [x, y] keys, each component keyframed on its own
 COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
+MASK_FOLLOWS = ("camera", "frame")  # see dreamvid/renderer.py
+GRADIENT_NORMS = ("mean", "laplacian")  # see dreamvid/ascent.py
+_NORM_DESCRIPTION = ("how each step's gradient is normalised: mean (divided by its mean absolute value) or "
+                     "laplacian (each band of a 4-level Laplacian pyramid by its RMS first: less high-frequency noise)")
+VIDEO_KEYS = ("flow",)  # per-segment, not keyframeable; with a video input only
 
 
 def _keyframeable(name: str, description: str) -> Any:
@@ -174,6 +186,8 @@ Jitter = _keyframeable("jitter", "random shift in pixels: integer >= 0, keyframe
 Zoom = _keyframeable("zoom", "scale per frame, > 1 zooms in: number > 0, keyframeable")
 Rotate = _keyframeable("rotate", "degrees per frame: number, keyframeable")
 Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
+Centre = _keyframeable("center", "fraction of the frame's width (x) or height (y): number 0..1, keyframeable")
+_CENTER_DESCRIPTION = "[x, y] the point zoom and rotation turn around, fractions of the frame, each keyframeable"
 ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
                                                   "keyframeable")
 SaturationMatch = _keyframeable("saturation_match", "how far each pixel's HSV saturation moves to the reference's "
@@ -185,6 +199,20 @@ Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame
                                        "against flicker): number 0..0.95, keyframeable")
 ClipGuard = _keyframeable("clip_guard", "margin from 0 and 1 that each frame is shrunk into (contrast guard "
                                         "against blown-out pixels): number 0..0.25, keyframeable")
+GuideWeight = _keyframeable("guide_weight", "weight of the guide image's objective (with `guide:` set): number, "
+                                            "keyframeable")
+MaskStrength = _keyframeable("mask_strength", "how far dreaming is held back outside the mask's white part (with "
+                                              "`mask:` set): number 0..1, keyframeable")
+_GUIDE_DESCRIPTION = ("an image path relative to this file, or null: the dream moves toward this image's features "
+                      "(fitted to the frame like the input)")
+_MASK_DESCRIPTION = ("a greyscale image path relative to this file, or null: dreaming is limited to its white part "
+                     "(fitted to the frame like the input)")
+FlowBlend = _keyframeable("flow_blend", "share of the previous output, warped along the clip's motion, in the "
+                                        "start of a video frame: number 0..1, keyframeable")
+Temporal = _keyframeable("temporal", "pull toward the previous dream carried along the motion after every "
+                                     "gradient step of a video frame: number 0..1, keyframeable")
+_FLOW_DESCRIPTION = ("optical flow between the frames of a video input: dis, farneback, raft (needs flow_weights) "
+                     "or none (plain blend)")
 _COLOUR_DESCRIPTION = ("colour matching to the reference after each dream: histogram (per RGB channel), "
                        "lab (LAB mean/std) or none")
 _REFERENCE_DESCRIPTION = ("what colour matching matches: input (frame 0, the fitted input image), frame1 (the first "
@@ -215,6 +243,7 @@ class DefaultsSpec(_Spec):
     zoom: Zoom = D.ZOOM
     rotate: Rotate = D.ROTATE
     translate: tuple[Shift, Shift] = Field(D.TRANSLATE, description="[x, y] pixels per frame, each keyframeable")
+    center: tuple[Centre, Centre] = Field(D.CENTER, description=_CENTER_DESCRIPTION)
     objective: Literal[OBJECTIVES] = Field(D.OBJECTIVE, description="square (mean of squared activations) or mean")
     interpolation: Literal[INTERPOLATIONS] = Field(D.INTERPOLATION, description="keyframe interpolation: linear, step or smooth")
     colour: Literal[COLOUR_MODES] = Field(D.COLOUR, description=_COLOUR_DESCRIPTION)
@@ -224,6 +253,12 @@ class DefaultsSpec(_Spec):
     input_blend: InputBlend = D.INPUT_BLEND
     smoothing: Smoothing = D.SMOOTHING
     clip_guard: ClipGuard = D.CLIP_GUARD
+    gradient_norm: Literal[GRADIENT_NORMS] = Field(D.GRADIENT_NORM, description=_NORM_DESCRIPTION)
+    guide_weight: GuideWeight = D.GUIDE_WEIGHT
+    mask_strength: MaskStrength = D.MASK_STRENGTH
+    flow: Literal[D.FLOWS] = Field(D.FLOW, description=_FLOW_DESCRIPTION)
+    flow_blend: FlowBlend = D.FLOW_BLEND
+    temporal: Temporal = D.TEMPORAL
 
 
 class SegmentSpec(_Spec):
@@ -232,7 +267,7 @@ class SegmentSpec(_Spec):
     frames: Int = Field(ge=1, description="an integer >= 1 (frames in this segment)")
     layers: Layers = Field(description="a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight")
     transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
-                                                 "segment's layers blend into these (0 on the first segment)")
+                                                 "segment's layers and camera blend into these (0 on the first segment)")
     iterations: Optional[Iterations] = None
     step: Optional[Step] = None
     octaves: Optional[Octaves] = None
@@ -241,6 +276,7 @@ class SegmentSpec(_Spec):
     zoom: Optional[Zoom] = None
     rotate: Optional[Rotate] = None
     translate: Optional[tuple[Shift, Shift]] = Field(None, description="[x, y] pixels per frame, each keyframeable")
+    center: Optional[tuple[Centre, Centre]] = Field(None, description=_CENTER_DESCRIPTION)
     objective: Optional[Literal[OBJECTIVES]] = Field(None, description="square or mean")
     interpolation: Optional[Literal[INTERPOLATIONS]] = Field(None, description="linear, step or smooth")
     colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
@@ -250,6 +286,18 @@ class SegmentSpec(_Spec):
     input_blend: Optional[InputBlend] = None
     smoothing: Optional[Smoothing] = None
     clip_guard: Optional[ClipGuard] = None
+    gradient_norm: Optional[Literal[GRADIENT_NORMS]] = Field(None, description=_NORM_DESCRIPTION)
+    guide_weight: Optional[GuideWeight] = None
+    mask_strength: Optional[MaskStrength] = None
+    guide: Optional[Str] = Field(None, description=_GUIDE_DESCRIPTION)
+
+    @field_validator("guide")
+    @classmethod
+    def _check_guide(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _existing_file(value, info, _GUIDE_DESCRIPTION)
+    flow: Optional[Literal[D.FLOWS]] = Field(None, description=_FLOW_DESCRIPTION)
+    flow_blend: Optional[FlowBlend] = None
+    temporal: Optional[Temporal] = None
 
     def keyframes(self) -> list[tuple[Loc, Keyframes]]:
         """The keyframed values this segment sets itself, with their key paths."""
@@ -275,12 +323,39 @@ def keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes]
     out: list[tuple[Loc, Keyframes]] = []
     for name in KEYFRAMED:
         value = getattr(spec, name)
-        if name == "translate":
+        if name in PAIRS:
             out.extend(((name, i), kf) for i, kf in enumerate(value or ()))
         elif value is not None:
             out.append(((name,), value))
     return out
 
+
+_FPS_DESCRIPTION = (f"a number > 0 and <= {D.MAX_FPS}, a fraction such as '30000/1001', or 'auto' (a video "
+                    f"input's own rate; {D.FPS} otherwise) (frames per second)")
+
+
+def _check_fps(value: Any) -> Fraction | str:
+    """``auto``, a number or a fraction string -> ``"auto"`` or the exact rate as a Fraction."""
+    rate = None
+    if value == D.FPS_AUTO:
+        return value
+    if is_number(value) and math.isfinite(value):
+        rate = Fraction(value) if type(value) is int else Fraction(repr(float(value)))
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*/\s*[0-9]+\s*", value):
+        num, den = (int(v) for v in value.split("/"))
+        rate = Fraction(num, den) if den else None
+    if rate is None:
+        raise Invalid([((), f"got {show(value)}; expected {_FPS_DESCRIPTION}")])
+    if not 0 < rate <= D.MAX_FPS:
+        raise Invalid([((), f"{show(value)} is out of range; expected a number > 0 and <= {D.MAX_FPS} "
+                            "(frames per second)")])
+    return rate
+
+
+Fps = Annotated[Any, PlainValidator(_check_fps), WithJsonSchema({
+    "anyOf": [{"const": D.FPS_AUTO}, {"type": "number", "exclusiveMinimum": 0, "maximum": D.MAX_FPS},
+              {"type": "string", "pattern": r"^\s*[0-9]+\s*/\s*[0-9]+\s*$"}],
+    "description": _FPS_DESCRIPTION})]
 
 _TILE_DESCRIPTION = f"null, 'auto' or an integer >= {D.MIN_TILE} (gradient tile side in pixels)"
 _COMPILE_DESCRIPTION = "auto, true or false (torch.compile the network; auto: on CUDA only)"
@@ -343,14 +418,16 @@ class ScheduleSpec(_Spec):
 
     model_config = ConfigDict(title="dreamvid schedule")
 
-    input: Str = Field(description="an image path relative to this file, or 'noise'")
+    input: Str = Field(description="an image or video path relative to this file, or 'noise'")
     output: Optional[Str] = Field(None, description="a video file path relative to this file (needed to render)")
     size: Size = Field(D.SIZE, description=f"[width, height] or 'WIDTHxHEIGHT', each {D.MIN_SIDE}..{D.MAX_SIDE} "
                                            "pixels (both even for yuv420p/yuv422p/nv12)")
-    fps: Num = Field(D.FPS, gt=0, le=D.MAX_FPS, description=f"a number > 0 and <= {D.MAX_FPS} (frames per second)")
+    fps: Fps = D.FPS_AUTO
     seed: Int = Field(D.SEED, ge=0, le=2**32 - 1, description="an integer 0..4294967295 (random seed)")
     model: Str = Field(D.MODEL, description="a model name: " + ", ".join(MODELS))
     model_weights: Optional[Str] = Field(None, description="a weight file path relative to this file, or null")
+    flow_weights: Optional[Str] = Field(None, description="a local RAFT weights file (state dict of torchvision's "
+                                                          "raft_large or raft_small) relative to this file, or null")
     device: Str = Field(D.DEVICE, pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto, cpu, cuda or cuda:N")
     checkpoint_every: Int = Field(D.CHECKPOINT_EVERY, ge=1, description="an integer >= 1 (frames between checkpoints)")
     tile: Tile = D.TILE
@@ -359,7 +436,11 @@ class ScheduleSpec(_Spec):
                                                                     "network; auto: bf16 where it is native and faster)")
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
                                                                                   "preset, pix_fmt")
-    audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")
+    audio: Optional[Str] = Field(None, description="an audio file path relative to this file, 'input' (a video "
+                                                   "input's own sound), or null")
+    mask: Optional[Str] = Field(None, description=_MASK_DESCRIPTION)
+    mask_follows: Literal[MASK_FOLLOWS] = Field(D.MASK_FOLLOWS, description="camera (the mask moves with the camera) "
+                                                "or frame (it stays where it is on the frame)")
     audio_features: AudioFeaturesSpec = Field(default_factory=AudioFeaturesSpec, description="a mapping of audio "
                                               "analysis settings (bass, mid, treble, attack, release, ...)")
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="a mapping of per-segment "
@@ -375,7 +456,7 @@ class ScheduleSpec(_Spec):
             raise Invalid([((), "got an empty list; expected " + cls.model_fields["segments"].description)])
         return value
 
-    @field_validator("input", "output", "model_weights", "audio")
+    @field_validator("input", "output", "model_weights", "flow_weights", "audio")
     @classmethod
     def _check_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -388,7 +469,7 @@ class ScheduleSpec(_Spec):
             return value
         if not ctx.get("check_files"):
             return value
-        if info.field_name == "input" and value == NOISE:
+        if (info.field_name, value) in (("input", NOISE), ("audio", D.AUDIO_INPUT)):
             return value
         path = resolve_path(ctx["base"], value)
         if not path.is_file():
@@ -397,6 +478,11 @@ class ScheduleSpec(_Spec):
                                  "schedule file)")])
         return value
 
+    @field_validator("mask")
+    @classmethod
+    def _check_mask(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _existing_file(value, info, _MASK_DESCRIPTION)
+
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str, info: ValidationInfo) -> str:
@@ -404,6 +490,22 @@ class ScheduleSpec(_Spec):
         if problem:
             raise Invalid([((), problem)])
         return value
+
+
+def _existing_file(value: str | None, info: ValidationInfo, description: str) -> str | None:
+    """An image key's path (guide, mask): it must name an existing file when files are checked."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise Invalid([((), f"empty path; expected {description}")])
+    ctx = info.context or {}
+    if ctx.get("check_files"):
+        path = resolve_path(ctx["base"], value)
+        if not path.is_file():
+            what = "file not found" if not path.exists() else "not a file"
+            raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
+                                 "schedule file)")])
+    return value
 
 
 def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
