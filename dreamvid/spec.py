@@ -14,7 +14,6 @@ catalogue the caller passes in ``context["layers"]``).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ from .audio import AudioSettings
 from .catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
 from .files import resolve_path
 from .keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
-from .problems import Invalid, Loc, is_number, show
+from .problems import Invalid, Loc, finite_float, is_number, show
 
 NOISE = "noise"  # the `input` value that means "start from noise"
 CODECS = ("auto", "libx264", "libx264rgb", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
@@ -104,7 +103,7 @@ def _parse_layers(value: Any, info: ValidationInfo) -> tuple[tuple[str, float], 
         if problem:
             problems.append((loc, problem))
             continue
-        if not is_number(weight) or not math.isfinite(weight):
+        if finite_float(weight) is None:
             problems.append((loc, f"got {show(weight)}; expected a finite number (the layer's weight)"))
             continue
         canonical = layer + (":" + ",".join(map(str, channels)) if channels is not None else "")

@@ -66,6 +66,22 @@ class _Loader(yaml.SafeLoader):
                 pass
         return (node.tag, id(node))
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """PyYAML's integers, but none that Python cannot print: a decimal one over 4300 digits
+        raises ValueError in PyYAML itself, a hex one that long breaks every message showing it."""
+        try:
+            value = super().construct_yaml_int(node)
+            if value.bit_length() <= _MAX_INT_BITS:
+                return value
+        except ValueError:
+            pass
+        raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value)} characters is too large "
+                                                "to read", node.start_mark)
+
+
+_MAX_INT_BITS = 13_000  # 2**13000 has 3914 digits: below Python's 4300-digit str() limit
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
 
 
 def read_yaml(text: str, what: str = "schedule keys") -> tuple[Any, list[tuple[Loc, str]]]:
