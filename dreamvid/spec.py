@@ -384,8 +384,11 @@ class ScheduleSpec(_Spec):
         if info.field_name == "input" and value == NOISE:
             return value
         path = resolve_path(ctx["base"], value)
-        if not path.is_file():
-            what = "file not found" if not path.exists() else "not a file"
+        try:
+            what = None if path.is_file() else "file not found" if not path.exists() else "not a file"
+        except OSError as err:  # a name too long for the file system, a loop of symlinks ...
+            what = f"cannot look at the file ({err.strerror or err})"
+        if what:
             raise Invalid([((), f"{what}: {path}; expected an existing file (paths are relative to the "
                                  "schedule file)")])
         return value
@@ -412,7 +415,10 @@ def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
     path = resolve_path(ctx["base"], value)
     if input_value not in (None, NOISE) and path == resolve_path(ctx["base"], input_value):
         raise Invalid([((), f"{path} is the input image; expected another file (the video must not overwrite it)")])
-    problem = output_problem(path)
+    try:
+        problem = output_problem(path)
+    except OSError as err:  # a name too long for the file system, a loop of symlinks ...
+        problem = f"{path}: cannot look at the path ({err.strerror or err}); expected a video file path"
     if problem:
         raise Invalid([((), problem if problem.startswith(str(path)) else f"{path}: {problem}")])
 

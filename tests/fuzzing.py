@@ -101,8 +101,7 @@ def listing(folder: Path) -> dict[str, tuple[int, int]]:
 
 def check_refusal(err: BaseException, names: tuple[str, ...]) -> None:
     """``err`` is dreamvid's bad-input error: an InputError (exit status 2) whose every line
-    starts with one of ``names`` (the file) and says what was expected; anything else is
-    raised again (a finding)."""
+    starts with one of ``names`` (the file); anything else is raised again (a finding)."""
     if not isinstance(err, InputError):
         raise err
     text = str(err)
@@ -110,7 +109,6 @@ def check_refusal(err: BaseException, names: tuple[str, ...]) -> None:
     for line in text.splitlines():
         assert line.startswith(names), f"{line!r} does not start with one of {names}"
         assert "Traceback" not in line
-        assert "expected" in line, f"{line!r} does not say what was expected"
 
 
 def check_one_line(err: BaseException, name: str) -> None:
