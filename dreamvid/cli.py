@@ -219,7 +219,7 @@ def cmd_bench(args) -> int:
 def cmd_schema(args) -> int:
     import json
 
-    from .schedule import json_schema
+    from .spec import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0

@@ -191,7 +191,7 @@ def _axes(job: dict, name: str, base: Path, problems: list[str]) -> list[tuple[s
 
 def _key_path(key: str) -> tuple | None:
     """``defaults.zoom`` -> ("defaults", "zoom"); None unless it starts at a schedule key."""
-    parts = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    parts = tuple(int(p) if p.isascii() and p.isdigit() and len(p) <= 18 else p for p in key.split("."))
     if not parts or parts[0] not in ScheduleSpec.model_fields or parts[0] in PATH_KEYS + ("size",):
         return None
     return parts

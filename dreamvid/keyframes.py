@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .expressions import (
+    MAX_FRAME_DIGITS,
     MAX_KEYFRAME_STRING,
     Expression,
     ExpressionError,
@@ -172,7 +173,7 @@ def parse_keyframes(value: Any, rule: Rule) -> Keyframes:
         for key, val in value.items():
             if isinstance(key, int) and not isinstance(key, bool):
                 frame = key
-            elif isinstance(key, str) and re.fullmatch(r"\s*-?\d+\s*", key):
+            elif isinstance(key, str) and re.fullmatch(rf"\s*-?\d{{1,{MAX_FRAME_DIGITS}}}\s*", key):
                 frame = int(key)
             else:
                 problems.append(((str(key),), f"keyframe key {show(key)} is not a frame number; "

@@ -223,7 +223,7 @@ class DefaultsSpec(_Spec):
 class SegmentSpec(_Spec):
     """One segment: frames and layers, plus any `defaults` key it overrides (null = inherit)."""
 
-    frames: Int = Field(ge=1, description="an integer >= 1 (frames in this segment)")
+    frames: Int = Field(ge=1, le=D.MAX_FRAMES, description=f"an integer 1..{D.MAX_FRAMES} (frames in this segment)")
     layers: Layers = Field(description="a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight")
     transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
                                                  "segment's layers blend into these (0 on the first segment)")
@@ -447,6 +447,9 @@ def whole_schedule_problems(spec: ScheduleSpec) -> list[tuple[Loc, str]]:
     if spec.encoder.pix_fmt in _SUBSAMPLED_PIX_FMTS and (w % 2 or h % 2):
         problems.append((("size",), f"{w}x{h} has an odd side; expected even width and height for "
                                     f"pix_fmt {spec.encoder.pix_fmt}"))
+    total = sum(s.frames for s in spec.segments)
+    if total > D.MAX_FRAMES:
+        problems.append((("segments",), f"{total} frames in all; expected at most {D.MAX_FRAMES} frames in the video"))
     if spec.segments[0].transition:
         problems.append((("segments", 0, "transition"), "the first segment has nothing to blend from; expected 0"))
     for loc, kf in keyframes_of(spec.defaults):

@@ -353,7 +353,7 @@ CASES = [
     Case("wrong-type", validate(fps="fast"), 2, ("fps:", "'fast'", "expected a number")),
     Case("wrong-type-layers", validate_segment(layers=["mixed0"]), 2,
          ("segments[0].layers", "expected a non-empty mapping")),
-    Case("frames-zero", validate_segment(frames=0), 2, ("segments[0].frames", "expected an integer >= 1")),
+    Case("frames-zero", validate_segment(frames=0), 2, ("segments[0].frames", "expected an integer 1..1000000")),
     Case("frames-negative", validate_segment(frames=-3), 2, ("segments[0].frames", "-3")),
     Case("zoom-zero", validate_segment(zoom=0), 2, ("segments[0].zoom", "expected a number > 0")),
     Case("zoom-negative-keyframe", validate_segment(zoom={0: 1.02, 3: -1.0}), 2, ("segments[0].zoom.3", "> 0")),

@@ -415,7 +415,7 @@ def test_parse_schedule_messages_use_source(tmp_path):
         parse_schedule({"input": "noise", "output": "o.mp4", "segments": [{"frames": 0, "layers": {"mixed0": 1}}]},
                        source=tmp_path / "batch.yaml", catalogue=fake_catalogue)
     assert info.value.messages == [f"{tmp_path / 'batch.yaml'}: segments[0].frames: 0 is out of range; "
-                                   "expected an integer >= 1 (frames in this segment)"]
+                                   "expected an integer 1..1000000 (frames in this segment)"]
 
 
 # --------------------------------------------------------------------------- JSON schema
