@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from dreamvid.catalogue import LAYERS
 from dreamvid.expressions import AUDIO_VARIABLES, CONSTANTS, FRAME_VARIABLES, FUNCTIONS
 from dreamvid.spec import json_schema
+from tests.fuzzing import LONG_SECONDS
 
 # ------------------------------------------------------------------------ plain values
 
@@ -23,8 +24,9 @@ HUGE_DIGITS = st.builds(lambda d, n: d * n, st.sampled_from("19"), st.integers(1
 HUGE_INTS = st.builds(lambda d, n: d * (10**n - 1) // 9, st.sampled_from([1, 9]), st.integers(19, 5000))
 NUMBERS = st.one_of(st.integers(-10, 100), st.floats(), st.integers(), HUGE_INTS, HUGE_INTS.map(lambda n: -n),
                     st.sampled_from([0, -0.0, 1e-320, 1e308, float("nan"), float("inf"), float("-inf")]))
+BIG = 1 if LONG_SECONDS else 0.1  # the suite keeps the long strings shorter (PyYAML reads ~1 MB/s)
 LONG_TEXT = st.builds(lambda c, n: c * n, st.sampled_from(["x", "é", "1", " ", "(", "0:(1),", "\n"]),
-                      st.integers(1000, 250_000))
+                      st.integers(1000, int(250_000 * BIG)))
 TEXT = st.one_of(st.text(max_size=40), LONG_TEXT,
                  st.text(st.characters(codec="utf-8", categories=["Cc", "Cf", "Zs", "Zl", "Zp", "Co"]), max_size=10))
 ANY_VALUE = st.recursive(
@@ -68,7 +70,7 @@ EXPRESSIONS = st.one_of(
     st.text(max_size=30),
     st.lists(st.tuples(st.one_of(st.integers(-3, 40).map(str), HUGE_DIGITS), FORMULAS), min_size=1, max_size=5)
     .map(lambda kv: ", ".join(f"{k}: ({v})" for k, v in kv)),
-    st.builds(lambda n: ", ".join(f"{i}: (1.0{i % 10})" for i in range(n)), st.integers(1, 50_000)),
+    st.builds(lambda n: ", ".join(f"{i}: (1.0{i % 10})" for i in range(n)), st.integers(1, int(50_000 * BIG))),
 )
 
 # -------------------------------------------------------------------------- layer keys

@@ -84,7 +84,7 @@ def validate_data(folder, data) -> None:
 
 
 def test_fuzz_bytes_as_schedule(folder):
-    @budget(150)
+    @budget(200)
     @given(st.one_of(st.binary(max_size=300), st.text(max_size=100).map(lambda t: t.encode("utf-16-le")),
                      st.text(max_size=100).map(lambda t: t.encode("utf-16")),
                      st.binary(max_size=64).map(lambda b: dump(GOOD).encode() + b)))
@@ -98,7 +98,7 @@ def test_fuzz_bytes_as_schedule(folder):
 
 
 def test_fuzz_text_as_schedule(folder):
-    @budget(150)
+    @budget(200)
     @given(st.one_of(st.text(max_size=300), st.text(st.characters(codec="utf-8"), max_size=200),
                      st.tuples(st.just(dump(GOOD)), st.text(max_size=40)).map("".join)))
     @example("\ufeffinput: noise\nsegments: [{frames: 1, layers: {mixed0: 1}}]\n")  # a BOM
@@ -111,7 +111,7 @@ def test_fuzz_text_as_schedule(folder):
 
 
 def test_fuzz_yaml_documents(folder):
-    @budget(200)
+    @budget(100)
     @given(YAML_TEXT)
     def yaml_documents(text):
         count("yaml_documents")
@@ -123,7 +123,7 @@ def test_fuzz_yaml_documents(folder):
 
 
 def test_fuzz_structured_schedules(folder):
-    @budget(200)
+    @budget(120)
     @given(SCHEDULES)
     def structured_schedules(data):
         count("structured_schedules")
@@ -137,7 +137,7 @@ def test_fuzz_valid_schedules_one_key_changed(folder):
     what the schema allows there or by anything: the deep checks run, not only the first."""
     leaves = _leaves()
 
-    @budget(200)
+    @budget(150)
     @given(st.sampled_from(leaves).flatmap(lambda leaf: st.tuples(
         st.just(leaf), st.one_of(_from_schema(leaf[1], leaf[0][-1]), ANY_VALUE))))
     def one_key_changed(change):
@@ -173,7 +173,7 @@ def test_fuzz_command_line(folder, tmp_path):
     """A sample through the real command: exit 0 or 2, one line per problem, no traceback."""
     (tmp_path / "in.png").write_bytes((folder / "in.png").read_bytes())
 
-    @budget(6)
+    @budget(5)
     @given(st.one_of(YAML_TEXT, SCHEDULES.map(dump), st.binary(max_size=200).map(bytes.hex)))
     @example("input: noise\x00\nsegments: []\n")
     def command_line(text):
@@ -242,7 +242,7 @@ JOB_KEY = st.one_of(
 
 
 def test_fuzz_job_files(folder):
-    @budget(150)
+    @budget(80)
     @given(st.one_of(
         st.dictionaries(JOB_KEY, JOB_VALUES, max_size=5).map(lambda d: {"schedule": "base.yaml", **d}),
         st.dictionaries(JOB_KEY, JOB_VALUES, max_size=5),
