@@ -62,6 +62,9 @@ def _decode(data: np.ndarray) -> tuple[np.ndarray | None, str]:
         try:
             os.dup2(log.fileno(), 2)
             img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error as err:  # OpenCV's own checks, e.g. a header claiming more pixels than it decodes
+            why = "its header claims too many pixels" if "CV_IO_MAX_IMAGE_PIXELS" in str(err) else "OpenCV error"
+            return None, why
         finally:
             os.dup2(saved, 2)
             os.close(saved)

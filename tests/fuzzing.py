@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.statistics import collector, describe_statistics
 
 from dreamvid.errors import DreamvidError, InputError
 
@@ -52,12 +54,31 @@ def budget(examples: int) -> settings:
     return settings(settings.get_profile("dreamvid-suite"), max_examples=examples)
 
 
+_ITEM: list = []  # the running pytest item (see fuzz_item)
+
+
+@pytest.fixture(autouse=True)
+def fuzz_item(request):
+    """The running test, for :func:`fuzz` to hand Hypothesis's statistics to pytest (shown by
+    ``--hypothesis-show-statistics``). Test modules import this fixture to use it."""
+    _ITEM.append(request.node)
+    yield
+    _ITEM.pop()
+
+
 def fuzz(prop: Callable) -> None:
     """Run the @given property ``prop`` once (the suite), or again and again with new random
     examples for DREAMVID_FUZZ_SECONDS (the long run), then log how many examples ran."""
     name = prop.__name__
     if not LONG_SECONDS:
-        prop()
+        item = _ITEM[-1] if _ITEM else None
+
+        def note(stats: dict) -> None:
+            if item is not None:
+                item.hypothesis_statistics = describe_statistics({**stats, "nodeid": item.nodeid})
+
+        with collector.with_value(note):
+            prop()
         return
     start, batches = time.monotonic(), 0
     while time.monotonic() - start < LONG_SECONDS:

@@ -26,6 +26,7 @@ from dreamvid.jobs import JOB_KEYS, load_job
 from dreamvid.spec import ScheduleSpec
 from tests.conftest import ENV
 from tests.fuzzing import Hang, bounded, budget, check_refusal, count, fuzz, listing
+from tests.fuzzing import fuzz_item  # noqa: F401 - an autouse fixture (Hypothesis statistics)
 from tests.strategies import ANY_VALUE, EXPRESSIONS, SCHEDULES, TEXT, YAML_TEXT, _from_schema, dump
 
 GOOD = {"input": "in.png", "output": "out/v.mp4", "size": [64, 64], "fps": 10, "precision": "fp32",
