@@ -95,6 +95,12 @@ def read_yaml(text: str, what: str = "schedule keys") -> tuple[Any, list[tuple[L
         if problems:
             return None, problems
         return (loader.construct_document(node) if node is not None else None), []
+    except yaml.reader.ReaderError as err:  # a character YAML text may not hold: a binary or UTF-16 file?
+        at = err.position
+        where = f"line {text.count(chr(10), 0, at) + 1}, column {at - text.rfind(chr(10), 0, at)}: "
+        character = f"U+{err.character:04X}" if isinstance(err.character, int) else repr(err.character)
+        return None, [((), f"{where}not valid YAML (character {character} is not allowed: a binary or UTF-16 "
+                           f"file?); expected a YAML mapping of {what} in UTF-8 text")]
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
