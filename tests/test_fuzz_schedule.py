@@ -31,6 +31,7 @@ from tests.strategies import ANY_VALUE, EXPRESSIONS, SCHEDULES, TEXT, YAML_TEXT,
 
 GOOD = {"input": "in.png", "output": "out/v.mp4", "size": [64, 64], "fps": 10, "precision": "fp32",
         "segments": [{"frames": 3, "layers": {"mixed0": 1.0}}]}  # fmt: skip
+GOOD_AUDIO = {**GOOD, "audio": "a.wav", "defaults": {"zoom": "1 + 0.01*bass + 0.02*beat", "rotate": "onset - mid"}}
 
 
 @pytest.fixture(scope="module")
@@ -134,17 +135,18 @@ def test_fuzz_structured_schedules(folder):
 
 
 def test_fuzz_valid_schedules_one_key_changed(folder):
-    """A good schedule with one key (any key of the schema, nested ones included) replaced by
-    what the schema allows there or by anything: the deep checks run, not only the first."""
+    """A good schedule (with or without music driving formulas) with one key (any key of the
+    schema, nested ones included) replaced by what the schema allows there or by anything: the
+    deep checks run (the audio analysis too), not only the first."""
     leaves = _leaves()
 
-    @budget(150)
-    @given(st.sampled_from(leaves).flatmap(lambda leaf: st.tuples(
+    @budget(100)
+    @given(st.sampled_from([GOOD, GOOD_AUDIO]), st.sampled_from(leaves).flatmap(lambda leaf: st.tuples(
         st.just(leaf), st.one_of(_from_schema(leaf[1], leaf[0][-1]), ANY_VALUE))))
-    def one_key_changed(change):
+    def one_key_changed(base, change):
         count("one_key_changed")
         (path, _), value = change
-        data = yaml.safe_load(yaml.safe_dump(GOOD))
+        data = yaml.safe_load(yaml.safe_dump(base))
         node = data
         for part in path[:-1]:
             node = node.setdefault(part, {}) if isinstance(part, str) else node[part]
