@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .problems import Loc
+from .problems import Loc, show
 
 
 class _Loader(yaml.SafeLoader):
@@ -74,9 +74,22 @@ class _Loader(yaml.SafeLoader):
             if value.bit_length() <= _MAX_INT_BITS:
                 return value
         except ValueError:
-            pass
+            if len(node.value) < 4000:
+                raise  # not an integer at all (construct_object says so)
         raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value)} characters is too large "
                                                 "to read", node.start_mark)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a scalar its tag does not fit (``!!float ~``, ``!!bool maybe``,
+        ``!!timestamp 2024-13-45``) as a YAML error at its line, not a ValueError or KeyError."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(None, None, f"{show(node.value)} is not a {tag} value",
+                                                    node.start_mark) from None
 
 
 _MAX_INT_BITS = 13_000  # 2**13000 has 3914 digits: below Python's 4300-digit str() limit
