@@ -47,10 +47,10 @@ def count(name: str) -> None:
 
 
 def budget(examples: int) -> settings:
-    """The settings of a property that runs ``examples`` examples in the suite (batches of at
-    least 200 random ones in the long run)."""
+    """The settings of a property that runs ``examples`` examples in the suite (batches of as
+    many random ones in the long run)."""
     if LONG_SECONDS:
-        return settings(settings.get_profile("dreamvid-long"), max_examples=max(examples, 200))
+        return settings(settings.get_profile("dreamvid-long"), max_examples=examples)
     return settings(settings.get_profile("dreamvid-suite"), max_examples=examples)
 
 
