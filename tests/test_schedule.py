@@ -427,6 +427,14 @@ def test_committed_json_schema_is_current():
                                        "write_json_schema as w; w(\"schedules/schedule.schema.json\")'"
 
 
+def test_schema_command_prints_the_json_schema(capsys):
+    """``dreamvid schema`` (it imported json_schema from the module it had moved out of)."""
+    from dreamvid import cli
+
+    assert cli.main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema()
+
+
 def test_write_json_schema(tmp_path):
     write_json_schema(tmp_path / "s.json")
     schema = json.loads((tmp_path / "s.json").read_text())
