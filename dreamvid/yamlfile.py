@@ -84,7 +84,9 @@ class _Loader(yaml.SafeLoader):
         ``!!timestamp 2024-13-45``) as a YAML error at its line, not a ValueError or KeyError."""
         try:
             return super().construct_object(node, deep)
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception:  # noqa: BLE001 - ValueError, KeyError, IndexError (!!int ""), ...: what PyYAML raises
             if not isinstance(node, yaml.ScalarNode):
                 raise
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")

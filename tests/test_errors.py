@@ -390,6 +390,8 @@ CASES = [
          ("raw.yaml", "line 1, column 7", "an integer of 5000 characters is too large")),
     Case("yaml-tag-value-mismatch", validate_text(lambda c: c.good_text() + "x: !!float fast\n"), 2,
          ("raw.yaml", "'fast' is not a !!float value", "line")),
+    Case("yaml-tag-empty-value", validate_text(lambda c: c.good_text() + 'x: !!int ""\n'), 2,
+         ("raw.yaml", "'' is not a !!int value")),
     Case("key-with-line-break", validate_segment(layers={"mixed3\nmixed4": 1.0}), 2,
          ("segments[0].layers.'mixed3\\nmixed4'", "unknown layer")),
     Case("layer-weight-too-large", validate_segment(layers={"mixed0": 10**400}), 2,

@@ -254,6 +254,7 @@ def test_fuzz_job_files(folder):
     ).map(dump) | YAML_TEXT)
     @example("schedule: base.yaml\nseed: [" + "9" * 5000 + "]\n")
     @example("schedule: base.yaml\nsegments.²: [1]\n")
+    @example('!!int ""')
     def job_files(text):
         count("job_files")
         path = folder / "job.yaml"
