@@ -230,6 +230,79 @@ def flow_accuracy() -> dict:
     return res
 
 
+# --- the same through the renderer --------------------------------------------------
+
+# label -> per-segment keys of the schedule (the rest: the schedule's defaults, flow dis,
+# flow_blend 0.5, temporal 0.3, colour matching to the source frame)
+RENDER_VARIANTS = {
+    "alone": {"flow_blend": 0, "temporal": 0},  # each frame dreamed from its source frame
+    "plain": {"flow": "none", "temporal": 0},  # DeepDreamVideo's blend
+    "plain+temporal": {"flow": "none"},  # the same, with the temporal term toward the unwarped dream
+    "dis": {"temporal": 0},
+    "dis+temporal": {},  # the defaults
+}
+RENDER_SETTINGS = {  # dream settings of the renders: the engine runs' (SETTINGS), and the schedule's defaults
+    "bench": {"iterations": SETTINGS.iterations, "step": SETTINGS.step, "octaves": SETTINGS.octaves,
+              "jitter": SETTINGS.jitter},
+    "defaults": {},
+}
+
+
+def write_clip(path: Path, frames) -> Path:
+    """Frames as a lossless clip (RGB, x264 crf 0): the renderer decodes exactly these frames."""
+    w, h = SIZE
+    with VideoWriter(path, (w, h), 30, codec="libx264rgb", crf=0, preset="veryfast", pix_fmt="rgb24") as wr:
+        for f in frames:
+            wr.write((np.clip(f, 0, 1) * 255).round().astype(np.uint8))
+    return path
+
+
+def rendered(net, results: dict, save, settings: str) -> dict:
+    """Each clip through ``dreamvid.frames`` (the renderer, as a schedule renders it), with
+    every variant of RENDER_VARIANTS; the same temporal error and change as :func:`quality`."""
+    import dreamvid
+    from dreamvid.schedule import parse_schedule
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, make in (("pan", pan_clip), ("warp", warp_clip)):
+            for photo in QUALITY_PHOTOS:
+                frames, flows = make(photo)
+                clip = write_clip(Path(tmp) / f"{kind}-{photo}.mp4", frames)
+                decoded = [f.astype(np.float32) / 255 for f in dreamvid.encode.read_frames(clip)]
+                for label, keys in RENDER_VARIANTS.items():
+                    key = f"{settings}/{kind}/{photo}/{label}"
+                    if key in results:
+                        continue
+                    data = {"input": str(clip), "size": list(SIZE), "precision": "fp32", "seed": 0,
+                            "defaults": {**RENDER_SETTINGS[settings], **keys},
+                            "segments": [{"frames": len(frames), "layers": LAYERS}]}
+                    t = time.perf_counter()
+                    s = parse_schedule(data, source=Path(tmp) / "s.yaml")
+                    outs = [to_tensor(f.astype(np.float32) / 255) for f in dreamvid.frames(s, model=net, progress=False)]
+                    results[key] = {"error": temporal_error(outs, flows), "change": change(outs, decoded),
+                                    "seconds": time.perf_counter() - t}
+                    print(key, {k: round(v, 2) for k, v in results[key].items()}, flush=True)
+                    save(results)
+    return results
+
+
+def render_table(r: dict) -> str:
+    lines = []
+    for settings in RENDER_SETTINGS:
+        if not any(k.startswith(settings + "/") for k in r):
+            continue
+        lines += ["", f"renderer, {settings} settings", "| start of frame n | pan: temporal error | pan: change | "
+                  "warp: temporal error | warp: change |", "|---|---|---|---|---|"]
+        for label in RENDER_VARIANTS:
+            cells = []
+            for kind in ("pan", "warp"):
+                rows = [v for k, v in r.items() if k.startswith(f"{settings}/{kind}/") and k.endswith("/" + label)]
+                cells += [f"{np.mean([x['error'] for x in rows]):.2f}", f"{np.mean([x['change'] for x in rows]):.1f}"] \
+                    if rows else ["-", "-"]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 # --- timing ---------------------------------------------------------------------------
 
 
@@ -363,6 +436,8 @@ def main() -> None:
     ap.add_argument("--quality", action="store_true", help="only the steadiness tables")
     ap.add_argument("--timing", action="store_true", help="only the timings")
     ap.add_argument("--table", action="store_true", help="print the tables of the saved results")
+    ap.add_argument("--render", choices=sorted(RENDER_SETTINGS), help="only the steadiness through the renderer, "
+                    "with these dream settings")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     saved = OUT / "results.json"
@@ -376,7 +451,13 @@ def main() -> None:
         if json.loads(json.dumps(config)) != res.get("config"):
             res.pop("quality", None)  # measured with other settings
         res["config"] = config
-        if not args.timing:
+        if args.render:
+            def save_render(r):
+                res["render"] = r
+                saved.write_text(json.dumps(res, indent=1))
+
+            rendered(net, res.get("render", {}), save_render, args.render)
+        elif not args.timing:
             res["accuracy"] = flow_accuracy()
 
             def save(q):
@@ -384,12 +465,13 @@ def main() -> None:
                 saved.write_text(json.dumps(res, indent=1))
 
             quality(net, res.get("quality", {}), save)
-        if not args.quality:
+        if not args.quality and not args.render:
             res["timing"] = timing(net)
         res["machine"]["load_after"] = os.getloadavg()
         saved.write_text(json.dumps(res, indent=1))
     print(json.dumps(res.get("machine", {})))
     print(table(res))
+    print(render_table(res.get("render", {})))
 
 
 if __name__ == "__main__":

@@ -96,8 +96,8 @@ def validate(schedule: ScheduleSource) -> str:
     from .images import read_image
 
     s = _schedule(schedule)
-    if s.input_path is not None:
-        read_image(s.input_path)  # it must decode, not just exist
+    if s.input_path is not None and s.clip is None:
+        read_image(s.input_path, video_too=True)  # it must decode, not just exist (a clip was decoded when the schedule was read)
     if s.audio_path is not None:
         from .encode import probe_audio
 

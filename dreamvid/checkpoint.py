@@ -73,6 +73,9 @@ def global_settings(schedule) -> dict:
         "checkpoint_every": schedule.checkpoint_every,
         "tile": schedule.tile,
     }
+    if getattr(schedule, "clip", None) is not None and schedule.flow_weights_path is not None \
+            and any(seg.flow == "raft" for seg in schedule.segments):  # RAFT's weights decide the flow
+        settings["flow_weights"] = file_digest(schedule.flow_weights_path)
     if schedule.audio_driven:  # the music moves the camera or the dream: its content decides the frames
         settings["audio"] = {"file": file_digest(schedule.audio_path), **schedule.audio_settings.to_data()}
     return settings
@@ -87,6 +90,9 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _frame_digest(schedule, n: int) -> str:
     p = asdict(schedule.params(n))
     p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
+    for key in ("flow", "flow_blend", "temporal"):  # a video input's keys: absent (None) with an image
+        if p[key] is None:
+            p.pop(key)
     return hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -40,9 +40,8 @@ import numpy as np
 
 from .encode import _TERMINATE_WAIT_S, _exit_reason, _popen_kwargs, _reason, ffmpeg_exe
 from .errors import DreamvidError, InputError
-from .images import fit
 
-__all__ = ["ClipInfo", "ClipReader", "is_clip", "probe_clip"]
+__all__ = ["ClipInfo", "ClipReader", "is_clip", "probe_clip", "probe_input"]
 
 EXPECTED = "expected a video file ffmpeg can decode (MP4, MOV, MKV, WebM, AVI, GIF ...)"
 # ffmpeg demuxers that open single images: "png_pipe", "jpeg_pipe", ..., "image2"
@@ -196,6 +195,27 @@ def probe_clip(path: str | Path) -> ClipInfo:
                     warning=_reason(problems) if problems else None)
 
 
+_PROBED: dict[tuple, ClipInfo | None] = {}  # (path, size, mtime) -> probe_input's answer
+
+
+def probe_input(path: str | Path) -> ClipInfo | None:
+    """A schedule's ``input`` file: its :class:`ClipInfo` when ffmpeg opens it as a video, None
+    when it is not one (an image, or something neither ffmpeg nor OpenCV can read: reading it
+    as an image then says so). Told apart by content, never by the file name. Remembered per
+    file version, so validating a schedule again (the studio does, as you type) costs nothing."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _PROBED:
+        if len(_PROBED) > 64:
+            _PROBED.clear()
+        _PROBED[key] = probe_clip(path) if is_clip(path) else None
+    return _PROBED[key]
+
+
 # --- reading --------------------------------------------------------------------
 
 
@@ -248,7 +268,11 @@ class ClipReader:
         self.position += 1
         if self.position == self.info.frames:
             self.close()
-        return frame if self.size is None else fit(frame, self.size)
+        if self.size is None:
+            return frame
+        from .images import fit  # torch: not needed to probe (validating a schedule does not import it)
+
+        return fit(frame, self.size)
 
     def _broke_off(self):
         k, n, path = self.position, self.info.frames, self.info.path

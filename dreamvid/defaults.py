@@ -29,9 +29,19 @@ INPUT_BLEND = 0.0  # share of the input image mixed back into each frame
 SMOOTHING = 0.0  # share of the camera-moved previous frame kept
 CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
 
+# -- a video clip as the input (dreamvid/video.py, docs/video.md); per segment ----------------
+FLOWS = ("dis", "farneback", "raft", "none")  # optical flow methods (dreamvid/flow.py)
+FLOW = "dis"  # OpenCV's DIS, CPU: as close to the true motion as Farneback and faster (docs/video.md)
+FLOW_BLEND = 0.5  # share of the flow-warped previous output in a frame's start (docs/video.md: as steady as 0.7
+# with the temporal term, and it lets the clip's own changes through)
+TEMPORAL = 0.3  # pull toward the carried previous dream after every gradient step (docs/video.md)
+VIDEO_ZOOM = 1.0  # with a video input the camera holds still unless the schedule moves it
+
 # -- the video -------------------------------------------------------------------------------
 SIZE = (1280, 720)  # width, height
-FPS = 30
+FPS = 30  # with an image or noise input; a video input's own rate by default (`fps: auto`)
+FPS_AUTO = "auto"
+AUDIO_INPUT = "input"  # the `audio` value that keeps a video input's own sound
 SEED = 0
 MODEL = "inception_v3"  # the embedded TF InceptionV3 (dreamvid/model.py)
 DEVICE = "auto"  # cuda when present, else cpu

@@ -20,8 +20,12 @@ from .errors import InputError
 from .files import write_atomic
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """HxWx3 float32 RGB in [0, 1]."""
+VIDEO_TOO = "an image (PNG, JPEG, TIFF, WebP, BMP ...) or a video ffmpeg can decode (MP4, MOV, MKV, WebM ...)"
+
+
+def read_image(path: str | Path, *, video_too: bool = False) -> np.ndarray:
+    """HxWx3 float32 RGB in [0, 1]. ``video_too``: the file could have been a video as well
+    (a schedule's ``input``), and the error message says so."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: image not found")
@@ -32,6 +36,8 @@ def read_image(path: str | Path) -> np.ndarray:
     img, complaint = _decode(data) if data.size else (None, "empty file")
     if img is None:
         why = f" ({complaint})" if complaint else ""
+        if video_too:
+            raise InputError(f"{path}: neither a readable image nor a video{why}; expected {VIDEO_TOO}")
         raise InputError(f"{path}: not a readable image{why}; expected PNG, JPEG, TIFF, WebP, BMP ...")
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
     img = img.astype(np.float32) / scale

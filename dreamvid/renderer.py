@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import colour, workdir
+from . import colour, video, workdir
 from .camera import move
 from .ascent import DreamSettings, dream_frame, fallback, speed_setup
 from .checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
@@ -31,6 +31,8 @@ from .objectives import weighted
 from .precision import choose as choose_precision
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
+from .flow import Start
+from .video import VideoStart
 from .workdir import work_dir
 
 
@@ -63,6 +65,12 @@ class Dreamer:
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
         self._raw = False  # True while re-dreaming frame 1 as a colour reference
+        self.video = VideoStart(schedule, self.size, self.device) if schedule.clip is not None else None
+
+    def close(self) -> None:
+        """End the clip's ffmpeg stream, if any (a video input)."""
+        if self.video is not None:
+            self.video.close()
 
     def use_precision(self, precision: str) -> None:
         """Dream in ``precision`` (auto, fp32, bf16; see docs/performance.md)."""
@@ -82,29 +90,49 @@ class Dreamer:
 
     def first_frame(self) -> torch.Tensor:
         s = self.schedule
+        if self.video is not None:  # a clip's frame 0 is dreamed too
+            return self.next_frame(None, 0)
         if s.input_path is None:
             img = noise_image(self.size, torch.Generator().manual_seed(s.seed))
         else:
-            img = fit(read_image(s.input_path), self.size)
+            img = fit(read_image(s.input_path, video_too=True), self.size)
         return to_tensor(img, self.device)
 
-    def next_frame(self, frame: torch.Tensor, n: int) -> torch.Tensor:
-        """Frame ``n`` from frame ``n - 1``."""
+    def next_frame(self, frame: torch.Tensor | None, n: int) -> torch.Tensor:
+        """Frame ``n`` from frame ``n - 1`` (with a video input, and the clip's frame n)."""
         p: FrameParams = self.schedule.params(n)
-        k = self.scale
-        frame = move(frame, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+        frame, start = self._start(frame, n, p)
         frame = frame.contiguous(memory_format=torch.channels_last)
         if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
             return self.colour_control(frame, frame, p)
         objective = weighted(p.layers, p.objective)
-        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * k))
-        out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n)
+        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale))
+        pull = None if start is None else video.after_step(start, p.temporal)
+        out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n, pull)
         if not torch.isfinite(out).all():
             raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
                                 f"segments[{p.segment}].step (now {p.step:g})")
         return self.colour_control(out, frame, p)
 
-    def _dream(self, frame: torch.Tensor, objective, settings: DreamSettings, n: int) -> torch.Tensor:
+    def _start(self, previous: torch.Tensor | None, n: int, p: FrameParams) -> tuple[torch.Tensor, Start | None]:
+        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
+        video input, the clip's frame n blended with the flow-warped previous frame, then
+        moved, and what the temporal term pulls toward (:mod:`.video`); frame 0 is the clip's
+        frame 0 as it is, with nothing to pull toward."""
+        k = self.scale
+
+        def camera(image: torch.Tensor) -> torch.Tensor:
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+
+        if self.video is None:
+            return camera(previous), None
+        start = self.video.start(n, previous, p)
+        if n == 0:
+            return start.image, None
+        start = video.moved(start, camera)
+        return start.image, start
+
+    def _dream(self, frame: torch.Tensor, objective, settings: DreamSettings, n: int, after_step=None) -> torch.Tensor:
         """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
 
         If the compiled network fails (a compiler missing on this host, an unsupported op), the
@@ -112,7 +140,7 @@ class Dreamer:
         eager), which is used from then on."""
         def run(net):
             return dream_frame(net, frame, objective, settings, lambda: frame_rng(self.schedule.seed, n),
-                               self.schedule.tile)  # fmt: skip
+                               self.schedule.tile, after_step)  # fmt: skip
 
         while True:
             try:
@@ -138,7 +166,12 @@ class Dreamer:
             return dreamed
         matching = p.colour != "none" and p.colour_strength > 0
         reference = self._colour_reference(p, dreamed) if matching else None
-        return colour.control(dreamed, moved, self.input_image, reference, p)
+        return colour.control(dreamed, moved, self.input_at(p.index), reference, p)
+
+    def input_at(self, n: int) -> torch.Tensor:
+        """What frame ``n`` blends toward and matches colours to: the input image, or with a
+        video input the clip's frame n."""
+        return self.input_image if self.video is None else self.video.source(n)
 
     @property
     def input_image(self) -> torch.Tensor:
@@ -151,6 +184,8 @@ class Dreamer:
         which = p.colour_reference
         if which == "auto":
             which = "frame1" if self.schedule.input_path is None else "input"
+        if self.video is not None:  # a clip: its frame n, or its first dreamed frame (0)
+            return self._video_reference(which, p, dreamed)
         if which not in self._references:
             if which == "input":
                 image = self.input_image
@@ -160,6 +195,21 @@ class Dreamer:
                 self._raw = True
                 try:
                     image = self.next_frame(self.input_image, 1)
+                finally:
+                    self._raw = False
+            self._references[which] = colour.Reference(image)
+        return self._references[which]
+
+    def _video_reference(self, which: str, p: FrameParams, dreamed: torch.Tensor) -> colour.Reference:
+        if which == "input":
+            return colour.Reference(self.video.source(p.index))
+        if which not in self._references:
+            if p.index == 0:
+                image = dreamed
+            else:  # dream frame 0 again, without colour control
+                self._raw = True
+                try:
+                    image = self.next_frame(None, 0)
                 finally:
                     self._raw = False
             self._references[which] = colour.Reference(image)
@@ -203,6 +253,8 @@ def render(
         raise InputError(f"{output}: {problem}")
     if schedule.audio_path is not None:
         probe_audio(schedule.audio_path)
+    for notice in video.notices(schedule.clip):
+        callback(Progress("warning", message=notice))
     total = min(frames or schedule.total_frames, schedule.total_frames)
     enc = schedule.encoder
     codec = probe_codec(enc.codec)
@@ -223,7 +275,7 @@ def render(
         beyond = any(ckpt.index_of(p) >= total for p in ckpt.list_checkpoints(work))
         parts = workdir.Parts(work, state, total - 1, schedule.checkpoint_every, settings, numerics,
                               lambda n: ckpt.frame_digests(schedule, n), read_only=beyond,
-                              new_writer=lambda path: VideoWriter(path, schedule.size, schedule.fps, codec=codec,
+                              new_writer=lambda path: VideoWriter(path, schedule.size, schedule.frame_rate, codec=codec,
                                                                   crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt))  # fmt: skip
         start = parts.start
         callback(Progress("start", frame=start, total=total, start=start))
@@ -241,13 +293,15 @@ def render(
                                       "rerun the same command to resume")  # fmt: skip
             parts.finish(total - 1)
             join_videos([path for path, _ in parts.videos()], output, audio=schedule.audio_path,
-                        durations=[count / schedule.fps for _, count in parts.videos()], fps=schedule.fps)
+                        durations=[count / schedule.fps for _, count in parts.videos()], fps=schedule.frame_rate)
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             parts.abort()
             workdir.drop_if_empty(work)
             if _is_runtime_failure(err):
                 raise _failed(err, work, parts.saved, schedule.size) from err
             raise
+        finally:
+            dreamer.close()
         kept = parts.close(keep=keep_parts)
         if kept:
             callback(Progress("warning", message=kept))
@@ -325,11 +379,14 @@ def frames(
                 yield to_uint8(frame).cpu().numpy()
             else:
                 yield workdir.load_frame(work, state["pending"][n - saved][0])
-    for n in range(known + 1, stop):
-        frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
-        callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))
-        if n >= start:
-            yield to_uint8(frame).cpu().numpy()
+    try:
+        for n in range(known + 1, stop):
+            frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
+            callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))
+            if n >= start:
+                yield to_uint8(frame).cpu().numpy()
+    finally:
+        dreamer.close()
 
 
 def preview(schedule: Schedule, n: int, *, device: str | None = None, scale: float = 1.0,

@@ -17,6 +17,7 @@ import bisect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,21 @@ import numpy as np
 from pydantic import ValidationError
 
 from .catalogue import layer_catalogue
+from .clip import ClipInfo, probe_input
 from .errors import InputError
 from .files import resolve_path
+from . import defaults as D
 from .audio import AudioSettings
 from .audio import features as audio_features
 from .expressions import AUDIO_VARIABLES, frame_variables
-from .keyframes import Keyframes, round_half_up
+from .keyframes import Keyframes, parse_keyframes, round_half_up
 from .problems import message, one_line, show, translate
 from .spec import (
     COLOUR_KEYS,
     KEYFRAMED,
     NOISE,
     RULES,
+    VIDEO_KEYS,
     EncoderSettings,
     ScheduleSpec,
     model_at,
@@ -82,8 +86,11 @@ class Segment:
     input_blend: Keyframes
     smoothing: Keyframes
     clip_guard: Keyframes
+    flow_blend: Keyframes
+    temporal: Keyframes
     colour: str
     colour_reference: str
+    flow: str = D.FLOW
 
     @property
     def layer_weights(self) -> dict[str, float]:
@@ -104,7 +111,7 @@ class Segment:
             data[name] = [kf.to_data() for kf in value] if name == "translate" else value.to_data()
         data["objective"] = self.objective
         data["interpolation"] = self.interpolation
-        data.update({name: getattr(self, name) for name in COLOUR_KEYS})
+        data.update({name: getattr(self, name) for name in (*COLOUR_KEYS, *VIDEO_KEYS)})
         return data
 
 
@@ -132,6 +139,10 @@ class FrameParams:
     input_blend: float = 0.0
     smoothing: float = 0.0
     clip_guard: float = 0.0
+    # a video input's frame start (dreamvid/video.py); None with an image or noise input
+    flow: str | None = None  # "dis" | "farneback" | "raft" | "none"
+    flow_blend: float | None = None
+    temporal: float | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,9 @@ class Schedule:
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     audio_settings: AudioSettings = AudioSettings()  # how the audio becomes formula variables
     precision: str = "auto"  # arithmetic of the network: "auto", "fp32", "bf16" (see dreamvid.precision)
+    clip: ClipInfo | None = None  # the input when it is a video (probed), else None
+    rate: Fraction | None = None  # the exact frame rate when ``fps`` (a float) is not (30000/1001)
+    flow_weights_path: Path | None = None  # RAFT's weights, for `flow: raft`
     _starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _series: dict = field(init=False, repr=False, compare=False)  # (segment, id(keyframes)) -> values
     _audio: list = field(init=False, repr=False, compare=False)  # [features] once computed
@@ -163,6 +177,11 @@ class Schedule:
         object.__setattr__(self, "_starts", tuple(s.start for s in self.segments))
         object.__setattr__(self, "_series", {})
         object.__setattr__(self, "_audio", [])
+
+    @property
+    def frame_rate(self) -> Fraction:
+        """The exact frames per second, for the encoder (a clip's 30000/1001, not 29.97...)."""
+        return self.rate if self.rate is not None else Fraction(repr(self.fps))
 
     @property
     def audio_driven(self) -> bool:
@@ -246,6 +265,8 @@ class Schedule:
             input_blend=at(seg.input_blend),
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
+            **({} if self.clip is None else
+               {"flow": seg.flow, "flow_blend": at(seg.flow_blend), "temporal": at(seg.temporal)}),
         )
 
     def summary(self) -> str:
@@ -256,6 +277,13 @@ class Schedule:
             f"  input {self.input_path or NOISE} -> output {self.output_path or '(none: give -o to render)'} "
             f"({self.encoder.codec}, crf {self.encoder.crf}, {self.encoder.pix_fmt})",
         ]
+        if self.clip is not None:
+            c = self.clip
+            rate = f"{c.fps} fps" + (f" ({float(c.fps):.3f})" if c.fps.denominator != 1 else "")
+            vfr = f", variable rate resampled to a constant one ({c.source_frames} frames decoded)" \
+                if c.variable_rate else ""
+            lines.append(f"  input clip: {c.frames} frames, {c.width}x{c.height}, {rate}, "
+                            f"{'with' if c.has_audio else 'no'} sound{vfr}")
         for seg in self.segments:
             layers = ", ".join(f"{key} {weight:g}" for key, weight in seg.layers)
             blend = f", transition {seg.transition}" if seg.transition else ""
@@ -275,17 +303,19 @@ class Schedule:
             "input": opt(self.input_path) or NOISE,
             "output": opt(self.output_path),
             "size": list(self.size),
-            "fps": self.fps,
+            "fps": self.fps if self.rate is None or Fraction(repr(self.fps)) == self.rate else str(self.rate),
             "seed": self.seed,
             "model": self.model,
             "model_weights": opt(self.model_weights_path),
+            "flow_weights": opt(self.flow_weights_path),
             "device": self.device,
             "checkpoint_every": self.checkpoint_every,
             "tile": self.tile,
             "compile": self.compile,
             "precision": self.precision,
             "encoder": self.encoder.model_dump(),
-            "audio": opt(self.audio_path),
+            "audio": D.AUDIO_INPUT if self.audio_path is not None and self.audio_path == self.input_path
+            else opt(self.audio_path),
             "audio_features": self.audio_settings.to_data(),
             "segments": [seg.to_dict() for seg in self.segments],
         }
@@ -351,7 +381,16 @@ def parse_schedule(
     problems = whole_schedule_problems(spec)
     if problems:
         raise ScheduleError([message(name, loc, text) for loc, text in problems])
-    schedule = _build(spec, source, base)
+    clip = None
+    if check_files and spec.input != NOISE:  # a video is told from an image by its content (ffmpeg)
+        try:
+            clip = probe_input(resolve_path(base, spec.input))
+        except InputError as err:
+            raise ScheduleError([message(name, ("input",), _first_line(err))]) from None
+    problems = _video_problems(spec, clip, check_files)
+    if problems:
+        raise ScheduleError([message(name, loc, text) for loc, text in problems])
+    schedule = _build(spec, source, base, clip)
     if check_files:  # formulas: every frame's value in range (needs the audio file, if they use it)
         problems = _value_problems(spec, schedule)
         if problems:
@@ -393,21 +432,49 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
     return problems
 
 
+def _video_problems(spec: ScheduleSpec, clip: ClipInfo | None, check_files: bool) -> list[tuple[tuple, str]]:
+    """What a video input (or its absence) rules out: more frames than the clip, the clip's
+    sound without a clip or without sound, RAFT without weights."""
+    problems: list[tuple[tuple, str]] = []
+    total = sum(seg.frames for seg in spec.segments)
+    if clip is not None and total > clip.frames:
+        problems.append((("segments",), f"{total} frames, but the input clip {clip.path.name} has {clip.frames}; "
+                                        f"expected at most {clip.frames} frames in all (or a longer clip)"))
+    if spec.audio == D.AUDIO_INPUT and check_files:
+        if clip is None:
+            what = "noise" if spec.input == NOISE else f"an image ({spec.input})"
+            problems.append((("audio",), f"'input' keeps a video input's sound, but the input is {what}; "
+                                         "expected a video input, or an audio file"))
+        elif not clip.has_audio:
+            problems.append((("audio",), f"'input': the input clip {clip.path.name} has no sound; expected a "
+                                         "clip with a sound track, an audio file, or no audio"))
+    uses_raft = [i for i, seg in enumerate(spec.segments) if (seg.flow or spec.defaults.flow) == "raft"]
+    if clip is not None and uses_raft and spec.flow_weights is None:
+        loc = ("segments", uses_raft[0], "flow") if spec.segments[uses_raft[0]].flow else ("defaults", "flow")
+        problems.append((loc, "raft needs its weights; expected `flow_weights:` a local raft_large or raft_small "
+                              "state-dict file (nothing is downloaded), or flow dis, farneback or none"))
+    return problems
+
+
 def _first_line(err: Exception) -> str:
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     return (text.splitlines() or [f"unknown model ({type(err).__name__})"])[0]
 
 
 
-def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
+def _build(spec: ScheduleSpec, source: Path, base: Path, clip: ClipInfo | None = None) -> Schedule:
     def path(value: str | None) -> Path | None:
         return None if value is None else resolve_path(base, value)
 
+    defaults = spec.defaults
+    if clip is not None and "zoom" not in defaults.model_fields_set:  # a clip's camera holds still by default
+        defaults = defaults.model_copy(update={"zoom": parse_keyframes(D.VIDEO_ZOOM, RULES["zoom"])})
+    rate = spec.fps if spec.fps != D.FPS_AUTO else clip.fps if clip is not None else Fraction(D.FPS)
     segments = []
     start = 0
     for i, seg in enumerate(spec.segments):
-        merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(spec.defaults, name)
-                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS)}
+        merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(defaults, name)
+                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, *VIDEO_KEYS)}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
                                 transition=seg.transition, **merged))
         start += seg.frames
@@ -415,10 +482,11 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         source=source.resolve(),
         input_path=None if spec.input == NOISE else path(spec.input),
         output_path=path(spec.output),
-        audio_path=path(spec.audio),
+        audio_path=(None if spec.input == NOISE else path(spec.input)) if spec.audio == D.AUDIO_INPUT
+        else path(spec.audio),
         model_weights_path=path(spec.model_weights),
         size=spec.size,
-        fps=float(spec.fps),
+        fps=float(rate),
         seed=spec.seed,
         model=spec.model,
         device=spec.device,
@@ -429,6 +497,9 @@ def _build(spec: ScheduleSpec, source: Path, base: Path) -> Schedule:
         compile=spec.compile,
         audio_settings=spec.audio_features.settings(),
         precision=spec.precision,
+        clip=clip,
+        rate=None if Fraction(repr(float(rate))) == rate else rate,
+        flow_weights_path=path(spec.flow_weights),
     )
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -64,9 +65,12 @@ RULES = {  # what each keyframeable key accepts
     "input_blend": Rule(integer=False, minimum=0, maximum=1),
     "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
     "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
+    "flow_blend": Rule(integer=False, minimum=0, maximum=1),
+    "temporal": Rule(integer=False, minimum=0, maximum=1),
 }
 KEYFRAMED = tuple(RULES)  # segment keys that take keyframes ("translate" is a pair of them)
 COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
+VIDEO_KEYS = ("flow",)  # per-segment, not keyframeable; with a video input only
 
 
 def _keyframeable(name: str, description: str) -> Any:
@@ -180,6 +184,12 @@ Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame
                                        "against flicker): number 0..0.95, keyframeable")
 ClipGuard = _keyframeable("clip_guard", "margin from 0 and 1 that each frame is shrunk into (contrast guard "
                                         "against blown-out pixels): number 0..0.25, keyframeable")
+FlowBlend = _keyframeable("flow_blend", "share of the previous output, warped along the clip's motion, in the "
+                                        "start of a video frame: number 0..1, keyframeable")
+Temporal = _keyframeable("temporal", "pull toward the previous dream carried along the motion after every "
+                                     "gradient step of a video frame: number 0..1, keyframeable")
+_FLOW_DESCRIPTION = ("optical flow between the frames of a video input: dis, farneback, raft (needs flow_weights) "
+                     "or none (plain blend)")
 _COLOUR_DESCRIPTION = ("colour matching to the reference after each dream: histogram (per RGB channel), "
                        "lab (LAB mean/std) or none")
 _REFERENCE_DESCRIPTION = ("what colour matching matches: input (frame 0, the fitted input image), frame1 (the first "
@@ -218,6 +228,9 @@ class DefaultsSpec(_Spec):
     input_blend: InputBlend = D.INPUT_BLEND
     smoothing: Smoothing = D.SMOOTHING
     clip_guard: ClipGuard = D.CLIP_GUARD
+    flow: Literal[D.FLOWS] = Field(D.FLOW, description=_FLOW_DESCRIPTION)
+    flow_blend: FlowBlend = D.FLOW_BLEND
+    temporal: Temporal = D.TEMPORAL
 
 
 class SegmentSpec(_Spec):
@@ -243,6 +256,9 @@ class SegmentSpec(_Spec):
     input_blend: Optional[InputBlend] = None
     smoothing: Optional[Smoothing] = None
     clip_guard: Optional[ClipGuard] = None
+    flow: Optional[Literal[D.FLOWS]] = Field(None, description=_FLOW_DESCRIPTION)
+    flow_blend: Optional[FlowBlend] = None
+    temporal: Optional[Temporal] = None
 
     def keyframes(self) -> list[tuple[Loc, Keyframes]]:
         """The keyframed values this segment sets itself, with their key paths."""
@@ -274,6 +290,33 @@ def keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes]
             out.append(((name,), value))
     return out
 
+
+_FPS_DESCRIPTION = (f"a number > 0 and <= {D.MAX_FPS}, a fraction such as '30000/1001', or 'auto' (a video "
+                    f"input's own rate; {D.FPS} otherwise) (frames per second)")
+
+
+def _check_fps(value: Any) -> Fraction | str:
+    """``auto``, a number or a fraction string -> ``"auto"`` or the exact rate as a Fraction."""
+    rate = None
+    if value == D.FPS_AUTO:
+        return value
+    if is_number(value) and math.isfinite(value):
+        rate = Fraction(value) if type(value) is int else Fraction(repr(float(value)))
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*/\s*[0-9]+\s*", value):
+        num, den = (int(v) for v in value.split("/"))
+        rate = Fraction(num, den) if den else None
+    if rate is None:
+        raise Invalid([((), f"got {show(value)}; expected {_FPS_DESCRIPTION}")])
+    if not 0 < rate <= D.MAX_FPS:
+        raise Invalid([((), f"{show(value)} is out of range; expected a number > 0 and <= {D.MAX_FPS} "
+                            "(frames per second)")])
+    return rate
+
+
+Fps = Annotated[Any, PlainValidator(_check_fps), WithJsonSchema({
+    "anyOf": [{"const": D.FPS_AUTO}, {"type": "number", "exclusiveMinimum": 0, "maximum": D.MAX_FPS},
+              {"type": "string", "pattern": r"^\s*[0-9]+\s*/\s*[0-9]+\s*$"}],
+    "description": _FPS_DESCRIPTION})]
 
 _TILE_DESCRIPTION = f"null, 'auto' or an integer >= {D.MIN_TILE} (gradient tile side in pixels)"
 _COMPILE_DESCRIPTION = "auto, true or false (torch.compile the network; auto: on CUDA only)"
@@ -336,14 +379,16 @@ class ScheduleSpec(_Spec):
 
     model_config = ConfigDict(title="dreamvid schedule")
 
-    input: Str = Field(description="an image path relative to this file, or 'noise'")
+    input: Str = Field(description="an image or video path relative to this file, or 'noise'")
     output: Optional[Str] = Field(None, description="a video file path relative to this file (needed to render)")
     size: Size = Field(D.SIZE, description=f"[width, height] or 'WIDTHxHEIGHT', each {D.MIN_SIDE}..{D.MAX_SIDE} "
                                            "pixels (both even for yuv420p/yuv422p/nv12)")
-    fps: Num = Field(D.FPS, gt=0, le=D.MAX_FPS, description=f"a number > 0 and <= {D.MAX_FPS} (frames per second)")
+    fps: Fps = D.FPS_AUTO
     seed: Int = Field(D.SEED, ge=0, le=2**32 - 1, description="an integer 0..4294967295 (random seed)")
     model: Str = Field(D.MODEL, description="a model name: " + ", ".join(MODELS))
     model_weights: Optional[Str] = Field(None, description="a weight file path relative to this file, or null")
+    flow_weights: Optional[Str] = Field(None, description="a local RAFT weights file (state dict of torchvision's "
+                                                          "raft_large or raft_small) relative to this file, or null")
     device: Str = Field(D.DEVICE, pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$", description="auto, cpu, cuda or cuda:N")
     checkpoint_every: Int = Field(D.CHECKPOINT_EVERY, ge=1, description="an integer >= 1 (frames between checkpoints)")
     tile: Tile = D.TILE
@@ -352,7 +397,8 @@ class ScheduleSpec(_Spec):
                                                                     "network; auto: bf16 where it is native and faster)")
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="a mapping with codec, crf, "
                                                                                   "preset, pix_fmt")
-    audio: Optional[Str] = Field(None, description="an audio file path relative to this file, or null")
+    audio: Optional[Str] = Field(None, description="an audio file path relative to this file, 'input' (a video "
+                                                   "input's own sound), or null")
     audio_features: AudioFeaturesSpec = Field(default_factory=AudioFeaturesSpec, description="a mapping of audio "
                                               "analysis settings (bass, mid, treble, attack, release, ...)")
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="a mapping of per-segment "
@@ -368,7 +414,7 @@ class ScheduleSpec(_Spec):
             raise Invalid([((), "got an empty list; expected " + cls.model_fields["segments"].description)])
         return value
 
-    @field_validator("input", "output", "model_weights", "audio")
+    @field_validator("input", "output", "model_weights", "flow_weights", "audio")
     @classmethod
     def _check_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
@@ -381,7 +427,7 @@ class ScheduleSpec(_Spec):
             return value
         if not ctx.get("check_files"):
             return value
-        if info.field_name == "input" and value == NOISE:
+        if (info.field_name, value) in (("input", NOISE), ("audio", D.AUDIO_INPUT)):
             return value
         path = resolve_path(ctx["base"], value)
         try:

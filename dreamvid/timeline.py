@@ -61,7 +61,8 @@ def params_table(schedule: Schedule) -> tuple[list[str], list[list]]:
     its schedule key (pairs as ``translate_x``, ``translate_y``), then ``layers.<key>`` weights."""
     params = [schedule.params(n) for n in range(schedule.total_frames)]
     skip = {"index", "frame_in_segment", "layers"}
-    names = [f.name for f in fields(params[0]) if f.name not in skip]
+    names = [f.name for f in fields(params[0])  # a video input's keys (flow, ...) are None with an image
+             if f.name not in skip and getattr(params[0], f.name) is not None]
     keys: dict[str, None] = {}
     for p in params:
         keys.update(dict.fromkeys(p.layers))

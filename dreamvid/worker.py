@@ -61,8 +61,8 @@ def render_variant(task: dict, report: Callable, *, should_stop: Callable[[], bo
 
             torch.set_num_threads(task["threads"])
         schedule = load_schedule(task["schedule"])
-        if schedule.input_path is not None:
-            read_image(schedule.input_path)  # a bad image fails now, not after loading the model
+        if schedule.input_path is not None and schedule.clip is None:
+            read_image(schedule.input_path, video_too=True)  # a bad image fails now, not after loading the model
         output = schedule.output_path
         if device and schedule.device not in ("auto", "cuda"):
             device = None  # the schedule asked for a device itself

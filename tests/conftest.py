@@ -78,3 +78,32 @@ def _forget_fitted_tiles():
 
     ascent.forget_fitted_tiles()
     yield
+
+
+def pan_clip(path, frames=8, size=(96, 64), speed=3, fps=12, sound=False, photo="coffee"):
+    """A clip made here: a photo panned right ``speed`` px per frame (its content moves right),
+    HxWx3 uint8 frames encoded nearly losslessly; returns its path. ``sound``: a 440 Hz tone."""
+    from dreamvid.encode import VideoWriter, ffmpeg_exe
+
+    w, h = size
+    img = getattr(skimage.data, photo)().astype(np.float32) / 255
+    big = (fit(img, (w + speed * frames, h)) * 255).round().astype(np.uint8)
+    wav = None
+    if sound:
+        wav = path.with_suffix(".wav")
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+                        str(wav)], check=True)
+    with VideoWriter(path, size, fps, codec="libx264", crf=4, preset="veryfast", audio=wav) as writer:
+        for i in range(frames):
+            writer.write(big[:, speed * (frames - i): speed * (frames - i) + w].copy())
+    return path
+
+
+def write_video_schedule(folder, clip="clip.mp4", frames=6, **top):
+    """write_schedule with a clip as the input (made by :func:`pan_clip` unless it exists)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / clip).exists():
+        pan_clip(folder / clip, frames=max(frames, 8))
+    top.setdefault("defaults", {"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02})
+    top.setdefault("fps", "auto")
+    return write_schedule(folder, input=clip, segments=[{"frames": frames, "layers": {"mixed3": 1.0}}], **top)

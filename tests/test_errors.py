@@ -41,7 +41,9 @@ from dreamvid import cli, encode
 from dreamvid import renderer as render_mod
 from dreamvid.encode import ffmpeg_exe, probe_video
 from dreamvid.images import fit, read_image
-from tests.conftest import ENV, write_schedule
+from dreamvid import api
+from dreamvid import schedule as schedule_mod
+from tests.conftest import ENV, pan_clip, write_schedule
 from tests.procs import ffmpeg_children
 
 OUT = Path("out/video.mp4")  # write_schedule's output, relative to the case folder
@@ -190,6 +192,63 @@ def audio(kind: str, command: str = "validate"):
         return render_args(c, schedule=path) if command == "render" else ["validate", path]
 
     return make
+
+
+# ----------------------------------------------------------------------- video input
+
+
+def clip_case(kind: str, command: str = "validate", frames: int = 12, **top):
+    """A schedule of ``frames`` frames over a clip ``kind``: pan (8 frames), sound (8, with a
+    tone), garbage (text named .mp4), empty (a video stream with 0 frames), vfr (20 frames,
+    unevenly spaced)."""
+
+    def make(c: Ctx) -> list:
+        clip = c.tmp / ("clip.avi" if kind == "empty" else "clip.mp4")
+        if kind in ("pan", "sound"):
+            pan_clip(clip, frames=8, sound=kind == "sound")
+        elif kind == "garbage":
+            clip.write_text("this is no video\n")
+        elif kind == "empty":  # every packet dropped: a video stream with no frames
+            _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", 3, "-c:v", "mpeg4", "-bsf:v",
+                    "noise=drop=1", clip)
+        elif kind == "vfr":  # 10 frames at 30 fps, then 10 at 15 fps
+            _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=96x64:r=30", "-vf",
+                    "setpts='if(lt(N,10),N/30,10/30+(N-10)/15)/TB'", "-frames:v", 20, "-fps_mode", "passthrough",
+                    "-c:v", "libx264", clip)
+        path = c.schedule(input=clip.name, fps="auto", segments=[{"frames": frames, "layers": {"mixed0": 1.0}}], **top)
+        if command == "render":
+            c.cached_model()
+            return render_args(c, schedule=path)
+        return ["validate", path]
+
+    return make
+
+
+def _ffmpeg(*args) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
+
+
+def clip_cut_while_rendering(c: Ctx) -> list:
+    """The clip is cut short after it was probed (as a file changed under a render): the
+    render stops where it breaks off, with the frames before it saved."""
+    real = schedule_mod.probe_input
+
+    def probe_then_cut(path):
+        info = real(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) * 8 // 10])  # about 9 of the 16 frames still decode
+        return info
+
+    c.monkeypatch.setattr(schedule_mod, "probe_input", probe_then_cut)
+    c.cached_model()
+    pan_clip(c.tmp / "clip.mp4", frames=16)
+    return render_args(c, schedule=c.schedule(input="clip.mp4", fps="auto", checkpoint_every=2,
+                                              segments=[{"frames": 16, "layers": {"mixed0": 1.0}}]))
+
+
+def check_vfr_reported(c: Ctx) -> None:
+    summary = api.validate(c.tmp / "s.yaml")
+    assert "variable rate resampled to a constant one (20 frames decoded)" in summary, summary
 
 
 # ---------------------------------------------------------------------------- runtime
@@ -458,8 +517,9 @@ CASES = [
     Case("bad-device", validate(device="gpu"), 2, ("device:", "'gpu'", "auto, cpu, cuda")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
-    Case("input-not-an-image", image_file("text"), 2, ("text.png", "not a readable image")),
-    Case("input-truncated", image_file("truncated"), 2, ("truncated.png", "not a readable image", "libpng")),
+    Case("input-not-an-image", image_file("text"), 2, ("text.png", "neither a readable image nor a video")),
+    Case("input-truncated", image_file("truncated"), 2, ("truncated.png", "neither a readable image nor a video",
+                                                          "libpng")),
     Case("input-grayscale", image_file("gray"), 0, check=check_gray),
     Case("input-rgba", image_file("rgba"), 0, check=check_rgba),
     Case("input-16-bit", image_file("16bit"), 0, check=check_16bit),
@@ -476,6 +536,20 @@ CASES = [
     Case("audio-unreadable", audio("garbage"), 2, ("a.wav", "not a readable audio file")),
     Case("audio-without-audio", audio("no-stream"), 2, ("a.wav", "no audio stream")),
     Case("audio-unreadable-render", audio("garbage", "render"), 2, ("a.wav", "not a readable audio file")),
+    # video input
+    Case("input-no-video", clip_case("garbage"), 2, ("clip.mp4", "neither a readable image nor a video", "MP4")),
+    Case("input-video-no-frames", clip_case("empty"), 2, ("input:", "clip.avi", "no frames")),
+    Case("input-video-variable-rate", clip_case("vfr"), 0, check=check_vfr_reported),
+    Case("video-more-frames-than-clip", clip_case("pan"), 2, ("segments:", "12 frames", "clip.mp4 has 8")),
+    Case("audio-input-without-sound", clip_case("pan", frames=6, audio="input"), 2,
+         ("audio:", "clip.mp4 has no sound")),
+    Case("audio-input-image", validate(audio="input"), 2, ("audio:", "the input is an image (in.png)")),
+    Case("flow-raft-without-weights", clip_case("pan", frames=6, defaults={"flow": "raft"}), 2,
+         ("defaults.flow", "flow_weights", "nothing is downloaded")),
+    Case("flow-weights-missing", clip_case("pan", frames=6, flow_weights="raft.pth"), 2,
+         ("flow_weights:", "raft.pth", "file not found")),
+    Case("video-breaks-off-render", clip_cut_while_rendering, 1,
+         ("clip.mp4", "breaks off at frame", "of 16", "are saved", "rerun"), kept=-1),
     # runtime
     Case("disk-full-checkpoint", disk_full_at_second_checkpoint, 1,
          ("ckpt-00000003", "No space left on device", "frames 0-1 are saved", "rerun"), kept=1),

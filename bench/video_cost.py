@@ -1,0 +1,92 @@
+"""What a video input adds to a frame's time, through the renderer: the flow and the start image.
+
+For each size, a panned-photo clip is made and dreamed with the renderer's Dreamer (the demo's
+dream settings: 4 iterations, 2 octaves, mixed3; flow dis, the defaults otherwise). Per frame it
+times the whole frame (``Dreamer.next_frame``), the start image (``VideoStart.start``: reading
+the source frame, the flow both ways, occlusion and match checks, warp, blend) and, within it,
+the flow calls alone. Wall and CPU seconds of this process (on a shared machine the wall time
+measures the other processes too).
+
+    nice python3 bench/video_cost.py [--frames 4] [--sizes 256x144 1280x720]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dreamvid import flow as F  # noqa: E402
+from dreamvid import renderer as R  # noqa: E402
+from dreamvid import video  # noqa: E402
+from dreamvid.schedule import parse_schedule  # noqa: E402
+from tests.conftest import pan_clip  # noqa: E402
+
+
+class Clock:
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.wall += time.perf_counter() - t
+                self.cpu += time.process_time() - c
+
+        return timed
+
+
+def measure(size: tuple[int, int], frames: int, net, folder: Path) -> dict:
+    clip = pan_clip(folder / f"pan{size[0]}.mp4", frames=frames + 1, size=size, speed=max(1, size[0] // 64))
+    s = parse_schedule({"input": clip.name, "size": list(size), "precision": "fp32",
+                        "defaults": {"iterations": 4, "step": 0.008, "octaves": 2, "jitter": 16},
+                        "segments": [{"frames": frames + 1, "layers": {"mixed3": 1.0}}]}, source=folder / "s.yaml")
+    d = R.Dreamer(s, net)
+    frame = d.first_frame()
+    start, flow = Clock(), Clock()
+    d.video.start = start.wrap(d.video.start)
+    d.video._flow("dis")
+    d.video._flows["dis"] = flow.wrap(d.video._flows["dis"])
+    t, c = time.perf_counter(), time.process_time()
+    for n in range(1, frames + 1):
+        frame = d.next_frame(frame, n)
+    total = {"wall": (time.perf_counter() - t) / frames, "cpu": (time.process_time() - c) / frames}
+    d.close()
+    return {"frame": total, "start": {"wall": start.wall / frames, "cpu": start.cpu / frames},
+            "flow": {"wall": flow.wall / frames, "cpu": flow.cpu / frames}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--sizes", nargs="+", default=["256x144", "1280x720"])
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    net = R.load_network(parse_schedule({"input": "noise", "segments": [{"frames": 1, "layers": {"mixed3": 1}}]},
+                                        source="s.yaml"), "cpu")
+    print(f"threads {torch.get_num_threads()}, load {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in args.sizes:
+            size = tuple(int(v) for v in text.split("x"))
+            r = measure(size, args.frames, net, Path(tmp))
+            f, st, fl = r["frame"], r["start"], r["flow"]
+            print(f"{text}: frame {f['wall']:.3f} s wall, {f['cpu']:.3f} s CPU; start image {st['wall'] * 1e3:.0f} ms "
+                  f"wall, {st['cpu'] * 1e3:.0f} ms CPU ({st['cpu'] / f['cpu']:.1%} of the frame's CPU); flow (DIS, both "
+                  f"ways) {fl['wall'] * 1e3:.0f} ms wall, {fl['cpu'] * 1e3:.0f} ms CPU ({fl['cpu'] / f['cpu']:.1%})",
+                  flush=True)
+    print(f"load after {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
