@@ -38,7 +38,7 @@ from .audio import AudioSettings
 from .catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
 from .files import resolve_path
 from .keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
-from .problems import Invalid, Loc, finite_float, is_number, show
+from .problems import Invalid, Loc, finite_float, show
 
 NOISE = "noise"  # the `input` value that means "start from noise"
 CODECS = ("auto", "libx264", "libx264rgb", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
@@ -300,9 +300,9 @@ def _check_fps(value: Any) -> Fraction | str:
     rate = None
     if value == D.FPS_AUTO:
         return value
-    if is_number(value) and math.isfinite(value):
+    if finite_float(value) is not None:
         rate = Fraction(value) if type(value) is int else Fraction(repr(float(value)))
-    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*/\s*[0-9]+\s*", value):
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,18}\s*/\s*[0-9]{1,18}\s*", value):
         num, den = (int(v) for v in value.split("/"))
         rate = Fraction(num, den) if den else None
     if rate is None:

@@ -89,11 +89,12 @@ LAYER_KEYS = st.one_of(
 
 SCHEMA = json_schema()
 PATHS = {  # path keys: files the test folder has, or anything
-    "input": st.sampled_from(["noise", "in.png", "nothere.png", "a.wav", ".", "/", "/dev/null", "in.png/x"]),
+    "input": st.sampled_from(["noise", "in.png", "c.mp4", "nothere.png", "a.wav", ".", "/", "/dev/null", "in.png/x"]),
     "output": st.sampled_from(["out/v.mp4", "v.mkv", "in.png", "v.gif", "in.png/v.mp4", ".mp4", "a/../v.mov",
                                "x" * 300 + ".mp4", "/proc/v.mp4"]),
-    "audio": st.sampled_from([None, "a.wav", "nothere.wav", "in.png"]),
+    "audio": st.sampled_from([None, "a.wav", "nothere.wav", "in.png", "input", "c.mp4"]),
     "model_weights": st.sampled_from([None, "nothere.pt", "in.png"]),
+    "flow_weights": st.sampled_from([None, "nothere.pth", "in.png", "a.wav"]),
 }
 
 

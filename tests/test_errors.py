@@ -455,6 +455,7 @@ CASES = [
          ("segments[0].layers.'mixed3\\nmixed4'", "unknown layer")),
     Case("layer-weight-too-large", validate_segment(layers={"mixed0": 10**400}), 2,
          ("segments[0].layers.mixed0", "a huge integer", "expected a finite number")),
+    Case("fps-too-large", validate(fps=10**400), 2, ("fps:", "a huge integer", "expected a number > 0")),
     Case("keyframe-value-too-large", validate_segment(zoom={0: 10**400}), 2,
          ("segments[0].zoom.0", "a huge integer is out of range")),
     Case("keyframe-frame-too-long", validate_segment(zoom="0: (1.0), " + "9" * 5000 + ": (1.1)"), 2,

@@ -20,6 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dreamvid import api
+from dreamvid.encode import ffmpeg_exe
 from dreamvid.expressions import Expression, ExpressionError, frame_variables, is_keyframe_string, \
     parse_keyframe_string, parse_value
 from dreamvid.jobs import JOB_KEYS, load_job
@@ -32,14 +33,19 @@ from tests.strategies import ANY_VALUE, EXPRESSIONS, SCHEDULES, TEXT, YAML_TEXT,
 GOOD = {"input": "in.png", "output": "out/v.mp4", "size": [64, 64], "fps": 10, "precision": "fp32",
         "segments": [{"frames": 3, "layers": {"mixed0": 1.0}}]}  # fmt: skip
 GOOD_AUDIO = {**GOOD, "audio": "a.wav", "defaults": {"zoom": "1 + 0.01*bass + 0.02*beat", "rotate": "onset - mid"}}
+GOOD_CLIP = {**GOOD, "input": "c.mp4", "audio": "input", "fps": "auto"}
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A schedule's folder: a tiny image, a short sound and a good base schedule."""
+    """A schedule's folder: a tiny image, a short sound, a 6-frame clip with sound and a good
+    base schedule."""
     folder = tmp_path_factory.mktemp("fuzz")
     cv2.imwrite(str(folder / "in.png"), np.full((8, 8, 3), 128, np.uint8))
     write_wav(folder / "a.wav")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "testsrc=size=32x32:rate=10:duration=0.6", "-i", folder / "a.wav", "-shortest", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", folder / "c.mp4"], check=True)
     (folder / "base.yaml").write_text(yaml.safe_dump(GOOD))
     return folder
 
@@ -135,14 +141,15 @@ def test_fuzz_structured_schedules(folder):
 
 
 def test_fuzz_valid_schedules_one_key_changed(folder):
-    """A good schedule (with or without music driving formulas) with one key (any key of the
-    schema, nested ones included) replaced by what the schema allows there or by anything: the
-    deep checks run (the audio analysis too), not only the first."""
+    """A good schedule (an image, music driving formulas, or a clip with its sound as the
+    input) with one key (any key of the schema, nested ones included) replaced by what the
+    schema allows there or by anything: the deep checks run (the audio analysis, the clip's
+    probe), not only the first."""
     leaves = _leaves()
 
     @budget(100)
-    @given(st.sampled_from([GOOD, GOOD_AUDIO]), st.sampled_from(leaves).flatmap(lambda leaf: st.tuples(
-        st.just(leaf), st.one_of(_from_schema(leaf[1], leaf[0][-1]), ANY_VALUE))))
+    @given(st.sampled_from([GOOD, GOOD_AUDIO, GOOD_CLIP]), st.sampled_from(leaves).flatmap(
+        lambda leaf: st.tuples(st.just(leaf), st.one_of(_from_schema(leaf[1], leaf[0][-1]), ANY_VALUE))))
     def one_key_changed(base, change):
         count("one_key_changed")
         (path, _), value = change
