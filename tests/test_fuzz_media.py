@@ -103,7 +103,7 @@ def test_fuzz_images(media, tmp_path, capfd):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({"input": "in.png", "size": [32, 32], "segments": [
         {"frames": 1, "layers": {"mixed0": 1}}]}))
 
-    @budget(150)
+    @budget(100)
     @given(st.sampled_from(["png", "png16a", "jpg"]).flatmap(lambda kind: damaged(media[kind])))
     @example(b"")
     @example(b"\x89PNG\r\n\x1a\n")
@@ -148,7 +148,7 @@ def test_image_header_claiming_a_huge_size(media, tmp_path):
 
 
 def test_fuzz_audio(media, tmp_path):
-    @budget(40)
+    @budget(25)
     @given(st.sampled_from(["wav", "flac"]).flatmap(lambda kind: st.tuples(st.just(kind), damaged(media[kind]))))
     def audio(case):
         count("audio")
@@ -177,7 +177,7 @@ def test_fuzz_audio(media, tmp_path):
 
 
 def test_fuzz_video_clips(media, tmp_path):
-    @budget(40)
+    @budget(30)
     @given(st.sampled_from(["mp4", "mkv"]).flatmap(lambda kind: st.tuples(st.just(kind), damaged(media[kind]))))
     def video_clips(case):
         count("video_clips")

@@ -119,7 +119,7 @@ def test_fuzz_text_as_schedule(folder):
 
 
 def test_fuzz_yaml_documents(folder):
-    @budget(100)
+    @budget(60)
     @given(YAML_TEXT)
     def yaml_documents(text):
         count("yaml_documents")
@@ -131,7 +131,7 @@ def test_fuzz_yaml_documents(folder):
 
 
 def test_fuzz_structured_schedules(folder):
-    @budget(120)
+    @budget(80)
     @given(SCHEDULES)
     def structured_schedules(data):
         count("structured_schedules")
@@ -147,7 +147,7 @@ def test_fuzz_valid_schedules_one_key_changed(folder):
     probe), not only the first."""
     leaves = _leaves()
 
-    @budget(100)
+    @budget(80)
     @given(st.sampled_from([GOOD, GOOD_AUDIO, GOOD_CLIP]), st.sampled_from(leaves).flatmap(
         lambda leaf: st.tuples(st.just(leaf), st.one_of(_from_schema(leaf[1], leaf[0][-1]), ANY_VALUE))))
     def one_key_changed(base, change):
@@ -183,7 +183,7 @@ def test_fuzz_command_line(folder, tmp_path):
     """A sample through the real command: exit 0 or 2, one line per problem, no traceback."""
     (tmp_path / "in.png").write_bytes((folder / "in.png").read_bytes())
 
-    @budget(5)
+    @budget(3)
     @given(st.one_of(YAML_TEXT, SCHEDULES.map(dump), st.binary(max_size=200).map(bytes.hex)))
     @example("input: noise\x00\nsegments: []\n")
     def command_line(text):
@@ -252,7 +252,7 @@ JOB_KEY = st.one_of(
 
 
 def test_fuzz_job_files(folder):
-    @budget(80)
+    @budget(60)
     @given(st.one_of(
         st.dictionaries(JOB_KEY, JOB_VALUES, max_size=5).map(lambda d: {"schedule": "base.yaml", **d}),
         st.dictionaries(JOB_KEY, JOB_VALUES, max_size=5),

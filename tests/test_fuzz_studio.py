@@ -78,7 +78,7 @@ def test_fuzz_studio_requests(studio, tmp_path):
     client = TestClient(create_app(studio, allowed_hosts=["testserver"]),
                         headers={"X-Dreamvid-Token": studio.token})
 
-    @budget(300)
+    @budget(200)
     @given(st.one_of(
         st.tuples(st.sampled_from(POSTS), BODIES, st.sampled_from(["application/json", "application/json; x=1",
                                                                    "text/plain", ""])),
