@@ -1,9 +1,8 @@
 """Fuzzing the files dreamvid reads as text: schedules, batch job files, formulas (issue 22).
 
 The property, for every input: ``validate`` (and the parsing API) either accepts it or raises
-dreamvid's bad-input error (an InputError: exit status 2, one line per problem naming the file
-and what was expected); never another exception, never longer than a bound, never a file
-written. A sample also goes through the command (``python -m dreamvid validate``): exit 0 or
+dreamvid's bad-input error (an InputError: exit status 2, one line per problem, each naming
+the file); never another exception, never longer than a bound, never a file written. A sample also goes through the command (``python -m dreamvid validate``): exit 0 or
 2, ``dreamvid: error:`` lines, no traceback. Budget and long run: tests/fuzzing.py.
 """
 
