@@ -230,7 +230,7 @@ def _flow(kids):
 FLOW = st.recursive(_decorate(SCALAR_TEXT), _flow, max_leaves=25)
 NESTED = st.builds(lambda o, c, n: o * n + "1" + c * n,
                    st.sampled_from(["[", "{a: ", "[{b: ", "&x ["]), st.sampled_from(["]", "}", "}]", "]"]),
-                   st.integers(1, 5000))
+                   st.integers(1, int(5000 * BIG)))  # Python stops at ~330 levels of PyYAML
 _TOP_KEYS = [*SCHEMA["properties"], "<<", "include", "x"]
 _SEGMENT_KEYS = list(SCHEMA["$defs"]["SegmentSpec"]["properties"])
 
