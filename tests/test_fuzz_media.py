@@ -1,7 +1,7 @@
 """Fuzzing the media dreamvid reads: images, audio, video clips, checkpoints (issue 22).
 
 Each input is a tiny file made here (16x16 PNG and JPEG, a short WAV and FLAC, a 6-frame clip
-made with the bundled ffmpeg, the checkpoints of a 32x32 render), then truncated, bit-flipped,
+made with the bundled ffmpeg, the checkpoints of a 5-frame 32x32 render), then truncated, bit-flipped,
 overwritten, cut or padded. The property: the reader returns what it promises (an image in
 [0, 1], per-frame audio features in [0, 1], the clip's frames) or raises dreamvid's one-line
 error naming the file; never another exception, never longer than a bound, no output on the
@@ -212,17 +212,18 @@ TINY = {"input": "noise", "output": "out/v.mp4", "size": [32, 32], "fps": 10, "s
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, net):
-    """A 32x32 render stopped after 4 frames (checkpoints 2 and 3 kept) and the whole video."""
+    """A 32x32 render of 5 frames, its work folder kept (checkpoints 3 and 4), and its video."""
     folder = tmp_path_factory.mktemp("ckpt")
     path = folder / "s.yaml"
     path.write_text(yaml.safe_dump(TINY))
-    reference = api.render(str(path), folder / "ref.mp4", model=net, progress=False)
-    api.render(str(path), model=net, frames=4, keep_parts=True, progress=False)
+    video = api.render(str(path), model=net, keep_parts=True, progress=False)
     work = folder / "out" / "v.mp4.parts"
-    assert [p.name for p in ckpt.list_checkpoints(work)] == ["ckpt-00000003.pt", "ckpt-00000002.pt"]
+    assert [p.name for p in ckpt.list_checkpoints(work)] == ["ckpt-00000004.pt", "ckpt-00000003.pt"]
     saved = folder / "saved.parts"
     shutil.copytree(work, saved)
-    return path, saved, read_frames(reference)
+    reference = read_frames(video)
+    shutil.rmtree(video.parent)
+    return path, saved, reference
 
 
 def rechecksummed(data: bytes) -> st.SearchStrategy:
@@ -234,14 +235,14 @@ def rechecksummed(data: bytes) -> st.SearchStrategy:
 
 def test_fuzz_checkpoint_files(rendered, tmp_path):
     _, saved, _ = rendered
-    original = (saved / "ckpt-00000003.pt").read_bytes()
+    original = (saved / "ckpt-00000004.pt").read_bytes()
 
     @budget(150)
     @given(st.one_of(damaged(original), rechecksummed(original)))
     @example(original[: len(original) // 2])
     def checkpoint_files(data):
         count("checkpoint_files")
-        path = tmp_path / "ckpt-00000003.pt"
+        path = tmp_path / "ckpt-00000004.pt"
         path.write_bytes(data)
         try:
             with bounded():
@@ -260,7 +261,7 @@ def test_fuzz_resume_from_damaged_checkpoints(rendered, net):
     """The newest checkpoint damaged: the render falls back to the previous one and makes the
     same video as an uninterrupted render. Both damaged: one line, nothing written."""
     path, saved, reference = rendered
-    newest, previous = (saved / "ckpt-00000003.pt").read_bytes(), (saved / "ckpt-00000002.pt").read_bytes()
+    newest, previous = (saved / "ckpt-00000004.pt").read_bytes(), (saved / "ckpt-00000003.pt").read_bytes()
     work = path.parent / "out" / "v.mp4.parts"
 
     @budget(6)
@@ -269,9 +270,9 @@ def test_fuzz_resume_from_damaged_checkpoints(rendered, net):
         count("resume_from_damaged_checkpoints")
         shutil.rmtree(work.parent, ignore_errors=True)
         shutil.copytree(saved, work)
-        (work / "ckpt-00000003.pt").write_bytes(bad_newest)
+        (work / "ckpt-00000004.pt").write_bytes(bad_newest)
         if both:
-            (work / "ckpt-00000002.pt").write_bytes(bad_previous)
+            (work / "ckpt-00000003.pt").write_bytes(bad_previous)
         warnings = []
         try:
             with bounded(120):
