@@ -668,3 +668,40 @@ def test_table_covers_the_issue():
     """At least 30 cases, each id once."""
     ids = [c.id for c in CASES]
     assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+# ----------------------------------------------------------------------- the studio's requests
+# Fuzz findings in `dreamvid studio` (tests/test_fuzz_studio.py): these requests were answered
+# 500 (an uncaught exception); a bad request is a 4xx with a one-line error.
+
+STUDIO_CASES = [
+    ("studio-name-half-utf16-pair", "post", "/api/check", {"name": "\ud800.yaml", "text": "input: noise\n"}, 400,
+     "half a UTF-16 pair"),
+    ("studio-name-too-long", "get", "/api/file", {"name": "x" * 300 + ".yaml"}, 400, "File name too long"),
+    ("studio-text-half-utf16-pair", "post", "/api/save", {"name": "new.yaml", "text": "a: \ud800\n"}, 400,
+     "text: character 4 is half a UTF-16 pair"),
+]
+
+
+@pytest.mark.parametrize("case", STUDIO_CASES, ids=[c[0] for c in STUDIO_CASES])
+def test_studio_error(case, tmp_path):
+    pytest.importorskip("starlette", reason="the studio extra (pip install 'dreamvid[studio]')")
+    pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+    import json
+
+    from starlette.testclient import TestClient
+
+    from dreamvid.studio.app import Studio, create_app
+
+    _, method, route, data, status, text = case
+    studio = Studio(tmp_path)
+    client = TestClient(create_app(studio, allowed_hosts=["testserver"]), headers={"X-Dreamvid-Token": studio.token})
+    if method == "get":
+        r = client.get(route, params=data)
+    else:
+        r = client.post(route, content=json.dumps(data), headers={"content-type": "application/json"})
+    studio.close()
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert text in error and "\n" not in error, error
+    assert list(tmp_path.iterdir()) == [], "the studio wrote a file"
