@@ -409,6 +409,18 @@ def huge_png_header(c: Ctx) -> list:
     return ["validate", c.schedule(input="big.png")]
 
 
+def jpeg_bomb(c: Ctx) -> list:
+    """A 16x16 JPEG whose header claims 20000x20000 pixels (under OpenCV's own limit of 2**30):
+    it decoded to 1.2 GB and then needed 4.8 GB as float32 (the fuzz test's example hung)."""
+    import struct
+
+    jpg = bytearray(cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].tobytes())
+    sof = jpg.find(b"\xff\xc0")
+    struct.pack_into(">HH", jpg, sof + 5, 20_000, 20_000)
+    (c.tmp / "bomb.jpg").write_bytes(bytes(jpg))
+    return ["validate", c.schedule(input="bomb.jpg")]
+
+
 def checkpoint_payload_corrupt(c: Ctx) -> list:
     """The newest checkpoint's payload is not a checkpoint though its checksum matches (a
     writer's bug, another version): it unpickled with EOFError; now it is skipped like a
@@ -467,7 +479,8 @@ CASES = [
     Case("frames-too-many-in-all", lambda c: ["validate", c.schedule(segments=[
         {"frames": 600_000, "layers": {"mixed0": 1.0}, "zoom": "1 + 0*t"}, {"frames": 600_000, "layers": {
             "mixed3": 1.0}}])], 2, ("segments:", "1200000 frames in all", "at most 1000000")),
-    Case("input-header-too-large", huge_png_header, 2, ("big.png", "readable image", "too many pixels")),
+    Case("input-header-too-large", huge_png_header, 2, ("big.png", "readable image", "more than 134217728 pixels")),
+    Case("input-jpeg-bomb", jpeg_bomb, 2, ("bomb.jpg", "readable image", "more than 134217728 pixels")),
     Case("checkpoint-payload-corrupt", checkpoint_payload_corrupt, 0, check=check_resumed_video),
     Case("batch-key-path-odd-digit", batch_job("schedule: s.yaml\nsegments.\u00b2.zoom: [1.1]\n"), 2,
          ("job.yaml", "segments.\u00b2.zoom", "not a mapping")),

@@ -70,6 +70,13 @@ def png_with_size(png: bytes, width: int, height: int) -> bytes:
     return png[:12] + body + struct.pack(">I", zlib.crc32(body)) + png[33:]
 
 
+def jpeg_claiming(jpg: bytes, width: int, height: int) -> bytes:
+    """A baseline JPEG whose frame header (SOF0) claims another size."""
+    data = bytearray(jpg)
+    struct.pack_into(">HH", data, data.find(b"\xff\xc0") + 5, height, width)
+    return bytes(data)
+
+
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     """The undamaged originals, by name."""
@@ -107,6 +114,7 @@ def test_fuzz_images(media, tmp_path, capfd):
     @given(st.sampled_from(["png", "png16a", "jpg"]).flatmap(lambda kind: damaged(media[kind])))
     @example(b"")
     @example(b"\x89PNG\r\n\x1a\n")
+    @example(jpeg_claiming(media["jpg"], 20_000, 20_000))  # it decoded to 1.2 GB, then 4.8 GB as float32
     def images(data):
         count("images")
         path = tmp_path / "in.png"
