@@ -8,6 +8,7 @@ back as (key path, text) pairs (see :mod:`.problems`), never as PyYAML exception
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,15 @@ class _Loader(yaml.SafeLoader):
         raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value)} characters is too large "
                                                 "to read", node.start_mark)
 
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        """PyYAML's strings, but none with half a UTF-16 pair (the escape "\\ud800" makes one):
+        no file name or file can hold it."""
+        value = super().construct_yaml_str(node)
+        if _SURROGATE.search(value):
+            raise yaml.constructor.ConstructorError(None, None, f"{show(value)} holds half a UTF-16 pair (an escape "
+                                                    "such as \\ud800)", node.start_mark)
+        return value
+
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML's, with a scalar its tag does not fit (``!!float ~``, ``!!bool maybe``,
         ``!!timestamp 2024-13-45``) as a YAML error at its line, not a ValueError or KeyError."""
@@ -96,6 +106,8 @@ class _Loader(yaml.SafeLoader):
 
 _MAX_INT_BITS = 13_000  # 2**13000 has 3914 digits: below Python's 4300-digit str() limit
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_yaml_str)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 

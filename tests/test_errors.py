@@ -484,6 +484,8 @@ CASES = [
     Case("checkpoint-payload-corrupt", checkpoint_payload_corrupt, 0, check=check_resumed_video),
     Case("batch-key-path-odd-digit", batch_job("schedule: s.yaml\nsegments.\u00b2.zoom: [1.1]\n"), 2,
          ("job.yaml", "segments.\u00b2.zoom", "not a mapping")),
+    Case("batch-half-utf16-pair", batch_job('schedules: ["\\ud800\\udc00.yaml"]\n'), 2,
+         ("job.yaml", "half a UTF-16 pair", "line 1")),
     Case("batch-value-too-long", batch_job("schedule: s.yaml\nseed: [" + "9" * 5000 + "]\n"), 2,
          ("job.yaml", "an integer of 5000 characters is too large")),
     # schedule: syntax

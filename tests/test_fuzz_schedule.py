@@ -261,6 +261,7 @@ def test_fuzz_job_files(folder):
     @example("schedule: base.yaml\nseed: [" + "9" * 5000 + "]\n")
     @example("schedule: base.yaml\nsegments.²: [1]\n")
     @example('!!int ""')
+    @example('["\\ud800\\udc00"]')
     def job_files(text):
         count("job_files")
         path = folder / "job.yaml"
