@@ -90,18 +90,28 @@ def _schedule(schedule: ScheduleSource, model: Any = None) -> Schedule:
     return schedule if isinstance(schedule, Schedule) else load_schedule(schedule, model=model)
 
 
-def validate(schedule: ScheduleSource) -> str:
+def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     """Check a schedule as ``dreamvid validate`` does (keys, layers, files, and that the input
-    image and audio decode) without dreaming; returns its summary."""
-    from .images import read_image
+    image and audio decode) without dreaming; returns its summary. What is allowed but likely
+    a mistake (a camera jump between segments without a transition) is reported through
+    ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
+    lines on stderr."""
+    from .images import check_images, read_image
 
     s = _schedule(schedule)
     if s.input_path is not None and s.clip is None:
         read_image(s.input_path, video_too=True)  # it must decode, not just exist (a clip was decoded when the schedule was read)
+    check_images(s)  # the guides and the mask too
     if s.audio_path is not None:
         from .encode import probe_audio
 
         probe_audio(s.audio_path)  # ffmpeg must decode it: found now, not at the final join
+    if callback is None:
+        from .bars import Bar
+
+        callback = Bar(quiet=True)  # prints warnings only
+    for warning in s.camera_jumps():
+        callback(Progress("warning", message=warning))
     return s.summary()
 
 
@@ -367,9 +377,12 @@ def gallery(image: Any = None, *, size: int = 160, layers: Iterable[str] | None 
             columns: int = 6, iterations: int = D.ITERATIONS, octaves: int = D.OCTAVES, step: float = D.STEP,
             jitter: int = D.JITTER, octave_scale: float = D.OCTAVE_SCALE, objective: str = D.OBJECTIVE,
             seed: int = 0, device: str | None = None, model: Any = None, progress: bool = True,
+            guide: Any = None, guide_weight: float = D.GUIDE_WEIGHT,
             callback: Callback | None = None) -> np.ndarray:  # fmt: skip
     """A labelled contact sheet (HxWx3 uint8): ``image`` (default: grey noise) dreamed at every
-    layer of the network (or at ``layers``), plus ``channels`` channels of mixed3 and mixed4."""
+    layer of the network (or at ``layers``), plus ``channels`` channels of mixed3 and mixed4.
+    ``guide`` (an image, as ``image``): every tile is also pulled toward its features with
+    ``guide_weight``, as a schedule's ``guide:`` does; it is shown after the input."""
     import torch
 
     from .ascent import DreamSettings
@@ -383,7 +396,9 @@ def gallery(image: Any = None, *, size: int = 160, layers: Iterable[str] | None 
     report, bar = _callback(progress, callback, unit="tile")
     try:
         return make_gallery(net, picture, net.catalogue, settings, keys=None if layers is None else list(layers),
-                            channels=channels, columns=columns, seed=seed, objective=objective, callback=report)
+                            channels=channels, columns=columns, seed=seed, objective=objective,
+                            guide=None if guide is None else fit(as_image(guide), tile), guide_weight=guide_weight,
+                            callback=report)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()

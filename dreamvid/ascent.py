@@ -15,7 +15,10 @@ The algorithm is the classic one of Google's DeepDream notebook:
   per octave: the same result as roll, step, unroll.
 - Step: the gradient of the objective w.r.t. the image, divided by its mean absolute value
   (so ``step`` is in image units per iteration whatever the layer), then the image is
-  clamped to [0, 1].
+  clamped to [0, 1]. With ``gradient_norm="laplacian"`` the gradient is first split into a
+  Laplacian pyramid whose bands are each divided by their RMS and summed again
+  (:func:`laplacian_normalize`, the lucid/TF DeepDream tutorials' ``lap_normalize``): the
+  coarse bands get as much weight as the fine ones, which keeps high-frequency noise down.
 - Tiles (``settings.tile``): for frames too big for the device's memory the gradient is
   computed tile by tile, each tile's from a forward of that tile only (plus a small
   overlap for context), as the TF DeepDream tutorial's ``get_tiled_gradients`` does.
@@ -57,6 +60,7 @@ class DreamSettings:
     jitter: int = D.JITTER  # max random roll in pixels, per step
     amp_dtype: torch.dtype | None = None  # autocast dtype for the forward (CUDA), None = fp32
     tile: int | None = None  # gradient tile side in pixels, None = the whole image at once
+    gradient_norm: str = D.GRADIENT_NORM  # "mean" | "laplacian" (see gradient_step)
 
 
 def octave_sizes(height: int, width: int, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
@@ -131,13 +135,65 @@ def tiled_gradient(net: FeatureNet, x: torch.Tensor, objective: Objective, tile:
     return g
 
 
+LAPLACIAN_LEVELS = 4  # the tutorials' scale_n
+
+
+def _binomial_kernel(channels: int, device, dtype) -> torch.Tensor:
+    """The 5x5 binomial blur ([1 4 6 4 1] outer itself / 256), one per channel (depthwise)."""
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device, dtype=dtype)
+    k = torch.outer(k, k) / 256.0
+    return k.expand(channels, 1, 5, 5).contiguous()
+
+
+def laplacian_split(x: torch.Tensor, levels: int = LAPLACIAN_LEVELS) -> list[torch.Tensor]:
+    """``x`` as ``levels`` Laplacian bands, finest first; :func:`laplacian_merge` inverts it."""
+    k = _binomial_kernel(x.shape[1], x.device, x.dtype)
+    bands = []
+    for _ in range(levels - 1):
+        if min(x.shape[-2:]) < 2:
+            break
+        low = F.conv2d(x, k, stride=2, padding=2, groups=x.shape[1])
+        pad = (x.shape[-2] % 2 == 0, x.shape[-1] % 2 == 0)  # the transpose's output padding for even sides
+        up = F.conv_transpose2d(low, 4 * k, stride=2, padding=2, output_padding=tuple(map(int, pad)), groups=x.shape[1])
+        bands.append(x - up)
+        x = low
+    return [*bands, x]
+
+
+def laplacian_merge(bands: list[torch.Tensor]) -> torch.Tensor:
+    """The image whose :func:`laplacian_split` is ``bands``."""
+    x = bands[-1]
+    for band in reversed(bands[:-1]):
+        k = _binomial_kernel(x.shape[1], x.device, x.dtype)
+        pad = (band.shape[-2] % 2 == 0, band.shape[-1] % 2 == 0)
+        x = band + F.conv_transpose2d(x, 4 * k, stride=2, padding=2, output_padding=tuple(map(int, pad)),
+                                      groups=x.shape[1])  # fmt: skip
+    return x
+
+
+def laplacian_normalize(g: torch.Tensor, levels: int = LAPLACIAN_LEVELS) -> torch.Tensor:
+    """Each Laplacian band of ``g`` divided by its RMS, summed again (lucid's ``lap_normalize``)."""
+    return laplacian_merge([b / b.square().mean().sqrt().clamp(min=1e-10) for b in laplacian_split(g, levels)])
+
+
+GRADIENT_NORMS = ("mean", "laplacian")
+
+
 def gradient_step(net: FeatureNet, x: torch.Tensor, objective: Objective, step: float, amp_dtype=None,
-                  tile: int | None = None) -> torch.Tensor:  # fmt: skip
-    """One normalised gradient-ascent step on ``x`` (no jitter); tiled when ``tile`` is set."""
+                  tile: int | None = None, norm: str = "mean") -> torch.Tensor:  # fmt: skip
+    """One normalised gradient-ascent step on ``x`` (no jitter); tiled when ``tile`` is set.
+
+    ``norm``: ``mean`` divides the gradient by its mean absolute value; ``laplacian`` first
+    normalises its Laplacian bands (:func:`laplacian_normalize`), then does the same, so
+    ``step`` means image units per iteration either way."""
     if tile is None:
         g = gradient(net, x, objective, amp_dtype)
     else:
         g = tiled_gradient(net, x, objective, tile, amp_dtype)
+    if norm == "laplacian":
+        g = laplacian_normalize(g)
+    elif norm != "mean":
+        raise ValueError(f"unknown gradient norm {norm!r}; expected one of {', '.join(GRADIENT_NORMS)}")
     g = g / (g.abs().mean() + 1e-8)
     return (x.detach() + step * g).clamp_(0.0, 1.0)
 
@@ -162,6 +218,8 @@ def dream_octave(
     oy = ox = 0  # current roll of x
     if s.tile is not None:
         step_fn = functools.partial(step_fn, tile=s.tile)
+    if s.gradient_norm != "mean":
+        step_fn = functools.partial(step_fn, norm=s.gradient_norm)
     for _ in range(s.iterations):
         if s.jitter > 0:
             ny, nx = torch.randint(-s.jitter, s.jitter + 1, (2,), generator=generator).tolist()

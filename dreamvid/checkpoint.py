@@ -73,6 +73,8 @@ def global_settings(schedule) -> dict:
         "checkpoint_every": schedule.checkpoint_every,
         "tile": schedule.tile,
     }
+    if getattr(schedule, "mask_path", None) is not None:  # its content and how it moves decide the frames
+        settings["mask"] = {"file": file_digest(schedule.mask_path), "follows": schedule.mask_follows}
     if getattr(schedule, "clip", None) is not None and schedule.flow_weights_path is not None \
             and any(seg.flow == "raft" for seg in schedule.segments):  # RAFT's weights decide the flow
         settings["flow_weights"] = file_digest(schedule.flow_weights_path)
@@ -87,9 +89,19 @@ def global_settings(schedule) -> dict:
 _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _frame_digest(schedule, n: int) -> str:
+# parameters added after checkpoints existed, at the values that change nothing: left out of
+# the digest, so checkpoints of schedules that do not use them stay valid
+NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0}
+
+
+def _frame_digest(schedule, n: int, guides: dict) -> str:
     p = asdict(schedule.params(n))
     p.pop("segment"), p.pop("frame_in_segment")  # where a frame sits does not change it
+    if p.get("guide") is not None:  # the guide image's content decides the frame, not its path
+        p["guide"] = guides[p["guide"]]
+    for key, value in NEUTRAL.items():
+        if key in p and p[key] == value:
+            del p[key]
     for key in ("flow", "flow_blend", "temporal"):  # a video input's keys: absent (None) with an image
         if p[key] is None:
             p.pop(key)
@@ -97,13 +109,16 @@ def _frame_digest(schedule, n: int) -> str:
 
 
 def frame_digests(schedule, upto: int) -> list[str]:
-    """One short hash per frame 0..upto of that frame's parameters (cached per schedule)."""
+    """One short hash per frame 0..upto of that frame's parameters (cached per schedule and
+    the content of its guide images: equal schedules share the cache, their files may not)."""
+    images = getattr(schedule, "images", None)
+    guides = {path: file_digest(path) for key, path in (images() if images else []) if key != "mask"}
     try:
-        known = _DIGESTS.setdefault(schedule, [])
+        known = _DIGESTS.setdefault(schedule, {}).setdefault(tuple(sorted(guides.items())), [])
     except TypeError:  # a stand-in that cannot be a weak dictionary key
         known = []
     for n in range(len(known), upto + 1):
-        known.append(_frame_digest(schedule, n))
+        known.append(_frame_digest(schedule, n, guides))
     return known[: upto + 1]
 
 
@@ -111,9 +126,9 @@ def describe_change(old: dict, settings: dict, old_digests: list[str], digests: 
     """A short phrase naming what differs between a checkpoint and the schedule."""
     for key in settings:
         if old.get(key) != settings[key]:
-            if key in ("input", "audio"):
-                return {"input": "the input file's content", "audio": "the audio (its content or audio_features)"}[key] + \
-                    " changed"
+            if key in ("input", "audio", "mask"):
+                return {"input": "the input file's content", "audio": "the audio (its content or audio_features)",
+                        "mask": "the mask (its content or mask_follows)"}[key] + " changed"
             was, now = old.get(key, "unset"), settings[key]
             values = f" ({was} -> {now})" if not isinstance(now, (dict, list)) else ""
             return f"{key} changed{values}"

@@ -83,7 +83,8 @@ def cmd_gallery(args) -> int:
         sheet = gallery(args.image, size=args.size, layers=args.layers, channels=args.channels, columns=args.columns,
                         iterations=args.iterations, octaves=args.octaves, step=args.step, jitter=args.jitter,
                         octave_scale=args.octave_scale, objective=args.objective, seed=args.seed,
-                        device=args.device, model=_model(args), callback=bar)  # fmt: skip
+                        device=args.device, model=_model(args), guide=args.guide, guide_weight=args.guide_weight,
+                        callback=bar)  # fmt: skip
     finally:
         bar.close()
     path = write_png(args.output, sheet)
@@ -306,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "every layer plus --channels channels of mixed3 and mixed4)")
     p.add_argument("--channels", type=_positive(int, zero_ok=True), default=3, help="channels of mixed3 and mixed4 to show (default 3)")
     p.add_argument("--columns", type=_positive(int), default=6)
+    p.add_argument("--guide", type=Path, metavar="IMG", help="also pull every tile toward this image's features "
+                   "(a schedule's `guide:`); shown after the input")
+    p.add_argument("--guide-weight", type=float, default=D.GUIDE_WEIGHT, metavar="W",
+                   help=f"the guide's weight against the layer's (default {D.GUIDE_WEIGHT:g})")
     _add_dream_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")

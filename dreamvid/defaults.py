@@ -14,12 +14,20 @@ OCTAVE_SCALE = 1.4  # size ratio between consecutive octaves
 JITTER = 32  # largest random roll in pixels, per step (hides the network's stride grid)
 LAYERS = "mixed3"  # circles and eyes: the classic DeepDream look
 OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" is softer
+GRADIENT_NORM = "mean"  # divide the gradient by its mean |value|; "laplacian": per Laplacian band first
 
 # -- the camera (per segment; keyframeable) --------------------------------------------------
 ZOOM = 1.02  # scale per frame (> 1 zooms in)
 ROTATE = 0.0  # degrees per frame, counter-clockwise
 TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
+CENTER = (0.5, 0.5)  # the point zoom and rotation turn around, fractions of the frame (x, y)
 INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
+
+# -- creative controls (per segment; the weights keyframeable) --------------------------------
+GUIDE_WEIGHT = 1.0  # weight of the guide image's objective against the layers' (with `guide:` set)
+MASK_STRENGTH = 1.0  # 1: nothing dreams outside the mask's white part; 0: the mask is off
+MASK_FOLLOWS = "camera"  # the mask moves with the camera (or stays fixed to the "frame")
+MAX_GUIDE_VECTORS = 1024  # a guide's feature vectors per layer (more are average-pooled down)
 
 # -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------
 COLOUR = "histogram"  # per-channel histogram match to the reference after each dream

@@ -117,3 +117,13 @@ def write_png(path: str | Path, rgb8: np.ndarray) -> Path:
     if not ok:
         raise InputError(f"{path}: could not encode PNG")
     return write_atomic(path, buf.tobytes())
+
+
+def check_images(schedule) -> None:
+    """A schedule's guide and mask images (``schedule.images()``) must decode: found before any
+    work, each named by its key."""
+    for key, path in schedule.images():
+        try:
+            read_image(path)
+        except InputError as err:
+            raise InputError(f"{schedule.source}: {key}: {err}") from None

@@ -48,7 +48,7 @@ from .workdir import work_dir
 from .yamlfile import read_yaml_file
 
 JOB_KEYS = ("schedule", "schedules", "output", "inputs", "sizes")
-PATH_KEYS = ("input", "output", "audio", "model_weights")  # schedule keys holding paths
+PATH_KEYS = ("input", "output", "audio", "model_weights", "mask")  # schedule keys holding paths
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,9 @@ def _absolute_paths(data: dict, base: Path) -> None:
         value = data.get(key)
         if isinstance(value, str) and value.strip() and not (key == "input" and value == NOISE):
             data[key] = str(resolve_path(base, value))
+    for segment in data.get("segments") or ():  # a segment's guide image
+        if isinstance(segment, dict) and isinstance(segment.get("guide"), str) and segment["guide"].strip():
+            segment["guide"] = str(resolve_path(base, segment["guide"]))
 
 
 def _opt_str(job: dict, key: str, name: str, problems: list[str]) -> str | None:

@@ -11,6 +11,11 @@ The channels shown are those the picture already excites most (largest mean acti
 on the fitted input): they are the ones that grow visible motifs within a few iterations,
 whereas a channel picked at random is often silent on a given image.
 
+With a guide image (``dreamvid gallery --guide IMG``) every tile is dreamed with its layer
+and the guide's objective on that layer (:func:`~dreamvid.objectives.guided`, as a
+schedule's ``guide:`` does), and the guide is shown after the input: which layers take
+the guide's motifs, and how strongly, at a glance.
+
 The library reports progress through ``callback(Progress)`` (the renderer's record, one
 "frame" event per tile); it never prints.
 """
@@ -29,12 +34,13 @@ from .catalogue import split_layer_key
 from .errors import InputError, is_out_of_memory
 from .images import to_tensor, to_uint8
 from .model import FeatureNet
-from .objectives import weighted
+from .objectives import guide_features, guided, weighted
 from .progress import Callback, Progress, ignore
 
 PAD = 4  # pixels between tiles and around the sheet
 LABEL_HEIGHT = 18  # pixels of the caption strip under each tile
 INPUT_LABEL = "input"  # the first tile: the picture before dreaming
+GUIDE_LABEL = "guide"  # the second tile when there is a guide
 CHANNEL_LAYERS = ("mixed3", "mixed4")  # layers whose single channels the gallery shows
 
 
@@ -117,13 +123,20 @@ def dream_tiles(
     *,
     seed: int = 0,
     objective: str = "square",
+    guide: Mapping[str, torch.Tensor] | None = None,
+    guide_weight: float = 1.0,
     callback: Callback = ignore,
 ) -> list[np.ndarray]:
-    """``image`` (1, 3, H, W) dreamed once per key, each with the same random stream; HxWx3 uint8."""
+    """``image`` (1, 3, H, W) dreamed once per key, each with the same random stream; HxWx3 uint8.
+    ``guide``: a guide's features per layer (:func:`~dreamvid.objectives.guide_features`),
+    added to each key's objective with ``guide_weight``."""
     tiles = []
     callback(Progress("start", total=len(keys)))
     for i, key in enumerate(keys):
-        out = dream(net, image, weighted({key: 1.0}, objective), settings, torch.Generator().manual_seed(seed))
+        obj = weighted({key: 1.0}, objective)
+        if guide is not None:
+            obj = obj + guide_weight * guided({key: 1.0}, guide)
+        out = dream(net, image, obj, settings, torch.Generator().manual_seed(seed))
         tiles.append(to_uint8(out).cpu().numpy())
         callback(Progress("frame", frame=i + 1, total=len(keys), message=key))
     return tiles
@@ -172,13 +185,16 @@ def make_gallery(
     columns: int = 6,
     seed: int = 0,
     objective: str = "square",
+    guide: np.ndarray | None = None,
+    guide_weight: float = 1.0,
     callback: Callback = ignore,
 ) -> np.ndarray:
     """The contact sheet (HxWx3 uint8) of ``picture`` (HxWx3 float RGB, already tile-sized).
 
     ``keys`` restricts the tiles to those layer keys (checked against ``catalogue``);
     by default every layer plus ``channels`` channels of mixed3 and mixed4. The first tile
-    is the picture itself.
+    is the picture itself. ``guide`` (HxWx3 float RGB, tile-sized): every tile is also
+    pulled toward it with ``guide_weight``, and it is the second tile.
     """
     device = next(net.parameters()).device
     image = to_tensor(picture, device)
@@ -189,6 +205,11 @@ def make_gallery(
     if not keys:
         raise InputError("no layers to dream; expected at least one layer key")
     check_size(net, keys, picture.shape[1], picture.shape[0])
-    tiles = dream_tiles(net, image, keys, settings, seed=seed, objective=objective, callback=callback)
-    original = to_uint8(image).cpu().numpy()
-    return contact_sheet([original, *tiles], [INPUT_LABEL, *keys], columns)
+    features, shown, labels = None, [to_uint8(image).cpu().numpy()], [INPUT_LABEL]
+    if guide is not None:
+        guide_image = to_tensor(guide, device)
+        features = guide_features(net, guide_image, sorted({split_layer_key(key)[0] for key in keys}))
+        shown, labels = [*shown, to_uint8(guide_image).cpu().numpy()], [*labels, GUIDE_LABEL]
+    tiles = dream_tiles(net, image, keys, settings, seed=seed, objective=objective, guide=features,
+                        guide_weight=guide_weight, callback=callback)  # fmt: skip
+    return contact_sheet([*shown, *tiles], [*labels, *keys], columns)

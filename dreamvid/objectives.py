@@ -11,6 +11,13 @@ Reductions (``mode``):
   original DeepDream notebook. Its gradient is the activation itself, which lets strongly
   firing features win, giving the crisp, saturated DeepDream look.
 - ``mean``: mean activation (the TensorFlow DeepDream tutorial's choice); softer.
+
+A guide image (:func:`guide`, :func:`guided`) adds "controlling dreams" from Google's
+notebook: each position of the frame's activations is pulled toward the guide's feature
+vector that matches it best (largest dot product)::
+
+    feats = guide_features(net, guide_image, ["mixed3"])
+    obj = weighted({"mixed3": 1.0}) + 0.5 * guided({"mixed3": 1.0}, feats)
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
+import torch.nn.functional as F
+
+from . import defaults as D
 from .catalogue import check_layer_key, split_layer_key
 from .errors import InputError
 
@@ -98,3 +108,45 @@ def weighted(weights: Mapping[str, float], mode: str = "square", catalogue=None)
     if not weights:
         raise InputError("an objective needs at least one layer")
     return sum(w * parse(spec, mode, catalogue) for spec, w in weights.items())
+
+
+# ------------------------------------------------------------------------- guide images
+
+
+def guide(name: str, features: torch.Tensor) -> Objective:
+    """The mean over positions of the best dot product with the guide's feature vectors, over
+    the channel count (``square``'s scale): ``features`` (C, M) are the guide's activations
+    at layer ``name`` (:func:`guide_features`). Its gradient at each position is the best
+    matching guide vector (Google's notebook sets exactly that as the layer's gradient)."""
+    def fn(a: Activations) -> torch.Tensor:
+        x = a[name].float().flatten(2)  # (B, C, N), fp32 also under autocast
+        dots = torch.einsum("bcn,cm->bnm", x, features.to(x.device))
+        return dots.max(dim=2).values.mean() / x.shape[1]
+
+    return Objective(fn, frozenset([name]), f"guide({name})")
+
+
+def guided(weights: Mapping[str, float], features: Mapping[str, torch.Tensor]) -> Objective:
+    """:func:`guide` on each layer the layer keys of ``weights`` read, weighted by the sum of
+    their absolute weights (``"mixed4:97"`` guides all of mixed4)."""
+    per_layer: dict[str, float] = {}
+    for spec, w in weights.items():
+        name = split_layer_key(spec)[0]
+        per_layer[name] = per_layer.get(name, 0.0) + abs(w)
+    return sum(w * guide(name, features[name]) for name, w in per_layer.items())
+
+
+def guide_features(net, image: torch.Tensor, layers, max_vectors: int = D.MAX_GUIDE_VECTORS) -> dict[str, torch.Tensor]:
+    """The guide ``image``'s activations per layer as (C, M) fp32 feature vectors, average-pooled
+    to at most ``max_vectors`` positions (keeping the aspect)."""
+    with torch.no_grad():
+        acts = net(image, set(layers))
+    out = {}
+    for name in layers:
+        a = acts[name].float()
+        h, w = a.shape[-2:]
+        if h * w > max_vectors:
+            k = (h * w / max_vectors) ** 0.5
+            a = F.adaptive_avg_pool2d(a, (max(1, int(h / k)), max(1, int(w / k))))
+        out[name] = a[0].flatten(1).contiguous()
+    return out

@@ -19,15 +19,15 @@ import torch
 
 from . import checkpoint as ckpt
 from . import colour, video, workdir
-from .camera import move
+from .camera import affine_theta, move
 from .ascent import DreamSettings, dream_frame, fallback, speed_setup
 from .checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
 from .encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
 from .errors import DreamvidError, InputError, Interrupted, describe_os_error, is_out_of_memory
 from .framesource import FrameSource
-from .images import fit, noise_image, read_image, to_tensor, to_uint8
+from .images import check_images, fit, noise_image, read_image, to_tensor, to_uint8
 from .model import FeatureNet, pick_device, shared_model, weights_digest
-from .objectives import weighted
+from .objectives import guide_features, guided, weighted
 from .precision import choose as choose_precision
 from .progress import Callback, Progress, ignore, warner
 from .schedule import FrameParams, Schedule
@@ -65,6 +65,9 @@ class Dreamer:
         self._input: torch.Tensor | None = None  # frame 0, once needed
         self._references: dict[str, colour.Reference] = {}  # colour references by name
         self._raw = False  # True while re-dreaming frame 1 as a colour reference
+        self._guides: dict[tuple, torch.Tensor] = {}  # (guide path, layer) -> its features at self.size
+        self._mask: torch.Tensor | None = None  # the fitted mask, (1, 1, H, W), once needed
+        self._moves = [torch.eye(3, dtype=torch.float64)]  # camera moves of frames 1..n composed, n = index
         self.video = VideoStart(schedule, self.size, self.device) if schedule.clip is not None else None
 
     def close(self) -> None:
@@ -104,15 +107,18 @@ class Dreamer:
         frame, start = self._start(frame, n, p)
         frame = frame.contiguous(memory_format=torch.channels_last)
         if not p.layers:  # a transition's weights cancel exactly on this frame: nothing to maximise
-            return self.colour_control(frame, frame, p)
+            return self.masked(self.colour_control(frame, frame, p), frame, p)
         objective = weighted(p.layers, p.objective)
-        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale))
+        if p.guide is not None and p.guide_weight != 0:
+            objective = objective + p.guide_weight * guided(p.layers, self.guide(p.guide, p.layers))
+        settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale),
+                                 gradient_norm=p.gradient_norm)  # fmt: skip
         pull = None if start is None else video.after_step(start, p.temporal)
         out = self._dream(frame, objective, replace(settings, amp_dtype=self.amp_dtype), n, pull)
         if not torch.isfinite(out).all():
             raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
                                 f"segments[{p.segment}].step (now {p.step:g})")
-        return self.colour_control(out, frame, p)
+        return self.masked(self.colour_control(out, frame, p), frame, p)
 
     def _start(self, previous: torch.Tensor | None, n: int, p: FrameParams) -> tuple[torch.Tensor, Start | None]:
         """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
@@ -122,7 +128,7 @@ class Dreamer:
         k = self.scale
 
         def camera(image: torch.Tensor) -> torch.Tensor:
-            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k))
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
 
         if self.video is None:
             return camera(previous), None
@@ -153,6 +159,45 @@ class Dreamer:
                 self.step_net, what = fallback(self.step_net, self.net)
                 self.on_warning(f"torch.compile failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
                                 f"continuing {what} (set `compile: false` to skip it)")
+
+    # -- guide images and masks (docs/schedule.md#guides-and-masks) -------------------------
+
+    def guide(self, path: Path, layers) -> dict[str, torch.Tensor]:
+        """The guide image's features at the layers ``layers`` read, computed once per layer."""
+        names = {key.split(":")[0] for key in layers}
+        missing = [name for name in names if (path, name) not in self._guides]
+        if missing:
+            found = guide_features(self.net, to_tensor(fit(read_image(path), self.size), self.device), missing)
+            self._guides.update({(path, name): f for name, f in found.items()})
+        return {name: self._guides[(path, name)] for name in names}
+
+    def mask_at(self, n: int) -> torch.Tensor:
+        """Frame ``n``'s mask (1, 1, H, W) in [0, 1]: the fitted mask, moved by the camera moves
+        of frames 1..n composed into one warp when it follows the camera. A function of ``n``
+        and the schedule alone (previews and resumed renders get the same one)."""
+        if self._mask is None:
+            grey = fit(read_image(self.schedule.mask_path), self.size).mean(axis=2, keepdims=True)
+            self._mask = to_tensor(grey, self.device)
+        if self.schedule.mask_follows == "frame" or n == 0:
+            return self._mask
+        while len(self._moves) <= n:  # output-to-input maps compose as M_n = M_(n-1) T_n
+            p, k = self.schedule.params(len(self._moves)), self.scale
+            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+            step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+            self._moves.append(self._moves[-1] @ step)
+        theta = self._moves[n][:2].float().to(self.device)[None]
+        grid = torch.nn.functional.affine_grid(theta, list(self._mask.shape), align_corners=False)
+        return torch.nn.functional.grid_sample(self._mask, grid, mode="bilinear", padding_mode="reflection",
+                                               align_corners=False).clamp_(0.0, 1.0)  # fmt: skip
+
+    def masked(self, out: torch.Tensor, moved: torch.Tensor, p: FrameParams) -> torch.Tensor:
+        """``moved + m (out - moved)`` with ``m = 1 - mask_strength (1 - mask)``: outside the
+        mask's white part the frame only follows the camera (the dream and its colour control
+        are blended away)."""
+        if self.schedule.mask_path is None or p.mask_strength == 0 or self._raw:
+            return out
+        m = 1.0 - p.mask_strength * (1.0 - self.mask_at(p.index))
+        return torch.lerp(moved, out, m)
 
     # -- colour control (the logic lives in colour.py) -------------------------------------
 
@@ -253,6 +298,7 @@ def render(
         raise InputError(f"{output}: {problem}")
     if schedule.audio_path is not None:
         probe_audio(schedule.audio_path)
+    check_images(schedule)
     for notice in video.notices(schedule.clip):
         callback(Progress("warning", message=notice))
     total = min(frames or schedule.total_frames, schedule.total_frames)

@@ -8,7 +8,10 @@ parameters (:class:`FrameParams`). Every problem is reported, one line each, as
 :class:`ScheduleError`. The format and every key: docs/schedule.md.
 
 With ``transition: T`` a segment's layer weights at its frame ``k < T`` are
-``(1 - k/T) * previous + (k/T) * current`` (a key missing on one side counts 0).
+``(1 - k/T) * previous + (k/T) * current`` (a key missing on one side counts 0), and so are
+its camera parameters (:data:`CAMERA`), blended from the previous segment's last values, so
+the camera does not jump. Without a transition a jump is allowed, and
+:meth:`Schedule.camera_jumps` names it (``dreamvid validate`` warns).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .spec import (
     COLOUR_KEYS,
     KEYFRAMED,
     NOISE,
+    PAIRS,
     RULES,
     VIDEO_KEYS,
     EncoderSettings,
@@ -48,6 +52,7 @@ from .spec import (
 from .yamlfile import read_yaml_file
 
 AUDIO_SET = frozenset(AUDIO_VARIABLES)
+CAMERA = ("zoom", "rotate", "translate", "center")  # what a transition blends besides the layers
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -80,6 +85,7 @@ class Segment:
     zoom: Keyframes
     rotate: Keyframes
     translate: tuple[Keyframes, Keyframes]
+    center: tuple[Keyframes, Keyframes]
     objective: str
     interpolation: str
     colour_strength: Keyframes
@@ -90,6 +96,10 @@ class Segment:
     temporal: Keyframes
     colour: str
     colour_reference: str
+    guide_weight: Keyframes
+    mask_strength: Keyframes
+    gradient_norm: str = "mean"  # "mean" | "laplacian"
+    guide: Path | None = None  # the guide image (absolute), None: unguided
     flow: str = D.FLOW
 
     @property
@@ -97,7 +107,7 @@ class Segment:
         return dict(self.layers)
 
     def keyframes(self) -> list[tuple[str, Keyframes]]:
-        """Every keyframed value of the segment with its key name (``translate`` twice)."""
+        """Every keyframed value of the segment with its key name (each of PAIRS twice)."""
         out = []
         for name in KEYFRAMED:
             value = getattr(self, name)
@@ -108,10 +118,12 @@ class Segment:
         data: dict[str, Any] = {"frames": self.frames, "layers": dict(self.layers), "transition": self.transition}
         for name in KEYFRAMED:
             value = getattr(self, name)
-            data[name] = [kf.to_data() for kf in value] if name == "translate" else value.to_data()
+            data[name] = [kf.to_data() for kf in value] if name in PAIRS else value.to_data()
         data["objective"] = self.objective
         data["interpolation"] = self.interpolation
         data.update({name: getattr(self, name) for name in (*COLOUR_KEYS, *VIDEO_KEYS)})
+        data["gradient_norm"] = self.gradient_norm
+        data["guide"] = None if self.guide is None else str(self.guide)
         return data
 
 
@@ -139,6 +151,11 @@ class FrameParams:
     input_blend: float = 0.0
     smoothing: float = 0.0
     clip_guard: float = 0.0
+    center: tuple[float, float] = (0.5, 0.5)  # what zoom and rotation turn around, fractions of the frame
+    gradient_norm: str = "mean"  # "mean" | "laplacian" (dreamvid/ascent.py)
+    guide: Path | None = None  # the segment's guide image (dreamvid/objectives.py: guide)
+    guide_weight: float = 0.0  # 0 without a guide
+    mask_strength: float = 0.0  # 0 without a mask (dreamvid/renderer.py: Dreamer.masked)
     # a video input's frame start (dreamvid/video.py); None with an image or noise input
     flow: str | None = None  # "dis" | "farneback" | "raft" | "none"
     flow_blend: float | None = None
@@ -166,6 +183,8 @@ class Schedule:
     compile: str | bool = "auto"  # torch.compile the network: "auto" (on CUDA), True, False
     audio_settings: AudioSettings = AudioSettings()  # how the audio becomes formula variables
     precision: str = "auto"  # arithmetic of the network: "auto", "fp32", "bf16" (see dreamvid.precision)
+    mask_path: Path | None = None  # where dreaming is allowed (white); None: everywhere
+    mask_follows: str = "camera"  # "camera" | "frame"
     clip: ClipInfo | None = None  # the input when it is a video (probed), else None
     rate: Fraction | None = None  # the exact frame rate when ``fps`` (a float) is not (30000/1001)
     flow_weights_path: Path | None = None  # RAFT's weights, for `flow: raft`
@@ -238,12 +257,54 @@ class Schedule:
                 weights[key] = weights.get(key, 0.0) + a * w
         return {key: w for key, w in weights.items() if w != 0.0}
 
+    def camera_at(self, n: int) -> dict[str, Any]:
+        """The camera parameters (:data:`CAMERA`) at frame ``n``, after the transition blend:
+        ``previous + (k/T) * (own - previous)`` from the previous segment's last values (exactly
+        the own value where both agree)."""
+        i, k = self.segment_of(n)
+        seg = self.segments[i]
+
+        def at(kf: Keyframes) -> float:
+            return float(self.values(i, kf)[k])
+
+        own = {}
+        for name in CAMERA:
+            kf = getattr(seg, name)
+            own[name] = tuple(map(at, kf)) if isinstance(kf, tuple) else at(kf)
+        if i == 0 or k >= seg.transition:
+            return own
+        a, previous = k / seg.transition, self.camera_at(seg.start - 1)
+
+        def blend(p: float, o: float) -> float:
+            return p + a * (o - p)
+
+        return {name: tuple(map(blend, previous[name], own[name])) if isinstance(own[name], tuple)
+                else blend(previous[name], own[name]) for name in CAMERA}  # fmt: skip
+
+    def camera_jumps(self) -> list[str]:
+        """One line per camera parameter that jumps where a segment without a transition starts."""
+        out = []
+        for seg in self.segments[1:]:
+            if seg.transition:
+                continue
+            before, after = self.camera_at(seg.start - 1), self.camera_at(seg.start)
+            for name in CAMERA:
+                was, now = before[name], after[name]
+                if not np.allclose(was, now, rtol=0, atol=1e-9):
+                    show_value = (lambda v: f"[{v[0]:g}, {v[1]:g}]") if isinstance(now, tuple) else (lambda v: f"{v:g}")
+                    out.append(f"{self.source.name}: segments[{seg.index}]: {name} jumps from {show_value(was)} to "
+                               f"{show_value(now)} at frame {seg.start}; set segments[{seg.index}].transition to "
+                               "blend the camera over some frames")  # fmt: skip
+        return out
+
     def params(self, n: int) -> FrameParams:
         i, k = self.segment_of(n)
         seg = self.segments[i]
 
         def at(kf: Keyframes) -> float:
             return float(self.values(i, kf)[k])
+
+        camera = self.camera_at(n)
 
         return FrameParams(
             index=n,
@@ -254,9 +315,9 @@ class Schedule:
             octaves=round_half_up(at(seg.octaves)),
             octave_scale=at(seg.octave_scale),
             jitter=round_half_up(at(seg.jitter)),
-            zoom=at(seg.zoom),
-            rotate=at(seg.rotate),
-            translate=(at(seg.translate[0]), at(seg.translate[1])),
+            zoom=camera["zoom"],
+            rotate=camera["rotate"],
+            translate=camera["translate"],
             objective=seg.objective,
             layers=self.layers_at(n),
             colour=seg.colour,
@@ -265,9 +326,19 @@ class Schedule:
             input_blend=at(seg.input_blend),
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
+            center=camera["center"],
+            gradient_norm=seg.gradient_norm,
+            guide=seg.guide,
+            guide_weight=at(seg.guide_weight) if seg.guide is not None else 0.0,
+            mask_strength=at(seg.mask_strength) if self.mask_path is not None else 0.0,
             **({} if self.clip is None else
                {"flow": seg.flow, "flow_blend": at(seg.flow_blend), "temporal": at(seg.temporal)}),
         )
+
+    def images(self) -> list[tuple[str, Path]]:
+        """(key path, file) of the guide and mask images the schedule uses."""
+        out = [(f"segments[{seg.index}].guide", seg.guide) for seg in self.segments if seg.guide is not None]
+        return out + ([("mask", self.mask_path)] if self.mask_path is not None else [])
 
     def summary(self) -> str:
         w, h = self.size
@@ -316,6 +387,8 @@ class Schedule:
             "encoder": self.encoder.model_dump(),
             "audio": D.AUDIO_INPUT if self.audio_path is not None and self.audio_path == self.input_path
             else opt(self.audio_path),
+            "mask": opt(self.mask_path),
+            "mask_follows": self.mask_follows,
             "audio_features": self.audio_settings.to_data(),
             "segments": [seg.to_dict() for seg in self.segments],
         }
@@ -410,7 +483,7 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
                 continue
             inherited = getattr(own, name) is None
             loc = ("defaults",) if inherited else ("segments", seg.index)
-            loc += (name,) + ((slot - KEYFRAMED.index("translate"),) if name == "translate" else ())
+            loc += (name,) + ((slot - [n for n, _ in seg.keyframes()].index(name),) if name in PAIRS else ())
             if loc in reported:
                 continue
             if kf.variables & AUDIO_SET and schedule.audio_path is None:
@@ -474,9 +547,9 @@ def _build(spec: ScheduleSpec, source: Path, base: Path, clip: ClipInfo | None =
     start = 0
     for i, seg in enumerate(spec.segments):
         merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(defaults, name)
-                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, *VIDEO_KEYS)}
+                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, *VIDEO_KEYS, "gradient_norm")}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
-                                transition=seg.transition, **merged))
+                                transition=seg.transition, guide=path(seg.guide), **merged))
         start += seg.frames
     return Schedule(
         source=source.resolve(),
@@ -497,6 +570,8 @@ def _build(spec: ScheduleSpec, source: Path, base: Path, clip: ClipInfo | None =
         compile=spec.compile,
         audio_settings=spec.audio_features.settings(),
         precision=spec.precision,
+        mask_path=path(spec.mask),
+        mask_follows=spec.mask_follows,
         clip=clip,
         rate=None if Fraction(repr(float(rate))) == rate else rate,
         flow_weights_path=path(spec.flow_weights),

@@ -61,15 +61,23 @@ RULES = {  # what each keyframeable key accepts
     "zoom": Rule(integer=False, minimum=0, exclusive=True),
     "rotate": Rule(integer=False),
     "translate": Rule(integer=False),
+    "center": Rule(integer=False, minimum=0, maximum=1),
     "colour_strength": Rule(integer=False, minimum=0, maximum=1),
     "input_blend": Rule(integer=False, minimum=0, maximum=1),
     "smoothing": Rule(integer=False, minimum=0, maximum=0.95),
     "clip_guard": Rule(integer=False, minimum=0, maximum=0.25),
+    "guide_weight": Rule(integer=False),
+    "mask_strength": Rule(integer=False, minimum=0, maximum=1),
     "flow_blend": Rule(integer=False, minimum=0, maximum=1),
     "temporal": Rule(integer=False, minimum=0, maximum=1),
 }
-KEYFRAMED = tuple(RULES)  # segment keys that take keyframes ("translate" is a pair of them)
+KEYFRAMED = tuple(RULES)  # segment keys that take keyframes (the PAIRS are two of them each)
+PAIRS = ("translate", "center")  # [x, y] keys, each component keyframed on its own
 COLOUR_KEYS = ("colour", "colour_reference")  # per-segment, not keyframeable
+MASK_FOLLOWS = ("camera", "frame")  # see dreamvid/renderer.py
+GRADIENT_NORMS = ("mean", "laplacian")  # see dreamvid/ascent.py
+_NORM_DESCRIPTION = ("how each step's gradient is normalised: mean (divided by its mean absolute value) or "
+                     "laplacian (each band of a 4-level Laplacian pyramid by its RMS first: less high-frequency noise)")
 VIDEO_KEYS = ("flow",)  # per-segment, not keyframeable; with a video input only
 
 
@@ -176,6 +184,8 @@ Jitter = _keyframeable("jitter", "random shift in pixels: integer >= 0, keyframe
 Zoom = _keyframeable("zoom", "scale per frame, > 1 zooms in: number > 0, keyframeable")
 Rotate = _keyframeable("rotate", "degrees per frame: number, keyframeable")
 Shift = _keyframeable("translate", "pixels per frame: number, keyframeable")
+Centre = _keyframeable("center", "fraction of the frame's width (x) or height (y): number 0..1, keyframeable")
+_CENTER_DESCRIPTION = "[x, y] the point zoom and rotation turn around, fractions of the frame, each keyframeable"
 ColourStrength = _keyframeable("colour_strength", "how far colour matching moves each frame: number 0..1, "
                                                   "keyframeable")
 InputBlend = _keyframeable("input_blend", "share of the input image blended back into each frame: number 0..1, "
@@ -184,6 +194,14 @@ Smoothing = _keyframeable("smoothing", "share of the camera-moved previous frame
                                        "against flicker): number 0..0.95, keyframeable")
 ClipGuard = _keyframeable("clip_guard", "margin from 0 and 1 that each frame is shrunk into (contrast guard "
                                         "against blown-out pixels): number 0..0.25, keyframeable")
+GuideWeight = _keyframeable("guide_weight", "weight of the guide image's objective (with `guide:` set): number, "
+                                            "keyframeable")
+MaskStrength = _keyframeable("mask_strength", "how far dreaming is held back outside the mask's white part (with "
+                                              "`mask:` set): number 0..1, keyframeable")
+_GUIDE_DESCRIPTION = ("an image path relative to this file, or null: the dream moves toward this image's features "
+                      "(fitted to the frame like the input)")
+_MASK_DESCRIPTION = ("a greyscale image path relative to this file, or null: dreaming is limited to its white part "
+                     "(fitted to the frame like the input)")
 FlowBlend = _keyframeable("flow_blend", "share of the previous output, warped along the clip's motion, in the "
                                         "start of a video frame: number 0..1, keyframeable")
 Temporal = _keyframeable("temporal", "pull toward the previous dream carried along the motion after every "
@@ -220,6 +238,7 @@ class DefaultsSpec(_Spec):
     zoom: Zoom = D.ZOOM
     rotate: Rotate = D.ROTATE
     translate: tuple[Shift, Shift] = Field(D.TRANSLATE, description="[x, y] pixels per frame, each keyframeable")
+    center: tuple[Centre, Centre] = Field(D.CENTER, description=_CENTER_DESCRIPTION)
     objective: Literal[OBJECTIVES] = Field(D.OBJECTIVE, description="square (mean of squared activations) or mean")
     interpolation: Literal[INTERPOLATIONS] = Field(D.INTERPOLATION, description="keyframe interpolation: linear, step or smooth")
     colour: Literal[COLOUR_MODES] = Field(D.COLOUR, description=_COLOUR_DESCRIPTION)
@@ -228,6 +247,9 @@ class DefaultsSpec(_Spec):
     input_blend: InputBlend = D.INPUT_BLEND
     smoothing: Smoothing = D.SMOOTHING
     clip_guard: ClipGuard = D.CLIP_GUARD
+    gradient_norm: Literal[GRADIENT_NORMS] = Field(D.GRADIENT_NORM, description=_NORM_DESCRIPTION)
+    guide_weight: GuideWeight = D.GUIDE_WEIGHT
+    mask_strength: MaskStrength = D.MASK_STRENGTH
     flow: Literal[D.FLOWS] = Field(D.FLOW, description=_FLOW_DESCRIPTION)
     flow_blend: FlowBlend = D.FLOW_BLEND
     temporal: Temporal = D.TEMPORAL
@@ -239,7 +261,7 @@ class SegmentSpec(_Spec):
     frames: Int = Field(ge=1, le=D.MAX_FRAMES, description=f"an integer 1..{D.MAX_FRAMES} (frames in this segment)")
     layers: Layers = Field(description="a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight")
     transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
-                                                 "segment's layers blend into these (0 on the first segment)")
+                                                 "segment's layers and camera blend into these (0 on the first segment)")
     iterations: Optional[Iterations] = None
     step: Optional[Step] = None
     octaves: Optional[Octaves] = None
@@ -248,6 +270,7 @@ class SegmentSpec(_Spec):
     zoom: Optional[Zoom] = None
     rotate: Optional[Rotate] = None
     translate: Optional[tuple[Shift, Shift]] = Field(None, description="[x, y] pixels per frame, each keyframeable")
+    center: Optional[tuple[Centre, Centre]] = Field(None, description=_CENTER_DESCRIPTION)
     objective: Optional[Literal[OBJECTIVES]] = Field(None, description="square or mean")
     interpolation: Optional[Literal[INTERPOLATIONS]] = Field(None, description="linear, step or smooth")
     colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
@@ -256,6 +279,15 @@ class SegmentSpec(_Spec):
     input_blend: Optional[InputBlend] = None
     smoothing: Optional[Smoothing] = None
     clip_guard: Optional[ClipGuard] = None
+    gradient_norm: Optional[Literal[GRADIENT_NORMS]] = Field(None, description=_NORM_DESCRIPTION)
+    guide_weight: Optional[GuideWeight] = None
+    mask_strength: Optional[MaskStrength] = None
+    guide: Optional[Str] = Field(None, description=_GUIDE_DESCRIPTION)
+
+    @field_validator("guide")
+    @classmethod
+    def _check_guide(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _existing_file(value, info, _GUIDE_DESCRIPTION)
     flow: Optional[Literal[D.FLOWS]] = Field(None, description=_FLOW_DESCRIPTION)
     flow_blend: Optional[FlowBlend] = None
     temporal: Optional[Temporal] = None
@@ -284,7 +316,7 @@ def keyframes_of(spec: DefaultsSpec | SegmentSpec) -> list[tuple[Loc, Keyframes]
     out: list[tuple[Loc, Keyframes]] = []
     for name in KEYFRAMED:
         value = getattr(spec, name)
-        if name == "translate":
+        if name in PAIRS:
             out.extend(((name, i), kf) for i, kf in enumerate(value or ()))
         elif value is not None:
             out.append(((name,), value))
@@ -399,6 +431,9 @@ class ScheduleSpec(_Spec):
                                                                                   "preset, pix_fmt")
     audio: Optional[Str] = Field(None, description="an audio file path relative to this file, 'input' (a video "
                                                    "input's own sound), or null")
+    mask: Optional[Str] = Field(None, description=_MASK_DESCRIPTION)
+    mask_follows: Literal[MASK_FOLLOWS] = Field(D.MASK_FOLLOWS, description="camera (the mask moves with the camera) "
+                                                "or frame (it stays where it is on the frame)")
     audio_features: AudioFeaturesSpec = Field(default_factory=AudioFeaturesSpec, description="a mapping of audio "
                                               "analysis settings (bass, mid, treble, attack, release, ...)")
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec, description="a mapping of per-segment "
@@ -439,6 +474,11 @@ class ScheduleSpec(_Spec):
                                  "schedule file)")])
         return value
 
+    @field_validator("mask")
+    @classmethod
+    def _check_mask(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _existing_file(value, info, _MASK_DESCRIPTION)
+
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str, info: ValidationInfo) -> str:
@@ -446,6 +486,22 @@ class ScheduleSpec(_Spec):
         if problem:
             raise Invalid([((), problem)])
         return value
+
+
+def _existing_file(value: str | None, info: ValidationInfo, description: str) -> str | None:
+    """An image key's path (guide, mask): it must name an existing file when files are checked."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise Invalid([((), f"empty path; expected {description}")])
+    ctx = info.context or {}
+    if ctx.get("check_files"):
+        path = resolve_path(ctx["base"], value)
+        if not path.is_file():
+            what = "file not found" if not path.exists() else "not a file"
+            raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
+                                 "schedule file)")])
+    return value
 
 
 def _check_output(value: str, input_value: str | None, ctx: dict) -> None:

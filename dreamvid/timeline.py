@@ -3,9 +3,10 @@
 Keyframes, Deforum strings, inherited ``defaults`` and transitions are easy to get wrong
 and slow to check by rendering. ``dreamvid validate S --plot timeline.png`` evaluates
 :meth:`~dreamvid.schedule.Schedule.params` at every frame -- exactly what the renderer will
-use -- and plots zoom, rotation, translation and the blended layer weights, with segment
-boundaries as dashed lines and transitions shaded; when formulas follow the music, the
-audio's loudness (``rms``) is drawn in grey under every panel. No network is loaded.
+use -- and plots zoom, rotation, translation and the blended layer weights (and ``center``,
+``guide_weight`` and ``mask_strength`` where a schedule uses them), with segment boundaries
+as dashed lines and transitions shaded; when formulas follow the music, the audio's
+loudness (``rms``) is drawn in grey under every panel. No network is loaded.
 ``dreamvid validate S --params p.csv`` writes the same values, every setting of every frame,
 as CSV (:func:`write_params`).
 
@@ -39,6 +40,9 @@ class Timeline:
     rotate: np.ndarray
     translate: np.ndarray  # (frames, 2): x, y
     layers: dict[str, np.ndarray]  # key -> weight per frame (0 where unused), in order of appearance
+    center: np.ndarray | None = None  # (frames, 2): x, y fractions of the frame
+    guide_weight: np.ndarray | None = None  # 0 where a frame has no guide
+    mask_strength: np.ndarray | None = None  # 0 without a mask
 
 
 def timeline(schedule: Schedule) -> Timeline:
@@ -53,7 +57,22 @@ def timeline(schedule: Schedule) -> Timeline:
         rotate=np.array([p.rotate for p in params]),
         translate=np.array([p.translate for p in params], dtype=float).reshape(-1, 2),
         layers={k: np.array([p.layers.get(k, 0.0) for p in params]) for k in keys},
+        center=np.array([p.center for p in params], dtype=float).reshape(-1, 2),
+        guide_weight=np.array([p.guide_weight for p in params]),
+        mask_strength=np.array([p.mask_strength for p in params]),
     )
+
+
+def extra_panels(t: Timeline) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """Panels of the keys a schedule uses beyond the camera basics (none for a schedule without them)."""
+    panels = []
+    if t.center is not None and (t.center != 0.5).any():
+        panels.append(("center (fraction)", [("x", t.center[:, 0]), ("y", t.center[:, 1])]))
+    lines = [(name, values) for name, values in (("guide_weight", t.guide_weight), ("mask_strength", t.mask_strength))
+             if values is not None and values.any()]  # fmt: skip
+    if lines:
+        panels.append(("guide / mask", lines))
+    return panels
 
 
 def params_table(schedule: Schedule) -> tuple[list[str], list[list]]:
@@ -61,8 +80,8 @@ def params_table(schedule: Schedule) -> tuple[list[str], list[list]]:
     its schedule key (pairs as ``translate_x``, ``translate_y``), then ``layers.<key>`` weights."""
     params = [schedule.params(n) for n in range(schedule.total_frames)]
     skip = {"index", "frame_in_segment", "layers"}
-    names = [f.name for f in fields(params[0])  # a video input's keys (flow, ...) are None with an image
-             if f.name not in skip and getattr(params[0], f.name) is not None]
+    names = [f.name for f in fields(params[0])  # a video input's keys (flow, ...) are None with an image,
+             if f.name not in skip and any(getattr(p, f.name) is not None for p in params)]  # guide without one
     keys: dict[str, None] = {}
     for p in params:
         keys.update(dict.fromkeys(p.layers))
@@ -115,13 +134,14 @@ def timeline_png(schedule: Schedule, *, figsize=FIGSIZE, dpi: int = DPI) -> byte
     t = timeline(schedule)
     fig = Figure(figsize=figsize, dpi=dpi)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(4, 1, sharex=True)
     panels = [
         ("zoom (scale/frame)", [("zoom", t.zoom)]),
         ("rotate (deg/frame)", [("rotate", t.rotate)]),
         ("translate (px/frame)", [("x", t.translate[:, 0]), ("y", t.translate[:, 1])]),
+        *extra_panels(t),
         ("layer weights", list(t.layers.items())),
     ]
+    axes = fig.subplots(len(panels), 1, sharex=True)
     loudness = schedule.audio_features()["rms"] if schedule.audio_driven else None
     for i, (ax, (title, lines)) in enumerate(zip(axes, panels)):
         _mark_segments(ax, schedule, label=i == 0)

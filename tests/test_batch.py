@@ -128,7 +128,7 @@ def test_local_batch_gives_the_solo_videos_retries_a_killed_worker_and_reruns_no
     assert r.returncode == 1, r.stderr  # the bad input failed; the others did not
     rows = table(r.stdout)
     for name in ("bad_64x64", "bad_96x64"):
-        assert rows[name][0] == "failed" and "bad.png: not a readable image" in rows[name][1]
+        assert rows[name][0] == "failed" and "bad.png: neither a readable image nor a video" in rows[name][1]
     assert killed in GOOD
     assert f"{killed}: worker killed by SIGKILL; resuming at frame" in r.stderr
     assert "2 runs" in rows[killed][1] and "resumed at frame" in rows[killed][1]

@@ -194,6 +194,20 @@ def audio(kind: str, command: str = "validate"):
     return make
 
 
+def picture_key(key: str, kind: str, command: str = "validate"):
+    """A guide (in segments[0]) or a mask that is missing or not an image."""
+    def make(c: Ctx) -> list:
+        if kind == "text":
+            (c.tmp / "p.png").write_text("this is not a picture\n")
+        if key == "guide":
+            path = c.schedule(segments=seg(guide="p.png"))
+        else:
+            path = c.schedule(mask="p.png")
+        return render_args(c, schedule=path) if command == "render" else ["validate", path]
+
+    return make
+
+
 # ----------------------------------------------------------------------- video input
 
 
@@ -530,6 +544,11 @@ CASES = [
          ("segments[0].layers.mixed0:256", "channel 256", "0..255")),
     Case("keyframe-outside-segment", validate_segment(zoom={0: 1.0, 6: 1.1}), 2, ("segments[0].zoom.6", "frame < 6")),
     Case("keyframes-unsorted", validate_segment(zoom={3: 1.0, 1: 1.1}), 2, ("segments[0].zoom.1", "increasing order")),
+    Case("center-outside-frame", validate_segment(center=[1.2, 0.5]), 2, ("segments[0].center[0]", "1.2", "0..1")),
+    Case("center-keyframe-outside", validate_segment(center=[0.5, {0: 0.5, 3: -0.1}]), 2,
+         ("segments[0].center[1].3", "-0.1", "0..1")),
+    Case("gradient-norm-unknown", validate_segment(gradient_norm="lap"), 2,
+         ("segments[0].gradient_norm", "'lap'", "mean, laplacian")),
     Case("bad-device", validate(device="gpu"), 2, ("device:", "'gpu'", "auto, cpu, cuda")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
@@ -548,6 +567,12 @@ CASES = [
          ("in.png", "is the input image")),
     Case("output-is-a-folder", lambda c: render_args(c, "-o", c.tmp), 2, ("is a folder",)),
     Case("output-extension", validate(output="out/video.gif"), 2, ("output:", "'.gif'", ".mp4")),
+    Case("guide-missing", picture_key("guide", "missing"), 2, ("segments[0].guide", "p.png", "file not found")),
+    Case("guide-not-an-image", picture_key("guide", "text"), 2, ("segments[0].guide", "p.png", "not a readable image")),
+    Case("guide-not-an-image-render", picture_key("guide", "text", "render"), 2,
+         ("segments[0].guide", "p.png", "not a readable image")),
+    Case("mask-missing", picture_key("mask", "missing"), 2, ("mask:", "p.png", "file not found")),
+    Case("mask-not-an-image", picture_key("mask", "text"), 2, ("mask:", "p.png", "not a readable image")),
     Case("audio-missing", audio("missing"), 2, ("audio:", "a.wav", "file not found")),
     Case("audio-unreadable", audio("garbage"), 2, ("a.wav", "not a readable audio file")),
     Case("audio-without-audio", audio("no-stream"), 2, ("a.wav", "no audio stream")),

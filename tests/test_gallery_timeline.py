@@ -3,9 +3,11 @@
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 import torch
 
 from dreamvid import layer_gallery as gallery, timeline
+from dreamvid.ascent import DreamSettings
 from dreamvid.errors import InputError
 from dreamvid.images import fit, read_image, to_tensor
 from dreamvid.catalogue import layer_catalogue
@@ -104,3 +106,50 @@ def test_timeline_values_are_the_renderers_and_the_size_follows_dpi(tmp_path):
     assert t.layers["mixed3"][7] == pytest.approx(1.0)  # frame 2 of a 4-frame transition: half of 2.0
     out = timeline.plot_timeline(s, tmp_path / "small.png", figsize=(4, 3), dpi=50)
     assert cv2.imread(str(out)).shape[:2] == (150, 200)
+
+
+def test_timeline_shows_center_guide_and_mask_only_where_used(tmp_path):
+    plain = load_schedule(write_schedule(tmp_path / "plain"))
+    assert timeline.extra_panels(timeline.timeline(plain)) == []  # the plot of a schedule without them is as before
+    folder = tmp_path / "used"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "g.png"), np.full((8, 8, 3), 200, np.uint8))
+    s = load_schedule(write_schedule(folder, mask="g.png", segments=[
+        {"frames": 4, "layers": {"mixed3": 1.0}, "center": [{0: 0.5, 3: 0.2}, 0.5], "guide": "g.png",
+         "guide_weight": {0: 0.0, 3: 2.0}, "mask_strength": 0.5}]))
+    panels = dict(timeline.extra_panels(timeline.timeline(s)))
+    assert list(panels) == ["center (fraction)", "guide / mask"]
+    assert np.allclose(dict(panels["center (fraction)"])["x"], [0.5, 0.4, 0.3, 0.2])
+    assert np.allclose(dict(panels["guide / mask"])["guide_weight"], [0, 2 / 3, 4 / 3, 2])
+    header, rows = timeline.params_table(s)
+    assert {"center_x", "center_y", "guide_weight", "mask_strength", "gradient_norm"} <= set(header)
+    assert rows[3][header.index("guide_weight")] == 2.0 and rows[0][header.index("mask_strength")] == 0.5
+    two = load_schedule(write_schedule(folder, segments=[{"frames": 2, "layers": {"mixed3": 1.0}},
+                                                         {"frames": 2, "layers": {"mixed3": 1.0}, "guide": "g.png"}]))
+    header, rows = timeline.params_table(two)  # a guide from the second segment on still gets its column
+    assert [row[header.index("guide")] for row in rows] == [None, None, folder / "g.png", folder / "g.png"]
+    assert timeline.plot_timeline(s, tmp_path / "t.png").is_file()
+
+
+def test_gallery_guide_is_shown_and_pulls_the_tiles(tmp_path, net):
+    picture = fit(skimage.data.coffee().astype(np.float32) / 255.0, (96, 96))
+    guide = fit(skimage.data.chelsea().astype(np.float32) / 255.0, (96, 96))
+    settings = DreamSettings(iterations=3, step=0.02, octaves=1, jitter=4)
+    plain = gallery.make_gallery(net, picture, net.catalogue, settings, keys=["mixed3"], columns=3)
+    guided = gallery.make_gallery(net, picture, net.catalogue, settings, keys=["mixed3"], columns=3, guide=guide,
+                                  guide_weight=3.0)  # fmt: skip
+    assert plain.shape[:2] == _sheet_size(2, 96, 2) and guided.shape[:2] == _sheet_size(3, 96, 3)
+    p = gallery.PAD
+    tile = lambda sheet, i: sheet[p : p + 96, p + i * (96 + p) :][:, :96].astype(int)  # noqa: E731
+    assert np.abs(tile(guided, 1) - np.round(guide * 255)).max() <= 1  # the guide comes after the input
+    assert np.abs(tile(guided, 2) - tile(plain, 1)).mean() > 1  # the guide changed the dream
+
+
+def test_gallery_cli_takes_a_guide(tmp_path):
+    cv2.imwrite(str(tmp_path / "g.png"), skimage.data.chelsea()[::4, ::4, ::-1])
+    r = run_cli("gallery", "--size", 64, "--iterations", 1, "--octaves", 1, "--layers", "mixed0", "--guide", "g.png",
+                "--guide-weight", 2, "-o", "out.png", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == _sheet_size(3, 64, 3)  # input, guide, mixed0
+    r = run_cli("gallery", "--size", 64, "--layers", "mixed0", "--guide", "nothere.png", "-o", "x.png", cwd=tmp_path)
+    assert r.returncode == 2 and "nothere.png" in r.stderr and not (tmp_path / "x.png").exists()

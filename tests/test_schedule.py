@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pydantic
 import pytest
 import yaml
@@ -162,24 +163,28 @@ def test_params_overrides_step_interpolation_and_transition(schedule):
     assert (p.segment, p.frame_in_segment, p.octaves, p.objective, p.iterations) == (1, 0, 2, "mean", 5)
     assert p.layers == {"mixed0": 1.0, "mixed3": 0.5}
     assert p.rotate == 0.5  # inherited
-    assert p.translate == (0.0, 0.0)  # overridden
+    assert p.translate == (1.5, -10.0)  # overridden with (0, 0), but the camera starts from segment 0's last values
+    assert schedule.params(106).translate == pytest.approx((0.75, -5.0))  # a = 5/10 of the way
+    assert schedule.params(111).translate == (0.0, 0.0)  # k == transition
     # a = 4/10: mixed0 0.6*1, mixed3 0.6*0.5 + 0.4*1, mixed4:97 0.4*0.5
     assert schedule.params(105).layers == pytest.approx({"mixed0": 0.6, "mixed3": 0.7, "mixed4:97": 0.2})
     assert list(schedule.params(105).layers) == ["mixed0", "mixed3", "mixed4:97"]  # stable order
     assert schedule.params(111).layers == {"mixed3": 1.0, "mixed4:97": 0.5}  # k == transition
-    # step interpolation {0: 1, 20: 2, 40: 3}: holds the previous key
-    assert [schedule.params(101 + k).zoom for k in (0, 19, 20, 39, 40, 49)] == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    # step interpolation {0: 1, 20: 2, 40: 3}: holds the previous key (frame 101 is segment 0's last zoom, 2)
+    assert [schedule.params(101 + k).zoom for k in (0, 19, 20, 39, 40, 49)] == [2.0, 1.0, 2.0, 2.0, 3.0, 3.0]
 
 
 def test_params_smooth_and_clamping(schedule):
-    # smooth rotate {0: 0, 4: 10}: k=1 is t=0.25 -> 10 * 0.0625 * (3 - 0.5) = 1.5625
-    assert schedule.params(151 + 0).rotate == 0.0
-    assert schedule.params(151 + 1).rotate == pytest.approx(1.5625)
+    # smooth rotate {0: 0, 4: 10}: k=1 is t=0.25 -> 10 * 0.0625 * (3 - 0.5) = 1.5625, blended over the
+    # 2-frame transition from segment 1's last value 0.5: k=0 -> 0.5, k=1 -> 0.5 + 1/2 (1.5625 - 0.5)
+    assert schedule.params(151 + 0).rotate == 0.5
+    assert schedule.params(151 + 1).rotate == pytest.approx(1.03125)
     assert schedule.params(151 + 2).rotate == pytest.approx(5.0)
     assert schedule.params(151 + 3).rotate == pytest.approx(8.4375)
     assert schedule.params(151 + 15).rotate == 10.0
     # zoom {5: 2, 15: 3}: first value before the first key, last after the last
-    assert schedule.params(151).zoom == 2.0
+    assert schedule.params(151).zoom == 3.0  # the transition starts at segment 1's last zoom
+    assert schedule.params(151 + 2).zoom == 2.0
     assert schedule.params(151 + 10).zoom == pytest.approx(2.5)  # smooth at t=0.5 is 0.5
     assert schedule.params(170).zoom == 3.0
     # transition 2 at k=1: mixed3 0.5*1 + 0.5*-1 = 0 is dropped
@@ -453,3 +458,57 @@ def test_json_schema_accepts_valid_and_rejects_bad(schedule):
     for bad in (edit((("defaults", "zooom"), 1)), edit((("segments",), [])), edit((("encoder", "crf"), 60)),
                 edit((("segments", 0, "layers"), {"mixed4:x": 1}))):
         assert list(validator.iter_errors(json.loads(json.dumps(bad))))
+
+
+# ------------------------------------------------------------------ camera continuity (issue 19)
+
+_CAMERA_SEGMENTS = [
+    {"frames": 10, "layers": {"mixed3": 1.0}, "zoom": 1.02, "rotate": {0: 0.0, 9: 1.0}, "translate": [2, 0]},
+    {"frames": 10, "layers": {"mixed4": 1.0}, "zoom": 1.08, "rotate": -1.0, "translate": [0, 3],
+     "center": [0.25, 0.75], "transition": 5},
+]
+
+
+def _camera_schedule(tmp_path, segments):
+    return parse_schedule({"input": "noise", "segments": segments}, source=tmp_path / "s.yaml")
+
+
+def _camera(p):
+    return [p.zoom, p.rotate, *p.translate, *p.center]
+
+
+def test_a_transition_blends_the_camera_without_a_jump(tmp_path):
+    s = _camera_schedule(tmp_path, _CAMERA_SEGMENTS)
+    values = np.array([_camera(s.params(n)) for n in range(s.total_frames)])
+    steps = np.abs(np.diff(values, axis=0))
+    boundary = steps[9]  # frame 9 -> frame 10, the second segment's first frame
+    assert (boundary == 0).all()  # it starts from the first segment's last values
+    assert np.allclose(steps[10:15, 0], (1.08 - 1.02) / 5)  # then moves in equal steps to its own values
+    assert np.allclose(values[15], [1.08, -1.0, 0, 3, 0.25, 0.75]) and (steps[15:] == 0).all()
+    assert s.camera_jumps() == []
+
+
+def test_a_camera_jump_without_a_transition_is_named(tmp_path):
+    segments = [dict(_CAMERA_SEGMENTS[0]), {**_CAMERA_SEGMENTS[1], "transition": 0}]
+    s = _camera_schedule(tmp_path, segments)
+    jumps = s.camera_jumps()
+    assert [j.split(": ")[2].split(" jumps")[0] for j in jumps] == ["zoom", "rotate", "translate", "center"]
+    assert "zoom jumps from 1.02 to 1.08 at frame 10" in jumps[0] and "segments[1]" in jumps[0]
+    assert "center jumps from [0.5, 0.5] to [0.25, 0.75]" in jumps[3]
+    assert s.params(10).zoom == 1.08  # a cut is allowed
+
+
+def test_validate_warns_about_a_camera_jump(tmp_path):
+    import dreamvid
+    from tests.conftest import run_cli, write_schedule
+
+    path = write_schedule(tmp_path, segments=[{"frames": 3, "layers": {"mixed3": 1.0}},
+                                              {"frames": 3, "layers": {"mixed3": 1.0}, "zoom": 1.1}])
+    r = run_cli("validate", path)
+    assert r.returncode == 0, r.stderr
+    assert "dreamvid: warning: s.yaml: segments[1]: zoom jumps from 1.05 to 1.1 at frame 3" in r.stderr
+    seen = []
+    dreamvid.validate(path, callback=seen.append)
+    assert [p.event for p in seen] == ["warning"] and "zoom jumps" in seen[0].message
+    r = run_cli("validate", write_schedule(tmp_path / "smooth"))  # the same camera in both segments: quiet
+    assert r.returncode == 0 and "warning" not in r.stderr

@@ -173,6 +173,11 @@ def test_a_schedule_naming_files_outside_is_refused(client, studio, tmp_path):
     client.post("/api/save", json={"name": "s.yaml", "text": text}).raise_for_status()
     assert "outside the studio folder" in one_line_error(client.post("/api/render", json={"name": "s.yaml"}), 422)
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.mp4.parts").exists()
+    segments = [{**SCHEDULE["segments"][0], "guide": "../secret.png"}, SCHEDULE["segments"][1]]
+    text = yaml.safe_dump({**SCHEDULE, "mask": "../secret.png", "segments": segments}, sort_keys=False)
+    messages = [p["message"] for p in client.post("/api/check", json={"name": "s.yaml", "text": text}).json()["problems"]]
+    assert any(m.startswith("s.yaml: segments[0].guide: ") and "outside the studio folder" in m for m in messages)
+    assert any(m.startswith("s.yaml: mask: ") and "outside the studio folder" in m for m in messages)
 
 
 def test_schedules_are_read_with_the_safe_loader(client):

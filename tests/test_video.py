@@ -169,3 +169,21 @@ def test_raft_runs_from_a_local_weights_file(tmp_path, net, monkeypatch):
     bad = schedule(tmp_path, "c.mp4", 2, size=(64, 48), flow_weights="bad.pth", defaults={"flow": "raft"})
     with pytest.raises(InputError, match="bad.pth: not a readable weights file"):
         frames_of(bad, net)
+
+
+def test_a_video_schedule_round_trips_through_to_dict(tmp_path):
+    pan_clip(tmp_path / "c.mp4", frames=4, fps=Fraction(30000, 1001), sound=True)
+    s = schedule(tmp_path, "c.mp4", 4, audio="input", fps="auto")
+    data = s.to_dict()
+    assert (data["fps"], data["audio"]) == ("30000/1001", "input")
+    assert parse_schedule(data, source=s.source) == s
+
+
+def test_the_video_demo_validates():
+    """schedules/video-demo.yaml over the shipped clip (<= 2 MB, made by make_video_demo.py)."""
+    root = Path(__file__).resolve().parents[1] / "schedules"
+    s = load_schedule(root / "video-demo.yaml")
+    assert (root / "video-demo.mp4").stat().st_size <= 2 * 1024 * 1024
+    assert s.clip is not None and s.clip.has_audio and s.audio_path == s.input_path
+    assert s.total_frames == s.clip.frames == 45 and s.size == (256, 144) and s.frame_rate == 15
+    assert dreamvid.validate(s).splitlines()[2].startswith("  input clip: 45 frames, 256x144, 15 fps")

@@ -74,11 +74,12 @@ def check(folder: Folder, name: str, text: str, *, decode: bool = True) -> Check
         return Check([_problem(f"{name}: {key}: {text}", name, lines) for key, text in outside])
     if not decode:
         return Check(schedule=schedule, summary=schedule.summary())
+    warnings: list[str] = []
     try:
-        summary = dreamvid.validate(schedule)
+        summary = dreamvid.validate(schedule, callback=lambda p: warnings.append(p.message) if p.event == "warning" else None)
     except dreamvid.DreamvidError as err:
         return Check([_problem(line, name, lines) for line in str(err).splitlines()])
-    return Check(schedule=schedule, summary=summary)
+    return Check(schedule=schedule, summary="\n".join([summary, *(f"warning: {w}" for w in warnings)]))
 
 
 def _renamed(message: str, name: str) -> str:

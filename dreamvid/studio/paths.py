@@ -74,7 +74,8 @@ class Folder:
         from dreamvid.workdir import work_dir
 
         files = [("input", schedule.input_path), ("audio", schedule.audio_path),
-                 ("model_weights", schedule.model_weights_path), ("output", schedule.output_path)]  # fmt: skip
+                 ("model_weights", schedule.model_weights_path), ("output", schedule.output_path),
+                 *schedule.images()]  # fmt: skip (the guides and the mask)
         if schedule.output_path is not None:
             files.append(("output", work_dir(schedule.output_path)))  # its parts and checkpoints
         problems = []
