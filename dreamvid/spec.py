@@ -465,10 +465,7 @@ class ScheduleSpec(_Spec):
         if (info.field_name, value) in (("input", NOISE), ("audio", D.AUDIO_INPUT)):
             return value
         path = resolve_path(ctx["base"], value)
-        try:
-            what = None if path.is_file() else "file not found" if not path.exists() else "not a file"
-        except OSError as err:  # a name too long for the file system, a loop of symlinks ...
-            what = f"cannot look at the file ({err.strerror or err})"
+        what = _file_problem(path)
         if what:
             raise Invalid([((), f"{what}: {path}; expected an existing file (paths are relative to the "
                                  "schedule file)")])
@@ -497,11 +494,19 @@ def _existing_file(value: str | None, info: ValidationInfo, description: str) ->
     ctx = info.context or {}
     if ctx.get("check_files"):
         path = resolve_path(ctx["base"], value)
-        if not path.is_file():
-            what = "file not found" if not path.exists() else "not a file"
+        what = _file_problem(path)
+        if what:
             raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
                                  "schedule file)")])
     return value
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` is not an existing file ("file not found", ...), or None."""
+    try:
+        return None if path.is_file() else "file not found" if not path.exists() else "not a file"
+    except OSError as err:  # a name too long for the file system, a loop of symlinks ...
+        return f"cannot look at the file ({err.strerror or err})"
 
 
 def _check_output(value: str, input_value: str | None, ctx: dict) -> None:

@@ -487,6 +487,7 @@ CASES = [
     Case("keyframe-frame-too-long", validate_segment(zoom="0: (1.0), " + "9" * 5000 + ": (1.1)"), 2,
          ("segments[0].zoom", "has 5000 digits", "expected a frame number")),
     Case("input-name-too-long", validate(input="x" * 300 + ".png"), 2, ("input:", "File name too long")),
+    Case("mask-name-too-long", validate(mask="x" * 300 + ".png"), 2, ("mask:", "File name too long")),
     Case("output-name-too-long", validate(output="x" * 300 + ".mp4"), 2, ("output:", "File name too long")),
     Case("frames-too-many", validate_segment(frames=10**12, zoom="1 + 0*t"), 2,
          ("segments[0].frames", "1000000000000 is out of range", "1..1000000")),
