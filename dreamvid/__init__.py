@@ -15,9 +15,18 @@ import torch.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
+from .defaults import MAX_INPUT_PIXELS
+
 __version__ = "0.1.0"
+
+# OpenCV decodes images of up to OPENCV_IO_MAX_IMAGE_PIXELS (2**30 by default), and a JPEG header
+# of a few hundred bytes can claim that many: gigabytes, 12 GB more as float32. OpenCV reads the
+# variable when it is imported, so it is set here, before any dreamvid module imports cv2
+# (images.read_image refuses a larger image anyway, once decoded).
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))
 
 _API = {
     "load_schedule": "api", "validate": "api", "frames": "api", "preview": "api", "render": "api",

@@ -59,6 +59,7 @@ import numpy as np
 
 from .encode import _audio_input_error, _run_ffmpeg
 from .errors import DreamvidError, InputError
+from .problems import finite_float, show
 
 __all__ = ["FEATURES", "SAMPLE_RATE", "AudioSettings", "analyse", "beat_times", "decode", "features"]
 
@@ -123,11 +124,11 @@ class AudioSettings:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return finite_float(value) is not None
 
 
 def _show(value) -> str:
-    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+    return "[" + ", ".join(map(show, value)) + "]" if isinstance(value, tuple) else show(value)
 
 
 # --- decoding ---------------------------------------------------------------------------

@@ -154,7 +154,16 @@ def load(path: Path) -> dict:
     digest, _, payload = data[len(MAGIC) :].partition(b"\n")
     if hashlib.sha256(payload).hexdigest().encode() != digest:
         raise DreamvidError(f"{path}: checkpoint is truncated or corrupt (checksum mismatch)")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    try:  # the checksum matched, yet the payload may not be one (a writer's bug, another version)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - whatever the unpickler makes of bad bytes
+        raise DreamvidError(f"{path}: checkpoint is corrupt ({type(err).__name__} while reading it)") from None
+    if not isinstance(state, dict) or not _KEYS.issubset(state) or not isinstance(state["index"], int):
+        raise DreamvidError(f"{path}: checkpoint is corrupt (not the data dreamvid saves)")
+    return state
+
+
+_KEYS = frozenset({"index", "frame", "parts", "pending", "settings", "digests"})  # what save() is given
 
 
 CKPT_RE = re.compile(r"ckpt-(\d{8})\.pt$")

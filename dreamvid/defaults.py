@@ -68,4 +68,6 @@ PIX_FMT = "yuv420p"
 # -- limits ----------------------------------------------------------------------------------
 MIN_SIDE, MAX_SIDE = 32, 8192  # frame width and height, pixels
 MAX_FPS = 240
+MAX_INPUT_PIXELS = 1 << 27  # an input image's pixels (134 million: a 100-megapixel photo fits)
+MAX_FRAMES = 1_000_000  # frames in a video (9 h 15 min at 30 fps): formulas are checked at every frame
 MIN_TILE = 128  # smallest gradient tile side: below it the deeper layers see too little

@@ -55,6 +55,7 @@ __all__ = [
     "FUNCTIONS",
     "MAX_DEPTH",
     "MAX_EXPONENT",
+    "MAX_FRAME_DIGITS",
     "MAX_KEYFRAME_STRING",
     "MAX_LENGTH",
     "VARIABLES",
@@ -73,6 +74,7 @@ MAX_LENGTH = 1000  # characters in one expression; a formula is a line, not a pr
 MAX_KEYFRAME_STRING = 200_000  # characters in a Deforum string (every frame of a few minutes keyed)
 MAX_DEPTH = 100  # nesting of brackets and of the syntax tree (a sum of n terms is n deep)
 MAX_EXPONENT = 100.0  # |exponent| of a power whose exponent is a constant
+MAX_FRAME_DIGITS = 18  # digits of a keyframe's frame number (Python cannot even read some numbers of 4301)
 
 FRAME_VARIABLES = ("t", "f", "s", "T", "fps")
 AUDIO_VARIABLES = ("rms", "bass", "mid", "treble", "onset", "beat")
@@ -499,6 +501,9 @@ def parse_keyframe_string(text: str) -> list[tuple[int, float | Expression]]:
             raise ExpressionError(f"bad keyframe entry {_show(piece)}; expected 'frame: (value)' entries like "
                                   f"{_EXAMPLE}")
         key, inner = m.group(1), m.group(2)
+        if len(key) > MAX_FRAME_DIGITS:
+            raise ExpressionError(f"keyframe {key[:12]}... has {len(key)} digits; expected a frame number in the "
+                                  "segment", key=key[:12] + "...")
         depth = 0
         for ch in inner:  # the value's '(' must close at the entry's last ')': "0: (1) + (2)" is two values
             depth += ch == "("

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import torch
 
+from . import defaults as D
 from .errors import InputError
 from .files import write_atomic
-
 
 VIDEO_TOO = "an image (PNG, JPEG, TIFF, WebP, BMP ...) or a video ffmpeg can decode (MP4, MOV, MKV, WebM ...)"
 
@@ -34,6 +34,8 @@ def read_image(path: str | Path, *, video_too: bool = False) -> np.ndarray:
     except OSError as err:
         raise InputError(f"{path}: cannot read the image ({err.strerror or err}); expected a readable file") from None
     img, complaint = _decode(data) if data.size else (None, "empty file")
+    if img is not None and img.shape[0] * img.shape[1] > D.MAX_INPUT_PIXELS:  # cv2 was imported before dreamvid
+        img, complaint = None, f"{img.shape[1]}x{img.shape[0]}: more than {D.MAX_INPUT_PIXELS} pixels"
     if img is None:
         why = f" ({complaint})" if complaint else ""
         if video_too:
@@ -68,6 +70,10 @@ def _decode(data: np.ndarray) -> tuple[np.ndarray | None, str]:
         try:
             os.dup2(log.fileno(), 2)
             img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error as err:  # OpenCV's own checks, e.g. a header claiming more pixels than it decodes
+            why = (f"its header claims more than {os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS')} pixels"
+                   if "CV_IO_MAX_IMAGE_PIXELS" in str(err) else "OpenCV error")
+            return None, why
         finally:
             os.dup2(saved, 2)
             os.close(saved)

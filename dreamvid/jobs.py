@@ -41,7 +41,7 @@ import yaml
 from . import checkpoint as ckpt
 from .errors import InputError
 from .files import resolve_path, write_atomic
-from .problems import Invalid, format_loc
+from .problems import Invalid, message, one_line
 from .schedule import Schedule, ScheduleError, parse_schedule
 from .spec import NOISE, ScheduleSpec, parse_size
 from .workdir import work_dir
@@ -82,7 +82,7 @@ def load_job(path: str | os.PathLike) -> list[Variant]:
     name = str(path)
     job, problems = read_yaml_file(path, "job file")  # the schedule loader's checks: duplicate keys, unsafe tags
     if problems:
-        raise InputError("\n".join(f"{name}: {format_loc(loc) + ': ' if loc else ''}{text}" for loc, text in problems))
+        raise InputError("\n".join(message(name, loc, text) for loc, text in problems))
     if isinstance(job, list):
         job = {"schedules": job}
     if not isinstance(job, dict):
@@ -98,7 +98,7 @@ def _variants(job: dict, path: Path) -> list[Variant]:
     out = resolve_path(base, _opt_str(job, "output", name, problems) or "out")
     axes = _axes(job, name, base, problems)  # [(job key, key path, [(label, value)])]
     if problems:
-        raise InputError("\n".join(problems))
+        raise InputError("\n".join(map(one_line, problems)))
 
     variants, messages, seen = [], [], {}
     for schedule_file, data in bases:
@@ -191,7 +191,7 @@ def _axes(job: dict, name: str, base: Path, problems: list[str]) -> list[tuple[s
 
 def _key_path(key: str) -> tuple | None:
     """``defaults.zoom`` -> ("defaults", "zoom"); None unless it starts at a schedule key."""
-    parts = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    parts = tuple(int(p) if p.isascii() and p.isdigit() and len(p) <= 18 else p for p in key.split("."))
     if not parts or parts[0] not in ScheduleSpec.model_fields or parts[0] in PATH_KEYS + ("size",):
         return None
     return parts

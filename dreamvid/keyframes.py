@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .expressions import (
+    MAX_FRAME_DIGITS,
     MAX_KEYFRAME_STRING,
     Expression,
     ExpressionError,
@@ -33,7 +34,7 @@ from .expressions import (
     parse_keyframe_string,
     parse_value,
 )
-from .problems import Invalid, Loc, is_number, show
+from .problems import Invalid, Loc, finite_float, is_number, show
 
 DEFORUM_EXAMPLE = "'0:(1.02), 149:(1.06)'"
 INTERPOLATIONS = ("linear", "step", "smooth")
@@ -172,7 +173,7 @@ def parse_keyframes(value: Any, rule: Rule) -> Keyframes:
         for key, val in value.items():
             if isinstance(key, int) and not isinstance(key, bool):
                 frame = key
-            elif isinstance(key, str) and re.fullmatch(r"\s*-?\d+\s*", key):
+            elif isinstance(key, str) and re.fullmatch(rf"\s*-?\d{{1,{MAX_FRAME_DIGITS}}}\s*", key):
                 frame = int(key)
             else:
                 problems.append(((str(key),), f"keyframe key {show(key)} is not a frame number; "
@@ -198,10 +199,12 @@ def parse_keyframes(value: Any, rule: Rule) -> Keyframes:
             if not is_number(val) or (rule.integer and not textual and not isinstance(val, int)):
                 problems.append((loc, f"got {show(val)}; expected {rule.expected}"))
                 continue
-            val = float(val)
-            if not math.isfinite(val) or not rule.ok(val) or (rule.integer and not val.is_integer()):
-                problems.append((loc, f"{val:g} is out of range; expected {rule.expected}"))
+            number = finite_float(val)
+            if number is None or not rule.ok(number) or (rule.integer and not number.is_integer()):
+                shown = show(val) if number is None else f"{number:g}"
+                problems.append((loc, f"{shown} is out of range; expected {rule.expected}"))
                 continue
+            val = number
         if points and frame <= points[-1][0]:
             what = "duplicate keyframe" if frame == points[-1][0] else f"keyframe {frame} comes after {points[-1][0]}"
             problems.append((loc, f"{what}; expected keyframes in increasing order"))

@@ -11,6 +11,7 @@ Every text ends in ``; expected <what>``.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,17 +53,46 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def finite_float(value: Any) -> float | None:
+    """``value`` as a float when it is a number that is finite as a float, else None (NaN, inf,
+    a bool, an integer too large for a float)."""
+    if not is_number(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def format_loc(loc: Loc) -> str:
-    """``("segments", 1, "zoom")`` -> ``segments[1].zoom``."""
+    """``("segments", 1, "zoom")`` -> ``segments[1].zoom``; a key that is empty or holds a
+    character that does not print (a control character, a line break, an odd space) is
+    quoted as Python writes it: ``layers.'mixed3\\n'``."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        part = str(part)
+        if not part or not part.isprintable():
+            part = repr(part)
+        out += f".{part}" if out else part
     return out
+
+
+_LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # what str.splitlines() splits at
+
+
+def one_line(text: str) -> str:
+    """``text`` with the characters that would break it into lines escaped (``\\n``): a user's
+    key or path inside a message must not split it."""
+    return _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def message(name: str, loc: Loc, text: str) -> str:
     """The user's line: ``<file>: <key path>: <text>``."""
-    return f"{name}: {format_loc(loc)}: {text}" if loc else f"{name}: {text}"
+    return one_line(f"{name}: {format_loc(loc)}: {text}" if loc else f"{name}: {text}")
 
 
 def translate(err: ValidationError, model_at: Callable[[Loc], type[BaseModel] | None]) -> list[tuple[Loc, str]]:

@@ -36,7 +36,7 @@ from .audio import AudioSettings
 from .audio import features as audio_features
 from .expressions import AUDIO_VARIABLES, frame_variables
 from .keyframes import Keyframes, parse_keyframes, round_half_up
-from .problems import message, show, translate
+from .problems import message, one_line, show, translate
 from .spec import (
     COLOUR_KEYS,
     KEYFRAMED,
@@ -61,7 +61,7 @@ class ScheduleError(InputError):
     """A schedule that cannot be used; ``messages`` holds one line per problem."""
 
     def __init__(self, messages: list[str]):
-        self.messages = list(messages)
+        self.messages = [one_line(m) for m in messages]
         super().__init__("\n".join(self.messages))
 
 

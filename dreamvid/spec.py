@@ -14,7 +14,6 @@ catalogue the caller passes in ``context["layers"]``).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -39,7 +38,7 @@ from .audio import AudioSettings
 from .catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
 from .files import resolve_path
 from .keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
-from .problems import Invalid, Loc, is_number, show
+from .problems import Invalid, Loc, finite_float, show
 
 NOISE = "noise"  # the `input` value that means "start from noise"
 CODECS = ("auto", "libx264", "libx264rgb", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
@@ -117,7 +116,7 @@ def _parse_layers(value: Any, info: ValidationInfo) -> tuple[tuple[str, float], 
         if problem:
             problems.append((loc, problem))
             continue
-        if not is_number(weight) or not math.isfinite(weight):
+        if finite_float(weight) is None:
             problems.append((loc, f"got {show(weight)}; expected a finite number (the layer's weight)"))
             continue
         canonical = layer + (":" + ",".join(map(str, channels)) if channels is not None else "")
@@ -264,7 +263,7 @@ class DefaultsSpec(_Spec):
 class SegmentSpec(_Spec):
     """One segment: frames and layers, plus any `defaults` key it overrides (null = inherit)."""
 
-    frames: Int = Field(ge=1, description="an integer >= 1 (frames in this segment)")
+    frames: Int = Field(ge=1, le=D.MAX_FRAMES, description=f"an integer 1..{D.MAX_FRAMES} (frames in this segment)")
     layers: Layers = Field(description="a non-empty mapping of layer name (or 'layer:channel', 'layer:c1,c2') to weight")
     transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
                                                  "segment's layers and camera blend into these (0 on the first segment)")
@@ -339,9 +338,9 @@ def _check_fps(value: Any) -> Fraction | str:
     rate = None
     if value == D.FPS_AUTO:
         return value
-    if is_number(value) and math.isfinite(value):
+    if finite_float(value) is not None:
         rate = Fraction(value) if type(value) is int else Fraction(repr(float(value)))
-    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*/\s*[0-9]+\s*", value):
+    elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,18}\s*/\s*[0-9]{1,18}\s*", value):
         num, den = (int(v) for v in value.split("/"))
         rate = Fraction(num, den) if den else None
     if rate is None:
@@ -472,8 +471,8 @@ class ScheduleSpec(_Spec):
         if (info.field_name, value) in (("input", NOISE), ("audio", D.AUDIO_INPUT)):
             return value
         path = resolve_path(ctx["base"], value)
-        if not path.is_file():
-            what = "file not found" if not path.exists() else "not a file"
+        what = _file_problem(path)
+        if what:
             raise Invalid([((), f"{what}: {path}; expected an existing file (paths are relative to the "
                                  "schedule file)")])
         return value
@@ -501,11 +500,19 @@ def _existing_file(value: str | None, info: ValidationInfo, description: str) ->
     ctx = info.context or {}
     if ctx.get("check_files"):
         path = resolve_path(ctx["base"], value)
-        if not path.is_file():
-            what = "file not found" if not path.exists() else "not a file"
+        what = _file_problem(path)
+        if what:
             raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
                                  "schedule file)")])
     return value
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` is not an existing file ("file not found", ...), or None."""
+    try:
+        return None if path.is_file() else "file not found" if not path.exists() else "not a file"
+    except OSError as err:  # a name too long for the file system, a loop of symlinks ...
+        return f"cannot look at the file ({err.strerror or err})"
 
 
 def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
@@ -521,7 +528,10 @@ def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
     path = resolve_path(ctx["base"], value)
     if input_value not in (None, NOISE) and path == resolve_path(ctx["base"], input_value):
         raise Invalid([((), f"{path} is the input image; expected another file (the video must not overwrite it)")])
-    problem = output_problem(path)
+    try:
+        problem = output_problem(path)
+    except OSError as err:  # a name too long for the file system, a loop of symlinks ...
+        problem = f"{path}: cannot look at the path ({err.strerror or err}); expected a video file path"
     if problem:
         raise Invalid([((), problem if problem.startswith(str(path)) else f"{path}: {problem}")])
 
@@ -550,6 +560,9 @@ def whole_schedule_problems(spec: ScheduleSpec) -> list[tuple[Loc, str]]:
     if spec.encoder.pix_fmt in _SUBSAMPLED_PIX_FMTS and (w % 2 or h % 2):
         problems.append((("size",), f"{w}x{h} has an odd side; expected even width and height for "
                                     f"pix_fmt {spec.encoder.pix_fmt}"))
+    total = sum(s.frames for s in spec.segments)
+    if total > D.MAX_FRAMES:
+        problems.append((("segments",), f"{total} frames in all; expected at most {D.MAX_FRAMES} frames in the video"))
     if spec.segments[0].transition:
         problems.append((("segments", 0, "transition"), "the first segment has nothing to blend from; expected 0"))
     for loc, kf in keyframes_of(spec.defaults):

@@ -8,12 +8,13 @@ back as (key path, text) pairs (see :mod:`.problems`), never as PyYAML exception
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .problems import Loc
+from .problems import Loc, show
 
 
 class _Loader(yaml.SafeLoader):
@@ -66,6 +67,48 @@ class _Loader(yaml.SafeLoader):
                 pass
         return (node.tag, id(node))
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """PyYAML's integers, but none that Python cannot print: a decimal one over 4300 digits
+        raises ValueError in PyYAML itself, a hex one that long breaks every message showing it."""
+        try:
+            value = super().construct_yaml_int(node)
+            if value.bit_length() <= _MAX_INT_BITS:
+                return value
+        except ValueError:
+            if len(node.value) < 4000:
+                raise  # not an integer at all (construct_object says so)
+        raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value)} characters is too large "
+                                                "to read", node.start_mark)
+
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        """PyYAML's strings, but none with half a UTF-16 pair (the escape "\\ud800" makes one):
+        no file name or file can hold it."""
+        value = super().construct_yaml_str(node)
+        if _SURROGATE.search(value):
+            raise yaml.constructor.ConstructorError(None, None, f"{show(value)} holds half a UTF-16 pair (an escape "
+                                                    "such as \\ud800)", node.start_mark)
+        return value
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a scalar its tag does not fit (``!!float ~``, ``!!bool maybe``,
+        ``!!timestamp 2024-13-45``) as a YAML error at its line, not a ValueError or KeyError."""
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception:  # noqa: BLE001 - ValueError, KeyError, IndexError (!!int ""), ...: what PyYAML raises
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(None, None, f"{show(node.value)} is not a {tag} value",
+                                                    node.start_mark) from None
+
+
+_MAX_INT_BITS = 13_000  # 2**13000 has 3914 digits: below Python's 4300-digit str() limit
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_yaml_str)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 
 def read_yaml(text: str, what: str = "schedule keys") -> tuple[Any, list[tuple[Loc, str]]]:
@@ -79,6 +122,12 @@ def read_yaml(text: str, what: str = "schedule keys") -> tuple[Any, list[tuple[L
         if problems:
             return None, problems
         return (loader.construct_document(node) if node is not None else None), []
+    except yaml.reader.ReaderError as err:  # a character YAML text may not hold: a binary or UTF-16 file?
+        at = err.position
+        where = f"line {text.count(chr(10), 0, at) + 1}, column {at - text.rfind(chr(10), 0, at)}: "
+        character = f"U+{err.character:04X}" if isinstance(err.character, int) else repr(err.character)
+        return None, [((), f"{where}not valid YAML (character {character} is not allowed: a binary or UTF-16 "
+                           f"file?); expected a YAML mapping of {what} in UTF-8 text")]
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -420,7 +420,7 @@ def test_parse_schedule_messages_use_source(tmp_path):
         parse_schedule({"input": "noise", "output": "o.mp4", "segments": [{"frames": 0, "layers": {"mixed0": 1}}]},
                        source=tmp_path / "batch.yaml", catalogue=fake_catalogue)
     assert info.value.messages == [f"{tmp_path / 'batch.yaml'}: segments[0].frames: 0 is out of range; "
-                                   "expected an integer >= 1 (frames in this segment)"]
+                                   "expected an integer 1..1000000 (frames in this segment)"]
 
 
 # --------------------------------------------------------------------------- JSON schema
@@ -430,6 +430,14 @@ def test_committed_json_schema_is_current():
     committed = json.loads((REPO / "schedules" / "schedule.schema.json").read_text())
     assert committed == json_schema(), "regenerate: python3 -c 'from dreamvid.spec import " \
                                        "write_json_schema as w; w(\"schedules/schedule.schema.json\")'"
+
+
+def test_schema_command_prints_the_json_schema(capsys):
+    """``dreamvid schema`` (it imported json_schema from the module it had moved out of)."""
+    from dreamvid import cli
+
+    assert cli.main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema()
 
 
 def test_write_json_schema(tmp_path):

@@ -198,6 +198,10 @@ def _text(data: dict) -> str:
         raise Refused("text: missing or not a string; expected the schedule's YAML text")
     if len(text) > MAX_SCHEDULE:
         raise Refused(f"text: over {MAX_SCHEDULE} characters; expected a schedule")
+    try:  # JSON can carry half a UTF-16 pair ("\ud800"), which no file can hold
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise Refused(f"text: character {err.start + 1} is half a UTF-16 pair; expected Unicode text") from None
     return text
 
 

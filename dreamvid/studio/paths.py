@@ -44,20 +44,25 @@ class Folder:
         """
         if not isinstance(name, str) or not name.strip():
             raise Refused("name: missing; expected a file name relative to the studio folder")
-        if "\\" in name or "\0" in name or any(ord(c) < 32 for c in name):
-            raise Refused(f"name: {name!r} holds a backslash or control character; expected a plain relative path")
+        if "\\" in name or "\0" in name or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in name):
+            raise Refused(f"name: {name!r} holds a backslash, a control character or half a UTF-16 pair; "
+                          "expected a plain relative path")
         pure = PurePosixPath(name)
         if pure.is_absolute() or name.startswith("~"):
             raise Refused(f"name: {name!r} is absolute; expected a path relative to the studio folder", 403)
         if ".." in pure.parts:
             raise Refused(f"name: {name!r} climbs out with '..'; expected a path inside the studio folder", 403)
         path = self.root.joinpath(*pure.parts)
-        if not self.contains(path):
-            raise Refused(f"name: {name!r} leads out of the studio folder (a symlink); expected a file inside it", 403)
-        if suffixes and path.suffix.lower() not in suffixes:
-            raise Refused(f"name: {name!r}: expected a file name ending in {', '.join(suffixes)}")
-        if exists and not path.is_file():
-            raise Refused(f"name: {name!r}: no such file in the studio folder", 404)
+        try:
+            if not self.contains(path):
+                raise Refused(f"name: {name!r} leads out of the studio folder (a symlink); expected a file inside it",
+                              403)
+            if suffixes and path.suffix.lower() not in suffixes:
+                raise Refused(f"name: {name!r}: expected a file name ending in {', '.join(suffixes)}")
+            if exists and not path.is_file():
+                raise Refused(f"name: {name!r}: no such file in the studio folder", 404)
+        except OSError as err:  # a name too long for the file system, a loop of symlinks ...
+            raise Refused(f"name: {name!r}: {err.strerror or err}; expected a file name the file system takes") from None
         return path
 
     def name(self, path: Path) -> str:
