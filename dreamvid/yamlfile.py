@@ -81,12 +81,15 @@ class _Loader(yaml.SafeLoader):
                                                 "to read", node.start_mark)
 
     def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
-        """PyYAML's strings, but none with half a UTF-16 pair (the escape "\\ud800" makes one):
-        no file name or file can hold it."""
+        """PyYAML's strings, but none with half a UTF-16 pair (the escape "\\ud800" makes one)
+        or a NUL character ("\\0"): no file name (nor a UTF-8 file, for the first) can hold them."""
         value = super().construct_yaml_str(node)
         if _SURROGATE.search(value):
             raise yaml.constructor.ConstructorError(None, None, f"{show(value)} holds half a UTF-16 pair (an escape "
                                                     "such as \\ud800)", node.start_mark)
+        if "\0" in value:  # the escape "\0": no file name holds it either
+            raise yaml.constructor.ConstructorError(None, None, f"{show(value)} holds a NUL character (an escape "
+                                                    "\\0)", node.start_mark)
         return value
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:

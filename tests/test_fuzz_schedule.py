@@ -262,6 +262,7 @@ def test_fuzz_job_files(folder):
     @example("schedule: base.yaml\nsegments.²: [1]\n")
     @example('!!int ""')
     @example('["\\ud800\\udc00"]')
+    @example('- "\\0"\n')
     def job_files(text):
         count("job_files")
         path = folder / "job.yaml"
