@@ -22,7 +22,7 @@ on the schedule, the seed and its index, so they are the frames a 120-frame rend
 
     nice python3 bench/quality.py --set --config old default --jobs 2   # render what is not cached
     python3 bench/quality.py --set --table --config old default         # the markdown table
-    python3 bench/quality.py --set --sheet docs/quality-set.png --config old default --frames 120   # contact sheet
+    python3 bench/quality.py --set --sheet docs/quality-set.jpg --config old default --frames 120   # contact sheet
 """
 
 from __future__ import annotations
@@ -328,7 +328,11 @@ def contact_sheet(path: Path, configs: list[str], picks=(0, 40, 80, 119), scale=
             row.append(np.zeros((row[-1].shape[0], 6, 3), np.uint8))  # a black bar between configs
         if len(row) == 2 * len(configs):
             rows.append(np.concatenate(row[:-1], axis=1))
-    write_png(path, np.concatenate(rows, axis=0))
+    sheet = np.concatenate(rows, axis=0)
+    if path.suffix.lower() in (".jpg", ".jpeg"):  # RGB in, OpenCV writes BGR
+        cv2.imwrite(str(path), np.ascontiguousarray(sheet[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    else:
+        write_png(path, sheet)
 
 
 def set_main(args) -> None:
