@@ -267,7 +267,8 @@ def _absolute_paths(data: dict, base: Path) -> None:
         value = data.get(key)
         if isinstance(value, str) and value.strip() and not (key == "input" and value == NOISE):
             data[key] = str(resolve_path(base, value))
-    for segment in data.get("segments") or ():  # a segment's guide image
+    segments = data.get("segments")
+    for segment in segments if isinstance(segments, list) else ():  # a segment's guide image (a wrong type: validation says so)
         if isinstance(segment, dict) and isinstance(segment.get("guide"), str) and segment["guide"].strip():
             segment["guide"] = str(resolve_path(base, segment["guide"]))
 
