@@ -43,7 +43,7 @@ from .errors import InputError
 from .files import resolve_path, write_atomic
 from .problems import Invalid, message, one_line
 from .schedule import Schedule, ScheduleError, parse_schedule
-from .spec import NOISE, ScheduleSpec, parse_size
+from .spec import NOISE, ScheduleSpec, file_problem, parse_size
 from .workdir import work_dir
 from .yamlfile import read_yaml_file
 
@@ -204,8 +204,9 @@ def _input(value: Any, where: str, base: Path, problems: list[str]) -> tuple[str
     if value == NOISE:
         return NOISE, NOISE
     path = resolve_path(base, value)
-    if not path.is_file():
-        problems.append(f"{where}: file not found: {path}; expected an image file (relative to the job file)")
+    problem = file_problem(path)  # also a name too long for the file system
+    if problem:
+        problems.append(f"{where}: {problem}: {path}; expected an image file (relative to the job file)")
     return path.stem, str(path)
 
 

@@ -471,7 +471,7 @@ class ScheduleSpec(_Spec):
         if (info.field_name, value) in (("input", NOISE), ("audio", D.AUDIO_INPUT)):
             return value
         path = resolve_path(ctx["base"], value)
-        what = _file_problem(path)
+        what = file_problem(path)
         if what:
             raise Invalid([((), f"{what}: {path}; expected an existing file (paths are relative to the "
                                  "schedule file)")])
@@ -500,14 +500,14 @@ def _existing_file(value: str | None, info: ValidationInfo, description: str) ->
     ctx = info.context or {}
     if ctx.get("check_files"):
         path = resolve_path(ctx["base"], value)
-        what = _file_problem(path)
+        what = file_problem(path)
         if what:
             raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
                                  "schedule file)")])
     return value
 
 
-def _file_problem(path: Path) -> str | None:
+def file_problem(path: Path) -> str | None:
     """Why ``path`` is not an existing file ("file not found", ...), or None."""
     try:
         return None if path.is_file() else "file not found" if not path.exists() else "not a file"

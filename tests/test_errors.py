@@ -504,6 +504,8 @@ CASES = [
     Case("batch-nul-escape", batch_job('- "a\\0.yaml"\n'), 2, ("job.yaml", "holds a NUL character", "line 1")),
     Case("batch-segments-not-a-list", batch_job("schedule: s.yaml\nsegments:\n- 1\n"), 2,
          ("job.yaml", "segments: got 1", "expected a non-empty list of segments")),
+    Case("batch-input-name-too-long", batch_job("schedule: s.yaml\ninputs:\n- " + "x" * 5000 + "\n"), 2,
+         ("job.yaml", "inputs[0]: cannot look at the file (File name too long)", "expected an image file")),
     Case("batch-value-too-long", batch_job("schedule: s.yaml\nseed: [" + "9" * 5000 + "]\n"), 2,
          ("job.yaml", "an integer of 5000 characters is too large")),
     # schedule: syntax
