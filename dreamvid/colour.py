@@ -11,8 +11,9 @@ without leaving it.
   "colour coherence"); ``strength`` moves the statistics part of the way.
 - :func:`match_histogram`: map each RGB channel's histogram onto the reference's (the
   cumulative-distribution matching of ``skimage.exposure.match_histograms``).
-- :func:`match_saturation`: map each pixel's HSV saturation ``(max - min) / max`` onto the
-  reference's saturation distribution (the same quantile mapping), at constant luma.
+- :func:`match_saturation`: map each pixel's HSV saturation ``(max - min) / max`` (as the
+  8-bit video shows it) onto the reference's saturation distribution (the same quantile
+  mapping, ties kept in their proportions), at constant luma, never making a clipped value.
   Per-channel histograms alone do not hold saturation: the dream decorrelates the channels,
   so each channel keeps its distribution while pixels grow more colourful.
 - :func:`blend`: ``(1 - amount) * image + amount * other``; with the input image it is
@@ -102,11 +103,23 @@ def _quantiles(counts: torch.Tensor, n: int, dtype, midpoint: bool) -> torch.Ten
 
 
 def histogram(reference: torch.Tensor, midpoint: bool = False) -> Histogram:
+    """Each channel's distribution. Without ``midpoint`` a distinct value sits at the top of its
+    run of ties (as skimage). With ``midpoint`` the knots are the sorted values themselves, the
+    ``j``-th of ``n`` at share ``(j + 1/2) / n``, so a run of ties is a flat stretch of the
+    mapping and a frame's quantiles land on the reference's values in their proportions (a
+    reference that is 85 % exact grey keeps 85 % exact grey); stored as each run's two ends."""
     values, quantiles = [], []
     for channel in reference[0]:
         v, counts = torch.unique(channel.reshape(-1), return_counts=True)
-        values.append(v)
-        quantiles.append(_quantiles(counts, channel.numel(), reference.dtype, midpoint))
+        if not midpoint:
+            values.append(v)
+            quantiles.append(_quantiles(counts, channel.numel(), reference.dtype, midpoint))
+            continue
+        top = counts.cumsum(0).to(reference.dtype)
+        ends = torch.stack([top - counts.to(reference.dtype) + 0.5, top - 0.5], 1) / channel.numel()
+        keep = torch.stack([torch.ones_like(counts, dtype=torch.bool), counts > 1], 1)
+        values.append(torch.stack([v, v], 1)[keep])
+        quantiles.append(ends[keep])
     return Histogram(tuple(values), tuple(quantiles), midpoint)
 
 
@@ -137,6 +150,12 @@ def match_histogram(image: torch.Tensor, reference: Histogram, strength: float =
 
 
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
+_MARGIN = 1 / 255  # the saturation match stops a channel this far from 0 and 1: it never makes a clipped value
+
+
+def as_shown(image: torch.Tensor) -> torch.Tensor:
+    """The image on the 8-bit grid the video stores (``round(255 x) / 255``)."""
+    return torch.round(image.clamp(0, 1) * 255) / 255
 
 
 def saturation(image: torch.Tensor) -> torch.Tensor:
@@ -147,24 +166,29 @@ def saturation(image: torch.Tensor) -> torch.Tensor:
 
 def match_saturation(image: torch.Tensor, reference: Histogram, strength: float = 1.0) -> torch.Tensor:
     """Move each pixel's HSV saturation ``strength`` of the way to the reference's saturation
-    distribution (``reference`` = :func:`histogram` of the reference's :func:`saturation`, with
-    ``midpoint``: a frame's many pixels at saturation 1, where a channel is 0, then map to the
-    middle of their share rather than all to the reference's top), keeping its luma ``y`` and hue.
+    distribution, keeping its luma ``y`` and hue. ``reference`` is :func:`histogram` (with
+    ``midpoint``) of :func:`saturation` of the reference :func:`as_shown`.
+
+    Pixels are ranked by their saturation as the 8-bit video shows it: a near-black pixel
+    with a trace of colour has saturation 1 in floats but shows as black (0), so it ranks
+    with the reference's blacks and stays dark grey, instead of taking a top rank whose
+    saturation rounding then erases.
 
     The pixel becomes ``y + k (x - y)`` (its colour scaled about its grey), where ``k`` gives
     the target saturation ``t``: with chroma ``c = max - min`` and ``m = max - y``,
-    ``k = t y / (c - t m)``. ``k`` is capped where the pixel would leave [0, 1], so the match
-    never clips; greys (``c = 0``) stay grey.
+    ``k = t y / (c - t m)``. A ``k`` above 1 is capped where a channel would come closer than
+    1/255 to 0 or 1, so the match never makes a value that shows as 0 or 255 (a clipped
+    channel); greys (``c = 0``) stay grey.
     """
     if strength == 0:
         return image
-    current = saturation(image)
-    target = match_histogram(current, reference, strength)
+    target = match_histogram(saturation(as_shown(image)), reference, strength)
     luma = (image * torch.tensor(_LUMA, dtype=image.dtype, device=image.device)[:, None, None]).sum(1, keepdim=True)
     top, bottom = image.amax(1, keepdim=True), image.amin(1, keepdim=True)
     chroma, above = top - bottom, top - luma
     k = target * luma / (chroma - target * above).clamp(min=_EPS)
-    k = torch.minimum(k, torch.minimum((1 - luma) / above.clamp(min=_EPS), luma / (luma - bottom).clamp(min=_EPS)))
+    room = torch.minimum((1 - _MARGIN - luma) / above.clamp(min=_EPS), (luma - _MARGIN) / (luma - bottom).clamp(min=_EPS))
+    k = torch.minimum(k, room.clamp(min=1))  # room < 1: the pixel is already that close; only never push it further
     return torch.where(chroma > _EPS, (luma + k * (image - luma)).clamp(0, 1), image)
 
 
@@ -228,7 +252,7 @@ class Reference:
     @property
     def saturation(self) -> Histogram:
         if self._saturation is None:
-            self._saturation = histogram(saturation(self.image), midpoint=True)
+            self._saturation = histogram(saturation(as_shown(self.image)), midpoint=True)
         return self._saturation
 
 

@@ -189,7 +189,7 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
 
 
 def test_saturation_match_moves_saturation_at_constant_luma():
-    ref = C.Reference(image([1.0, 1.0], [0.5, 0.5], [0.5, 0.5]))  # every pixel at saturation 0.5
+    ref = C.Reference(image([200 / 255] * 2, [100 / 255] * 2, [100 / 255] * 2))  # every pixel at saturation 0.5
     x = image([0.8, 0.6, 0.98], [0.2, 0.6, 0.97], [0.2, 0.6, 0.96])  # saturation 0.75, a grey, a near-white
     out = C.match_saturation(x, ref.saturation, 1.0)
     luma = torch.tensor([0.2126, 0.7152, 0.0722])[:, None]
@@ -198,11 +198,56 @@ def test_saturation_match_moves_saturation_at_constant_luma():
     np.testing.assert_allclose(out[0, :, 0, 0].numpy(), [0.54026, 0.27013, 0.27013], atol=2e-5)
     assert C.saturation(out)[0, 0, 0, 0].item() == pytest.approx(0.5, abs=1e-5)
     np.testing.assert_allclose(out[0, :, 0, 1].numpy(), [0.6, 0.6, 0.6])  # greys stay grey
-    # the near-white pixel would need to leave [0, 1] to reach 0.5: it goes as far as it can, no clipping
-    assert out[0, :, 0, 2].max().item() == pytest.approx(1.0, abs=1e-6) and 0.5 > C.saturation(out)[0, 0, 0, 2] > 0.02
+    # the near-white pixel would need to leave [0, 1] to reach 0.5: it goes as far as it can
+    # without a channel showing as 255 (1/255 short of 1), so the match never clips
+    assert out[0, :, 0, 2].max().item() == pytest.approx(254 / 255, abs=1e-6) and 0.5 > C.saturation(out)[0, 0, 0, 2] > 0.02
     assert C.match_saturation(x, ref.saturation, 0.0) is x
     half = C.match_saturation(x, ref.saturation, 0.5)  # half way: saturation 0.625
     assert C.saturation(half)[0, 0, 0, 0].item() == pytest.approx(0.625, abs=1e-5)
+
+
+def _text_on_white(n: int, g: torch.Generator, trace: float) -> torch.Tensor:
+    """n pixels: 80 % white, 10 % black, 10 % red (220, 20, 30); ``trace``: the most colour
+    (in 8-bit steps) the dream has added to the white pixels (the black get under half a step)."""
+    x = torch.ones(1, 3, 1, n, dtype=torch.float64)
+    x[..., n * 8 // 10: n * 9 // 10] = 0.0
+    x[..., n * 9 // 10:] = torch.tensor([220, 20, 30], dtype=torch.float64)[None, :, None, None] / 255
+    grey = torch.arange(n) < n * 9 // 10
+    noise = trace / 255 * torch.rand(1, 3, 1, n, generator=g, dtype=torch.float64)
+    black_trace = min(trace, 0.45) / trace if trace else 0.0  # under half a step: shows as black
+    x[..., grey] = x[..., grey] + torch.where(x[..., grey] > 0.5, -noise[..., grey], noise[..., grey] * black_trace)
+    return x
+
+
+def test_saturation_match_holds_a_near_grey_picture_as_the_video_shows_it():
+    """Text on white: 90 % exact greys. The dream tints the white a little and the black with
+    traces of colour that show as black. The match keeps the greys grey in their proportion
+    (ties are flat stretches of the mapping, not a ramp to the next value) and ranks the
+    traces as the 8-bit video shows them (black), so the red keeps the colour; the shown
+    saturation is the reference's."""
+    g = torch.Generator().manual_seed(3)
+    ref = C.Reference(_text_on_white(4000, g, 0.0))
+    frame = _text_on_white(4000, g, 3.0)
+    red = frame[..., 3600:]
+    luma = (red * torch.tensor([0.2126, 0.7152, 0.0722], dtype=red.dtype)[:, None, None]).sum(1, keepdim=True)
+    frame[..., 3600:] = luma + 0.8 * (red - luma)  # the red a little washed out (at its luma)
+    shown = lambda x: C.saturation(C.as_shown(x))  # noqa: E731
+    base = shown(ref.image).mean().item()
+    assert (shown(frame) == 0).double().mean().item() < 0.5  # most whites show a tint
+    out = C.match_saturation(frame, ref.saturation, 1.0)
+    assert shown(out).mean().item() == pytest.approx(base, rel=0.02)
+    assert (shown(out) == 0).double().mean().item() >= 0.89  # the whites and blacks show as exact greys again
+
+
+def test_saturation_match_never_makes_a_clipped_value(photo):
+    """Raising saturation stops a channel 1/255 short of 0 and 1: no value that shows as 0 or
+    255 where the frame had none (each would count as a clipped channel in the video)."""
+    x = to_tensor(fit(photo, (48, 48))).double() * 0.9 + 0.05  # nothing near 0 or 1 ...
+    ref = C.Reference(to_tensor(fit(photo, (48, 48))).double().clamp(0, 1) ** 0.5)
+    ref.image[:, 1:] *= 0.2  # ... and a reference far more saturated than the frame
+    out = C.as_shown(C.match_saturation(x, ref.saturation, 1.0))
+    assert C.saturation(out).mean() > 1.5 * C.saturation(x).mean()  # it did raise saturation a lot
+    assert ((out == 0) | (out == 1)).sum().item() == 0
 
 
 def test_channel_histograms_do_not_hold_saturation_and_the_saturation_match_does(photo):
@@ -213,11 +258,12 @@ def test_channel_histograms_do_not_hold_saturation_and_the_saturation_match_does
     g = torch.Generator().manual_seed(6)
     flat = ref.image.reshape(3, -1)
     shuffled = torch.stack([c[torch.randperm(c.numel(), generator=g)] for c in flat]).reshape(ref.image.shape)
-    base = C.saturation(ref.image).mean().item()
+    shown = lambda x: C.saturation(C.as_shown(x)).mean().item()  # noqa: E731 - as the 8-bit video shows it
+    base = shown(ref.image)
     matched = C.match_histogram(shuffled, ref.histogram, 1.0)
-    assert C.saturation(matched).mean().item() > 1.3 * base
+    assert shown(matched) > 1.3 * base
     held = C.match_saturation(matched, ref.saturation, 1.0)
-    assert C.saturation(held).mean().item() == pytest.approx(base, rel=0.03)
+    assert shown(held) == pytest.approx(base, rel=0.03)
 
 
 def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, photo):
