@@ -193,6 +193,11 @@ def resolved(config: str) -> dict:
     return dict(keys)
 
 
+def size_tag() -> str:
+    """The cache names' size suffix: none at the set's own size (96x96)."""
+    return "" if SET_SIZE == (96, 96) else "-{}x{}".format(*SET_SIZE)
+
+
 def slug(keys: dict) -> str:
     tail = "-t{saturation_match}".format(**keys) if keys["saturation_match"] else ""  # runs cached before the key
     return "{colour}-s{colour_strength}-g{clip_guard}-b{input_blend}-m{smoothing}".format(**keys) + tail
@@ -242,46 +247,63 @@ def set_schedule(name: str, keys: dict, frames: int, output: Path) -> dict:
 
 
 def set_run(name: str, config: str, frames: int = SET_FRAMES) -> Path:
-    """Render (unless cached) one input with one config; returns the JSON of its per-frame stats."""
+    """Render (unless cached) one input with one config; returns the JSON of its per-frame stats:
+    ``metrics`` of the encoded video as decoded, ``rendered`` of the frames before encoding."""
     keys = resolved(config)
     folder = SET_OUT / "runs" / name
-    path = folder / f"{slug(keys)}-{frames}.json"
+    path = folder / f"{slug(keys)}-{frames}{size_tag()}.json"
     if path.is_file():
         return path
     import torch
 
+    from dreamvid.encode import VideoWriter
+    from dreamvid.files import write_atomic
+    from dreamvid.renderer import frames as rendered_frames
+
     torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
     folder.mkdir(parents=True, exist_ok=True)
     video = path.with_suffix(".mp4")
-    data = set_schedule(name, keys, frames, video)
+    schedule = parse_schedule(set_schedule(name, keys, frames, video), source=folder / "schedule.yaml")
+    enc = schedule.encoder
     t0 = time.time()
-    render(parse_schedule(data, source=folder / "schedule.yaml"), fresh=True)
-    stats = S.video_stats(iter_frames(video))
-    S.write_json(path, stats)
+    with VideoWriter(video, schedule.size, schedule.frame_rate, codec=enc.codec, crf=enc.crf, preset=enc.preset,
+                     pix_fmt=enc.pix_fmt) as writer:  # fmt: skip
+        def encoding(frames_):  # the frames before encoding: to the encoder, and measured on the way
+            for frame in frames_:
+                writer.write(frame)
+                yield frame
+
+        rendered = S.video_stats(encoding(rendered_frames(schedule)))
+    encoded = S.video_stats(iter_frames(video))
+    data = {"metrics": encoded, "drift": S.drift(encoded), "rendered": rendered}
+    write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
     print(f"{name} {config}: {frames} frames in {time.time() - t0:.0f} s", flush=True)
     return path
 
 
 def cached(name: str, config: str, suffix: str) -> list[int]:
-    """Frame counts of the cached renders of ``name`` with ``config``, increasing."""
-    pattern = re.compile(re.escape(slug(resolved(config))) + r"-(\d+)" + re.escape(suffix))
+    """Frame counts of the cached renders of ``name`` with ``config`` (at SET_SIZE), increasing."""
+    pattern = re.compile(re.escape(slug(resolved(config))) + r"-(\d+)" + re.escape(size_tag() + suffix))
     found = (pattern.fullmatch(p.name) for p in (SET_OUT / "runs" / name).glob("*" + suffix))
     return sorted(int(m.group(1)) for m in found if m)
 
 
-def set_drift(name: str, config: str, frames: int) -> dict | None:
-    """Drift over the first ``frames`` frames of a cached render at least that long (None: none).
+def set_drift(name: str, config: str, frames: int, measured: str = "metrics") -> dict | None:
+    """Drift over the first ``frames`` frames of a cached render at least that long (None: none),
+    of the encoded video (``measured="metrics"``) or of the frames before encoding ("rendered").
     For noise the base is frame 1 (the colour reference; frame 0 is grey noise)."""
     runs = [n for n in cached(name, config, ".json") if n >= frames]
     if not runs:
         return None
-    path = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{runs[-1]}.json"
-    stats = json.loads(path.read_text())["metrics"]
+    path = SET_OUT / "runs" / name / f"{slug(resolved(config))}-{runs[-1]}{size_tag()}.json"
+    stats = json.loads(path.read_text()).get(measured)
+    if stats is None:  # cached before the frames before encoding were measured
+        return None
     first = 1 if name == "noise" else 0
     return S.drift({k: v[first:frames] for k, v in stats.items()})
 
 
-def set_table(configs: list[str]) -> None:
+def set_table(configs: list[str], measured: str = "metrics") -> None:
     """Per input and config: saturation drift and clipped rise at 120 and 1000 frames; then the worst."""
     cols = [(f, c) for c in configs for f in (SET_SHORT, SET_FRAMES)]
     print("| input | " + " | ".join(f"{c}: {f} frames" for f, c in cols) + " |")
@@ -290,7 +312,7 @@ def set_table(configs: list[str]) -> None:
     for name in INPUTS:
         cells = []
         for col in cols:
-            d = set_drift(name, col[1], col[0])
+            d = set_drift(name, col[1], col[0], measured)
             if d is None:
                 cells.append("-")
                 continue
@@ -336,6 +358,9 @@ def contact_sheet(path: Path, configs: list[str], picks=(0, 40, 80, 119), scale=
 
 
 def set_main(args) -> None:
+    global SET_SIZE
+    if args.size:
+        SET_SIZE = tuple(int(v) for v in args.size.split("x"))
     configs = args.config or ["old", "default"]
     names = args.variants or list(INPUTS)
     if not args.table and not args.sheet:
@@ -349,7 +374,10 @@ def set_main(args) -> None:
     if args.sheet:
         contact_sheet(Path(args.sheet), configs, picks=(0, 60, 119) if args.frames < SET_FRAMES else (0, 120, 500, 999))
     else:
+        print("The encoded video, as decoded:\n")
         set_table(configs)
+        print("\nThe frames before encoding:\n")
+        set_table(configs, "rendered")
 
 
 def main() -> None:
@@ -358,7 +386,8 @@ def main() -> None:
     parser.add_argument("variants", nargs="*", help="variants to render (default: all)")
     parser.add_argument("--table", action="store_true", help="only print the table and draw the plots")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--size", help="WxH: a check at another size (results in out/quality/WxH-N/, no plots)")
+    parser.add_argument("--size", help="WxH: a check at another size (results in out/quality/WxH-N/, no plots; "
+                        "with --set: the set's frame size, default 96x96)")
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help="with --size: iterations per frame")
     parser.add_argument("--set", action="store_true", help="the input set: variants are input names (default: all)")
     parser.add_argument("--config", nargs="*", help="with --set: colour configs (default: old default)")
