@@ -147,12 +147,12 @@ _CHAR_HINTS = {  # why a character cannot appear
     ";": "one expression only", "#": "comments are not allowed",
 }
 _NODE_HINTS = {  # syntax the character check lets through, refused by the tree check
-    ast.Attribute: "attribute access is not allowed",
-    ast.IfExp: "conditional expressions (if/else) are not allowed; use a comparison, e.g. 0.5*(t >= 60)",
-    ast.BoolOp: "and/or are not allowed; multiply comparisons, e.g. (t > 10)*(t < 20)",
-    ast.GeneratorExp: "comprehensions are not allowed",
-    ast.Starred: "starred arguments are not allowed",
-    ast.Await: "await is not allowed",
+    ast.Attribute: "attribute access is not allowed; expected names of variables and functions, e.g. sin(t)",
+    ast.IfExp: "conditional expressions (if/else) are not allowed; expected a comparison, e.g. 0.5*(t >= 60)",
+    ast.BoolOp: "and/or are not allowed; expected comparisons multiplied, e.g. (t > 10)*(t < 20)",
+    ast.GeneratorExp: "comprehensions are not allowed; expected arithmetic on numbers, variables and functions",
+    ast.Starred: "starred arguments are not allowed; expected plain arguments, e.g. max(t, 1)",
+    ast.Await: "await is not allowed; expected arithmetic on numbers, variables and functions",
 }
 _NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
 
@@ -185,8 +185,9 @@ def _check_text(text: str) -> None:
     for i, ch in enumerate(text):
         if ch not in _ALLOWED_CHARS:
             shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
-            hint = _CHAR_HINTS.get(ch, "expected ASCII letters, digits, spaces and + - * / % ( ) . , < > = !")
-            raise ExpressionError(f"character {shown} at column {i + 1} is not allowed; {hint}")
+            hint = f" ({_CHAR_HINTS[ch]})" if ch in _CHAR_HINTS else ""
+            raise ExpressionError(f"character {shown} at column {i + 1} is not allowed{hint}; "
+                                  "expected ASCII letters, digits, spaces and + - * / % ( ) . , < > = !")
         if ch == "(":
             depth += 1
             if depth > MAX_DEPTH:
@@ -234,7 +235,8 @@ def _check_tree(tree: ast.Expression) -> frozenset[str]:
         elif isinstance(node, ast.Call):
             name = node.func.id if isinstance(node.func, ast.Name) else None
             if name is None:
-                raise ExpressionError("only the functions " + _names(tuple(FUNCTIONS)) + " can be called")
+                raise ExpressionError("only the functions " + _names(tuple(FUNCTIONS)) + " can be called; "
+                                      "expected a function name before the brackets, e.g. sin(t)")
             if name not in FUNCTIONS:
                 raise ExpressionError(f"unknown function {name!r}; expected one of {_names(tuple(FUNCTIONS))}")
             if node.keywords:
@@ -287,10 +289,10 @@ def _fold(fn: Callable, *args: _Folded) -> _Folded:
         text = str(err)
         why = ("division by zero" if "divide" in text else "overflow" if "overflow" in text
                else "an invalid operation (log or sqrt of a negative number, x % 0 ...)")
-        raise ExpressionError(f"a constant part of the expression gives {why}") from None
+        raise ExpressionError(f"a constant part of the expression gives {why}; expected a finite number") from None
     value = np.float64(value)
     if not np.isfinite(value):
-        raise ExpressionError("a constant part of the expression is not a finite number")
+        raise ExpressionError("a constant part of the expression is not a finite number; expected a finite number")
     return _Folded(value)
 
 
@@ -381,7 +383,8 @@ class Expression:
         for name in self.variables:
             if name not in variables:
                 why = " (audio features need the schedule's audio file)" if name in AUDIO_VARIABLES else ""
-                raise ExpressionError(f"{self.source!r} reads {name!r}, which has no value here{why}")
+                known = f"only {_names(tuple(sorted(variables)))}" if variables else "no variables"
+                raise ExpressionError(f"{self.source!r} reads {name!r}, which has no value here{why}; expected {known}")
             value = variables[name]
             env[name] = np.asarray(value, dtype=np.float64) if isinstance(value, np.ndarray) else np.float64(value)
         if isinstance(self._fn, _Folded):
@@ -427,7 +430,8 @@ def compile_expression(text: str) -> Expression:
         raise ExpressionError(f"not a valid expression ({err.msg}{where}); expected a formula like "
                               "1.0 + 0.05*sin(t/10)") from None
     except (ValueError, MemoryError, RecursionError) as err:  # pragma: no cover - the text checks prevent these
-        raise ExpressionError(f"not a valid expression ({type(err).__name__})") from None
+        raise ExpressionError(f"not a valid expression ({type(err).__name__}); expected a formula like "
+                              "1.0 + 0.05*sin(t/10)") from None
     used = _check_tree(tree)
     return Expression(source, used, _compile(tree.body))
 
