@@ -4,7 +4,8 @@ Keyframes, Deforum strings, inherited ``defaults`` and transitions are easy to g
 and slow to check by rendering. ``dreamvid validate S --plot timeline.png`` evaluates
 :meth:`~dreamvid.schedule.Schedule.params` at every frame -- exactly what the renderer will
 use -- and plots zoom, rotation, translation and the blended layer weights (and ``center``,
-``guide_weight`` and ``mask_strength`` where a schedule uses them), with segment boundaries
+``guide_weight`` and ``mask_strength`` where a schedule uses them, ``flow_blend`` and
+``temporal`` with a video input), with segment boundaries
 as dashed lines and transitions shaded; when formulas follow the music, the audio's
 loudness (``rms``) is drawn in grey under every panel. No network is loaded.
 ``dreamvid validate S --params p.csv`` writes the same values, every setting of every frame,
@@ -43,6 +44,8 @@ class Timeline:
     center: np.ndarray | None = None  # (frames, 2): x, y fractions of the frame
     guide_weight: np.ndarray | None = None  # 0 where a frame has no guide
     mask_strength: np.ndarray | None = None  # 0 without a mask
+    flow_blend: np.ndarray | None = None  # None with an image input (the keys of a video input)
+    temporal: np.ndarray | None = None
 
 
 def timeline(schedule: Schedule) -> Timeline:
@@ -60,6 +63,8 @@ def timeline(schedule: Schedule) -> Timeline:
         center=np.array([p.center for p in params], dtype=float).reshape(-1, 2),
         guide_weight=np.array([p.guide_weight for p in params]),
         mask_strength=np.array([p.mask_strength for p in params]),
+        flow_blend=None if params[0].flow_blend is None else np.array([p.flow_blend for p in params]),
+        temporal=None if params[0].temporal is None else np.array([p.temporal for p in params]),
     )
 
 
@@ -72,6 +77,8 @@ def extra_panels(t: Timeline) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
              if values is not None and values.any()]  # fmt: skip
     if lines:
         panels.append(("guide / mask", lines))
+    if t.flow_blend is not None:  # a video input
+        panels.append(("video input", [("flow_blend", t.flow_blend), ("temporal", t.temporal)]))
     return panels
 
 

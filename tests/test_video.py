@@ -185,3 +185,14 @@ def test_the_video_demo_validates():
     assert s.clip is not None and s.clip.has_audio and s.audio_path == s.input_path
     assert s.total_frames == s.clip.frames == 45 and s.size == (256, 144) and s.frame_rate == 15
     assert dreamvid.validate(s).splitlines()[2].startswith("  input clip: 45 frames, 256x144, 15 fps")
+
+
+def test_validate_plot_draws_flow_blend_and_temporal_for_a_clip(tmp_path):
+    from dreamvid import timeline
+
+    pan_clip(tmp_path / "c.mp4", frames=4)
+    s = schedule(tmp_path, "c.mp4", 4, defaults={"flow_blend": {0: 0.2, 3: 0.8}})
+    panels = dict(timeline.extra_panels(timeline.timeline(s)))
+    assert np.allclose(dict(panels["video input"])["flow_blend"], [0.2, 0.4, 0.6, 0.8])
+    assert np.allclose(dict(panels["video input"])["temporal"], 0.3)
+    assert timeline.plot_timeline(s, tmp_path / "t.png").is_file()
