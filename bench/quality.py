@@ -23,6 +23,7 @@ on the schedule, the seed and its index, so they are the frames a 120-frame rend
     nice python3 bench/quality.py --set --config old default --jobs 2   # render what is not cached
     python3 bench/quality.py --set --table --config old default         # the markdown table
     python3 bench/quality.py --set --sheet docs/quality-set.jpg --config old default --frames 120   # contact sheet
+    python3 bench/quality.py --set --encoders astronaut dark-hubble noise   # the same frames, encoded several ways
 """
 
 from __future__ import annotations
@@ -357,12 +358,58 @@ def contact_sheet(path: Path, configs: list[str], picks=(0, 40, 80, 119), scale=
         write_png(path, sheet)
 
 
+ENCODINGS = {  # name -> VideoWriter settings: the same frames, encoded differently (rawvideo: no compression)
+    "x264 crf18 yuv420p 30 fps (default)": {},
+    "x264 crf18 yuv420p 25 fps": {"fps": 25},
+    "x264 crf18 yuv420p 24 fps": {"fps": 24},
+    "x264 crf18 yuv444p": {"pix_fmt": "yuv444p"},
+    "x264 crf10 yuv444p": {"pix_fmt": "yuv444p", "crf": 10},
+    "uncompressed yuv420p": {"codec": "rawvideo"},
+    "uncompressed yuv444p": {"codec": "rawvideo", "pix_fmt": "yuv444p"},
+}
+
+
+def encoder_check(names: list[str], frames: int = SET_SHORT) -> None:
+    """Render ``frames`` default-settings frames of each input once, encode them each way of
+    ENCODINGS and print the saturation drift (and clipped rise) of the decoded videos beside
+    the frames' own: what the encoder, not the colour control, does to the measure."""
+    import tempfile
+
+    import torch
+
+    from dreamvid.encode import VideoWriter
+    from dreamvid.renderer import frames as rendered_frames
+
+    torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
+    print("| input | frames before encoding | " + " | ".join(ENCODINGS) + " |")
+    print("|---|---|" + "---|" * len(ENCODINGS))
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            schedule = parse_schedule(set_schedule(name, resolved("default"), frames, Path(tmp) / "v.mp4"),
+                                      source=Path(tmp) / "s.yaml")  # fmt: skip
+            shown = list(rendered_frames(schedule))
+            first = 1 if name == "noise" else 0
+            cells = [S.video_stats(shown)]
+            for i, settings in enumerate(ENCODINGS.values()):
+                settings = {"fps": 30, "codec": "libx264", "crf": 18, "pix_fmt": "yuv420p", **settings}
+                video = Path(tmp) / f"{i}.{'nut' if settings['codec'] == 'rawvideo' else 'mkv'}"
+                with VideoWriter(video, schedule.size, **settings) as writer:
+                    for frame in shown:
+                        writer.write(frame)
+                cells.append(S.video_stats(iter_frames(video)))
+        drifts = [S.drift({k: v[first:] for k, v in c.items()}) for c in cells]
+        print(f"| {name} | " + " | ".join(f"{100 * d['saturation']:.1f} %, {100 * d['clipped']:+.2f} pt"
+                                        for d in drifts) + " |", flush=True)
+
+
 def set_main(args) -> None:
     global SET_SIZE
     if args.size:
         SET_SIZE = tuple(int(v) for v in args.size.split("x"))
     configs = args.config or ["old", "default"]
     names = args.variants or list(INPUTS)
+    if args.encoders:
+        return encoder_check(names, args.frames if args.frames != SET_FRAMES else SET_SHORT)
     if not args.table and not args.sheet:
         jobs = [(name, config, args.frames) for config in configs for name in names]
         if args.jobs > 1:
@@ -394,6 +441,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="with --set: renders at a time (1 torch thread each)")
     parser.add_argument("--frames", type=int, default=SET_FRAMES, help="with --set: frames per render")
     parser.add_argument("--sheet", help="with --set: write a contact sheet PNG of the configs' frames")
+    parser.add_argument("--encoders", action="store_true", help="with --set: the default frames encoded several ways "
+                        "(120 frames unless --frames)")
     args = parser.parse_args()
     if args.set:
         return set_main(args)
