@@ -188,7 +188,7 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
     chroma, above = top - bottom, top - luma
     k = target * luma / (chroma - target * above).clamp(min=_EPS)
     room = torch.minimum((1 - _MARGIN - luma) / above.clamp(min=_EPS), (luma - _MARGIN) / (luma - bottom).clamp(min=_EPS))
-    k = torch.minimum(k, room.clamp(min=1))  # room < 1: the pixel is already that close; only never push it further
+    k = torch.minimum(k, room.clamp(min=1))  # a pixel already that close to 0 or 1 may lose colour, not gain it
     return torch.where(chroma > _EPS, (luma + k * (image - luma)).clamp(0, 1), image)
 
 
