@@ -16,8 +16,9 @@ plots ``docs/quality-options.png``, ``docs/quality-defaults.png`` and the frame 
 The input set (``--set``): the default-settings zoom (one segment of ``mixed3`` at zoom 1.02,
 every dream and colour key at its default, 96x96, fp32 on the CPU) on 11 inputs: skimage photos,
 flat logos (schedules/logo.png, skimage's logo, two drawn here), a dark and a bright picture and
-noise. One 1000-frame render per input and colour setting, cached in ``.dev/quality-set/``;
-the drift at 120 frames is that of the first 120 frames of the same video (a frame depends only
+noise. One 1000-frame render per input and colour setting, cached in ``.dev/quality-set/``,
+measured on the frames before encoding and on the encoded video as decoded (``--size WxH``:
+another frame size, cached apart); the drift at 120 frames is that of the first 120 frames of the same video (a frame depends only
 on the schedule, the seed and its index, so they are the frames a 120-frame render makes).
 
     nice python3 bench/quality.py --set --config old default --jobs 2   # render what is not cached
