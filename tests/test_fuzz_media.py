@@ -103,6 +103,25 @@ def test_damaged_inputs_are_damaged(media):
         assert cv2.imdecode(np.frombuffer(media[kind], np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == (16, 16)
 
 
+def read_damaged(path, data, read, accept) -> None:
+    """Write ``data`` to ``path`` and ``read(path)`` within the time bound: either a one-line
+    error naming the file, or a result that ``accept`` checks; either way nothing new beside
+    the file and no ffmpeg left running."""
+    path.write_bytes(data)
+    before = listing(path.parent)
+    try:
+        with bounded():
+            got = read(path)
+    except Hang:
+        raise
+    except BaseException as err:  # noqa: BLE001
+        check_one_line(err, str(path))
+    else:
+        accept(got)
+    assert listing(path.parent) == before
+    assert ffmpeg_children() == []
+
+
 # ------------------------------------------------------------------------------- images
 
 
@@ -118,19 +137,14 @@ def test_fuzz_images(media, tmp_path, capfd):
     def images(data):
         count("images")
         path = tmp_path / "in.png"
-        path.write_bytes(data)
         capfd.readouterr()
-        before = listing(tmp_path)
-        try:
-            with bounded():
-                img = read_image(path)
-        except Hang:
-            raise
-        except BaseException as err:  # noqa: BLE001
-            check_one_line(err, str(path))
-        else:
+
+        def accept(img):
             assert img.dtype == np.float32 and img.ndim == 3 and img.shape[2] == 3
             assert 0.0 <= img.min() and img.max() <= 1.0
+
+        read_damaged(path, data, read_image, accept)
+        before = listing(tmp_path)
         try:
             with bounded():
                 api.validate(str(tmp_path / "s.yaml"))
@@ -161,22 +175,16 @@ def test_fuzz_audio(media, tmp_path):
     def audio(case):
         count("audio")
         kind, data = case
-        path = tmp_path / f"a.{kind}"
-        path.write_bytes(data)
-        before = listing(tmp_path)
-        try:
-            with bounded():
-                probe_audio(path)
-                got = features(path, 10.0, 5)
-        except Hang:
-            raise
-        except BaseException as err:  # noqa: BLE001
-            check_one_line(err, str(path))
-        else:
+
+        def read(path):
+            probe_audio(path)
+            return features(path, 10.0, 5)
+
+        def accept(got):
             for name, values in got.items():
                 assert values.shape == (5,) and np.all((values >= 0) & (values <= 1)), name
-        assert listing(tmp_path) == before
-        assert ffmpeg_children() == []
+
+        read_damaged(tmp_path / f"a.{kind}", data, read, accept)
 
     fuzz(audio)
 
@@ -190,23 +198,18 @@ def test_fuzz_video_clips(media, tmp_path):
     def video_clips(case):
         count("video_clips")
         kind, data = case
-        path = tmp_path / f"c.{kind}"
-        path.write_bytes(data)
-        before = listing(tmp_path)
-        try:
-            with bounded():
-                info = probe_clip(path)
-                with ClipReader(info, (32, 32)) as reader:
-                    frames = list(reader)
-        except Hang:
-            raise
-        except BaseException as err:  # noqa: BLE001
-            check_one_line(err, str(path))
-        else:
+
+        def read(path):
+            info = probe_clip(path)
+            with ClipReader(info, (32, 32)) as reader:
+                return info, list(reader)
+
+        def accept(got):
+            info, frames = got
             assert len(frames) == info.frames
             assert all(f.shape == (32, 32, 3) and 0 <= f.min() and f.max() <= 1 for f in frames)
-        assert listing(tmp_path) == before
-        assert ffmpeg_children() == []
+
+        read_damaged(tmp_path / f"c.{kind}", data, read, accept)
 
     fuzz(video_clips)
 
