@@ -80,6 +80,20 @@ def exclusive(work: Path, *, wait: float | None = None, stale: float | None = No
             path.unlink(missing_ok=True)
 
 
+def holder(work: Path) -> dict | None:
+    """The live render holding ``work``'s lease (``{"pid", "host", ...}``), or None when none does:
+    no lease, or its holder is dead (gone from this machine, or its lease time is :data:`OLD_S`
+    old). Only reads: a render starting now is never refused because someone looked."""
+    for _ in range(3):  # a heartbeat rewrites the line in place: a torn read is read again
+        lease = _read_lease(work / LOCK)
+        if lease is None:
+            return None
+        if "pid" in lease:
+            return None if time.time() - lease["time"] > OLD_S or _gone_here(lease) else lease
+        time.sleep(0.01)
+    return {"pid": -1, "host": "?", "torn": lease["text"]}
+
+
 def lease_line(pid: int, host: str, boot: str, when: float, token: str) -> str:
     """One lease: its fields, a checksum (a torn read is never trusted) and padding to a fixed width."""
     body = f"{pid} {host} {boot} {when:.3f} {token}"

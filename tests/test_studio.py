@@ -488,3 +488,39 @@ def test_a_busy_port_or_a_missing_folder_is_one_line(tmp_path):
     r = run_cli("studio", tmp_path / "nowhere", timeout=60)
     assert r.returncode == 2
     assert r.stderr == f"dreamvid: error: {tmp_path / 'nowhere'}: not a folder; expected the folder of your schedules\n"
+
+
+HOLD_LEASE = """
+import sys, time
+from pathlib import Path
+from dreamvid.workdir import exclusive, make
+make(Path(sys.argv[1]))
+with exclusive(Path(sys.argv[1])):
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_render_started_elsewhere_shows_as_running_and_refuses_a_second(client, studio, folder):
+    """A `dreamvid render` in a terminal holds the work folder's lease (the same lease module the
+    studio reads): the page lists it as running elsewhere with its pid, never as stopped at its
+    last checkpoint, and Render is refused in one line instead of queueing behind the lease."""
+    from dreamvid.workdir import work_dir
+
+    work = work_dir(folder / "out" / "video.mp4")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, str(work), "60"], stdout=subprocess.PIPE, text=True,
+                              env=ENV)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        (work / "ckpt-00000003.pt").write_bytes(b"a checkpoint of the terminal render")  # it has saved frames
+        state = row(client.get("/api/state").json())
+        assert state["state"] == "running", state
+        assert state["message"] == f"rendering elsewhere (pid {holder.pid})" and state["pid"] == holder.pid
+        error = one_line_error(client.post("/api/render", json={"name": "s.yaml"}), 409)
+        assert f"another dreamvid (pid {holder.pid}) is rendering into this folder" in error
+        assert not studio.renders.jobs  # nothing was started behind the lease
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone (killed): its lease is dead at once, and the next scan shows its checkpoint
+    wait_for(lambda: row(client.get("/api/state").json()), lambda r: r["state"] == "stopped", timeout=10)

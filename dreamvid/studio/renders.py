@@ -7,8 +7,8 @@ second aborts. A render outlives the browser; it does not outlive the studio (it
 its stdin, held by the studio, closes).
 
 What the page lists comes from disk as much as from this process: a render is *running*
-while its work folder's lock is held (by this studio or by a ``dreamvid render`` elsewhere),
-*stopped at frame N* when the work folder holds checkpoints
+while its work folder's lease is held, by this studio or by a ``dreamvid render`` elsewhere
+(:func:`dreamvid.workdir.holder`), *stopped at frame N* when the work folder holds checkpoints
 (:func:`dreamvid.checkpoint.list_checkpoints`), *done* when the video exists. So a restarted
 studio, or a second tab, shows the same state.
 """
@@ -16,7 +16,6 @@ studio, or a second tab, shows the same state.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -77,16 +76,17 @@ class Renders:
         """Render the schedule file ``name`` (parsed: ``schedule``) in a new process.
         Refused (409) while a render into the same output runs, here or elsewhere, with the
         message ``dreamvid render`` gives."""
-        from dreamvid.workdir import work_dir
+        from dreamvid.workdir import holder, work_dir
 
         if schedule.output_path is None:
             raise Refused(f"{name}: output: no output file; expected `output:` in the schedule")
         output = schedule.output_path
         with self._lock:
             job = self.jobs.get(output)
-            holder = job.proc.pid if job is not None and job.alive else lock_holder(work_dir(output))
-            if holder is not None:
-                raise Refused(f"{work_dir(output)}: another dreamvid (pid {holder}) is rendering into this folder; "
+            elsewhere = holder(work_dir(output))
+            pid = job.proc.pid if job is not None and job.alive else elsewhere and elsewhere["pid"]
+            if pid:
+                raise Refused(f"{work_dir(output)}: another dreamvid (pid {pid}) is rendering into this folder; "
                               "wait for it to finish, or render to another output (-o)", 409)  # fmt: skip
             cmd = [sys.executable, "-m", "dreamvid.studio.job", str(self.folder.root / name), "--root",
                    str(self.folder.root)] + (["--fresh"] if fresh else [])  # fmt: skip
@@ -189,7 +189,7 @@ class Renders:
     def rows(self, schedules: list[tuple[str, object, str]]) -> list[dict]:
         """One row per schedule: ``(name, parsed schedule or None, problem)`` -> its render's state."""
         from dreamvid.checkpoint import CKPT_RE, list_checkpoints
-        from dreamvid.workdir import work_dir
+        from dreamvid.workdir import holder, work_dir
 
         out = []
         for name, schedule, problem in schedules:
@@ -212,10 +212,11 @@ class Renders:
                 row.update(job.to_json())
                 continue
             work = work_dir(output)
-            holder = lock_holder(work)
+            elsewhere = holder(work)
             checkpoints = list_checkpoints(work)
-            if holder is not None:
-                row.update(state="running", message=f"rendering elsewhere (pid {holder})", pid=holder)
+            if elsewhere is not None:
+                pid = elsewhere["pid"]
+                row.update(state="running", message=f"rendering elsewhere (pid {pid})", pid=pid)
             elif checkpoints:
                 saved = int(CKPT_RE.match(checkpoints[0].name).group(1)) + 1
                 row.update(state="stopped", frame=saved, message=f"stopped at frame {saved} of {schedule.total_frames}")
@@ -226,57 +227,6 @@ class Renders:
             if job is not None and job.state == "failed":
                 row.update(state="failed", message=job.message)
         return out
-
-
-def lock_holder(work: Path) -> int | None:
-    """The pid holding ``work``'s render lock, or None when no render holds it. Reads
-    /proc/locks (nothing is locked, so a render starting now is never refused because of us);
-    elsewhere it tries a shared lock for an instant."""
-    from dreamvid.workdir import LOCK
-
-    lock = work / LOCK
-    try:
-        st = lock.stat()
-    except OSError:
-        return None
-    held = _held_in_proc_locks(st)
-    if held is None:
-        held = _held_by_probe(lock)
-    if not held:
-        return None
-    try:
-        return int(lock.read_text().strip() or 0) or -1
-    except (OSError, ValueError):
-        return -1
-
-
-def _held_in_proc_locks(st: os.stat_result) -> bool | None:
-    try:
-        text = Path("/proc/locks").read_text()
-    except OSError:
-        return None
-    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    for line in text.splitlines():
-        parts = line.split()
-        if "->" not in parts and len(parts) > 5 and parts[1] == "FLOCK" and parts[5] == dev:
-            return True
-    return False
-
-
-def _held_by_probe(lock: Path) -> bool:
-    import fcntl
-
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:
