@@ -20,9 +20,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dreamvid.ascent import gradient
-from dreamvid.model import load_model
-from dreamvid.objectives import layer
+from dreamvid.engine.ascent import gradient
+from dreamvid.engine.model import load_model
+from dreamvid.engine.objectives import layer
 
 # Winograd F(4x4, 3x3) with the points 0, +-1, +-2, inf: Y = A^T [(G g G^T) * (B^T d B)] A
 _BT = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],

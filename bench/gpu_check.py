@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from dreamvid.camera import move
-from dreamvid.ascent import DreamSettings, dream
-from dreamvid.model import load_model
-from dreamvid.objectives import layer
+from dreamvid.engine.ascent import DreamSettings, dream
+from dreamvid.engine.model import load_model
+from dreamvid.engine.objectives import layer
+from dreamvid.pixels.camera import move
 
 
 def run(net, x, settings, seed):

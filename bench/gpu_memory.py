@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from dreamvid.ascent import DreamSettings, auto_tile, dream_frame, speed_setup
-from dreamvid.model import load_model
-from dreamvid.objectives import layer
+from dreamvid.engine.ascent import DreamSettings, auto_tile, dream_frame, speed_setup
+from dreamvid.engine.model import load_model
+from dreamvid.engine.objectives import layer
 
 
 def frame(net, amp, device, size, octaves, tile) -> dict:

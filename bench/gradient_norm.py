@@ -30,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid.ascent import DreamSettings, dream, laplacian_split  # noqa: E402
-from dreamvid.images import fit, noise_image, read_image, to_tensor, to_uint8  # noqa: E402
-from dreamvid.model import shared_model  # noqa: E402
-from dreamvid.objectives import weighted  # noqa: E402
+from dreamvid.engine.ascent import DreamSettings, dream, laplacian_split  # noqa: E402
+from dreamvid.engine.model import shared_model  # noqa: E402
+from dreamvid.engine.objectives import weighted  # noqa: E402
+from dreamvid.pixels.images import fit, noise_image, read_image, to_tensor, to_uint8  # noqa: E402
 
 SIZE = (256, 144)
 NORMS = ("mean", "laplacian")

@@ -3,7 +3,7 @@
 Dreams skimage's coffee at 256x144 with the schedule defaults (mixed3 + mixed4, square, 10
 iterations, 3 octaves, seed 0), without a guide and with skimage's chelsea (a cat) as the
 guide at guide_weight 1, 3 and 10, exactly as a segment with ``guide:`` does (the objective
-of :func:`dreamvid.objectives.guided` added to the layers'). Prints, per still, the mean
+of :func:`dreamvid.engine.objectives.guided` added to the layers'). Prints, per still, the mean
 over the frame's mixed4 positions of the best cosine similarity to a guide feature vector.
 
     python3 bench/guide_still.py
@@ -23,10 +23,10 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid.ascent import DreamSettings, dream  # noqa: E402
-from dreamvid.images import fit, to_tensor, to_uint8  # noqa: E402
-from dreamvid.model import shared_model  # noqa: E402
-from dreamvid.objectives import guide_features, guided, weighted  # noqa: E402
+from dreamvid.engine.ascent import DreamSettings, dream  # noqa: E402
+from dreamvid.engine.model import shared_model  # noqa: E402
+from dreamvid.engine.objectives import guide_features, guided, weighted  # noqa: E402
+from dreamvid.pixels.images import fit, to_tensor, to_uint8  # noqa: E402
 
 SIZE = (256, 144)
 LAYERS = {"mixed3": 1.0, "mixed4": 1.0}

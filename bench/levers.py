@@ -13,12 +13,12 @@ import time
 
 import torch
 
-from dreamvid import _baseline
-from dreamvid.camera import move
-from dreamvid.ascent import gradient_step
-from dreamvid.images import to_uint8
-from dreamvid.model import load_model
-from dreamvid.objectives import layer
+from dreamvid.engine.ascent import gradient_step
+from dreamvid.engine.model import load_model
+from dreamvid.engine.objectives import layer
+from dreamvid.pixels.camera import move
+from dreamvid.pixels.images import to_uint8
+from dreamvid.tools import baseline as _baseline
 
 
 def timed(fn, reps):

@@ -4,7 +4,7 @@ For docs/performance.md. Stills: the first dreamed frame (``preview --frame 1``)
 varied inputs (two skimage photos, the flat demo logo, grey noise saved as a picture) in each precision, and
 its SSIM (``skimage.metrics.structural_similarity``) between the two. Zoom: a 60-frame
 render of a photo in each precision, plus fp32 with another seed as the yardstick of "a
-different video with the same look", measured by ``dreamvid.stats`` (drift from frame 0)
+different video with the same look", measured by ``dreamvid.media.stats`` (drift from frame 0)
 and by the SSIM of frames 1, 30 and 59. Default settings (mixed3, 10 iterations, 3 octaves,
 histogram colour control, zoom 1.02) at 256x192, one torch thread.
 
@@ -33,11 +33,11 @@ from skimage.metrics import structural_similarity
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid import stats as S  # noqa: E402
-from dreamvid.encode import iter_frames  # noqa: E402
-from dreamvid.images import noise_image  # noqa: E402
-from dreamvid.renderer import preview, render  # noqa: E402
-from dreamvid.schedule import parse_schedule  # noqa: E402
+from dreamvid.media import stats as S  # noqa: E402
+from dreamvid.media.encode import iter_frames  # noqa: E402
+from dreamvid.pixels.images import noise_image  # noqa: E402
+from dreamvid.rendering.loop import preview, render  # noqa: E402
+from dreamvid.schedule.schedule import parse_schedule  # noqa: E402
 
 OUT = ROOT / "out" / "precision"
 PNG = ROOT / "docs" / "precision-look.png"

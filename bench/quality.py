@@ -3,7 +3,7 @@
 Derives a 300-frame schedule from schedules/logo-1080p.yaml (same layers, zooms, rotation
 and transitions, with segment frames and keyframes scaled from 150 to 60 per segment, a
 smaller frame and fewer steps), renders it once per variant (the variant's keys override
-``defaults``) and measures each video with ``dreamvid.stats``. Writes, per variant,
+``defaults``) and measures each video with ``dreamvid.media.stats``. Writes, per variant,
 ``out/quality/<name>.mp4`` and ``<name>.json``, then a markdown table on stdout and the
 plots ``docs/quality-options.png``, ``docs/quality-defaults.png`` and the frame strip
 ``docs/quality-frames.png`` (results: docs/quality.md).
@@ -44,11 +44,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid import defaults as D  # noqa: E402
-from dreamvid import stats as S  # noqa: E402
-from dreamvid.encode import iter_frames  # noqa: E402
-from dreamvid.renderer import render  # noqa: E402
-from dreamvid.schedule import parse_schedule  # noqa: E402
+from dreamvid.core import defaults as D  # noqa: E402
+from dreamvid.media import stats as S  # noqa: E402
+from dreamvid.media.encode import iter_frames  # noqa: E402
+from dreamvid.rendering.loop import render  # noqa: E402
+from dreamvid.schedule.schedule import parse_schedule  # noqa: E402
 
 OUT = ROOT / "out" / "quality"
 SIZE, FRAMES_PER_SEGMENT = (128, 72), 60  # CPU-sized (one octave: below dream.MIN_OCTAVE_SIDE)
@@ -157,7 +157,7 @@ def frames_strip(path: Path, names=("plain", "default"), picks=(0, 75, 150, 225,
     import cv2
     import numpy as np
 
-    from dreamvid.images import write_png
+    from dreamvid.pixels.images import write_png
 
     rows = []
     for name in names:
@@ -211,7 +211,7 @@ def make_input(name: str) -> str:
     import numpy as np
     import skimage.data
 
-    from dreamvid.images import write_png
+    from dreamvid.pixels.images import write_png
 
     if name == "noise":
         return "noise"
@@ -258,9 +258,9 @@ def set_run(name: str, config: str, frames: int = SET_FRAMES) -> Path:
         return path
     import torch
 
-    from dreamvid.encode import VideoWriter
-    from dreamvid.files import write_atomic
-    from dreamvid.renderer import frames as rendered_frames
+    from dreamvid.core.files import write_atomic
+    from dreamvid.media.encode import VideoWriter
+    from dreamvid.rendering.loop import frames as rendered_frames
 
     torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
     folder.mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,7 @@ def contact_sheet(path: Path, configs: list[str], picks=(0, 40, 80, 119), scale=
     import cv2
     import numpy as np
 
-    from dreamvid.images import write_png
+    from dreamvid.pixels.images import write_png
 
     rows = []
     for name in INPUTS:
@@ -378,8 +378,8 @@ def encoder_check(names: list[str], frames: int = SET_SHORT) -> None:
 
     import torch
 
-    from dreamvid.encode import VideoWriter
-    from dreamvid.renderer import frames as rendered_frames
+    from dreamvid.media.encode import VideoWriter
+    from dreamvid.rendering.loop import frames as rendered_frames
 
     torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
     print("| input | frames before encoding | " + " | ".join(ENCODINGS) + " |")

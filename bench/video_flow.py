@@ -8,8 +8,8 @@ Makes clips whose true motion is known, from public-domain/CC0 photos of skimage
 - ``fade``: the pan dissolving into the same pan of another photo (a change no flow explains:
   does the dream let go of the old picture?).
 
-Each clip is dreamed frame by frame with the dream engine directly (``dreamvid.ascent.dream``,
-inception_v3, mixed3), the start image of frame n built by ``dreamvid.flow.start_image``:
+Each clip is dreamed frame by frame with the dream engine directly (``dreamvid.engine.ascent.dream``,
+inception_v3, mixed3), the start image of frame n built by ``dreamvid.pixels.flow.start_image``:
 
 - ``alone``: each frame dreamed from its source frame (flow_blend 0);
 - ``plain``: DeepDreamVideo's blend of the previous output, no motion compensation;
@@ -22,7 +22,7 @@ Temporal error = mean |out[n] - warp(out[n-1], true flow)| over pixels visible i
 (0-255 units); change = mean |out[n] - source[n]| (how much the dream shows; on the fade's last
 frame, how much of the old picture is left on top). Then times the
 flow per frame (both directions + occlusion + warp) at 256x144 and 1280x720, a dream frame at
-default-ish settings, and decoding a 720p clip with ``dreamvid.clip.ClipReader``.
+default-ish settings, and decoding a 720p clip with ``dreamvid.media.clip.ClipReader``.
 
     nice -n 5 python3 bench/video_flow.py                # everything (about 15 min on 2 idle cores; resumes)
     nice -n 5 python3 bench/video_flow.py --quality      # only the steadiness tables
@@ -49,13 +49,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid import flow as FL  # noqa: E402
-from dreamvid.clip import ClipReader, probe_clip  # noqa: E402
-from dreamvid.ascent import DreamSettings, dream  # noqa: E402
-from dreamvid.encode import VideoWriter  # noqa: E402
-from dreamvid.images import fit, to_tensor  # noqa: E402
-from dreamvid.model import load_model  # noqa: E402
-from dreamvid.objectives import weighted  # noqa: E402
+from dreamvid.engine.ascent import DreamSettings, dream  # noqa: E402
+from dreamvid.engine.model import load_model  # noqa: E402
+from dreamvid.engine.objectives import weighted  # noqa: E402
+from dreamvid.media.clip import ClipReader, probe_clip  # noqa: E402
+from dreamvid.media.encode import VideoWriter  # noqa: E402
+from dreamvid.pixels import flow as FL  # noqa: E402
+from dreamvid.pixels.images import fit, to_tensor  # noqa: E402
 
 OUT = ROOT / "out" / "video_flow"
 PHOTOS = {"astronaut": skimage.data.astronaut, "coffee": skimage.data.coffee, "chelsea": skimage.data.chelsea}
@@ -261,14 +261,14 @@ def rendered(net, results: dict, save, settings: str) -> dict:
     """Each clip through ``dreamvid.frames`` (the renderer, as a schedule renders it), with
     every variant of RENDER_VARIANTS; the same temporal error and change as :func:`quality`."""
     import dreamvid
-    from dreamvid.schedule import parse_schedule
+    from dreamvid.schedule.schedule import parse_schedule
 
     with tempfile.TemporaryDirectory() as tmp:
         for kind, make in (("pan", pan_clip), ("warp", warp_clip)):
             for photo in QUALITY_PHOTOS:
                 frames, flows = make(photo)
                 clip = write_clip(Path(tmp) / f"{kind}-{photo}.mp4", frames)
-                decoded = [f.astype(np.float32) / 255 for f in dreamvid.encode.read_frames(clip)]
+                decoded = [f.astype(np.float32) / 255 for f in dreamvid.media.encode.read_frames(clip)]
                 for label, keys in RENDER_VARIANTS.items():
                     key = f"{settings}/{kind}/{photo}/{label}"
                     if key in results:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .defaults import MAX_INPUT_PIXELS
+from dreamvid.core.defaults import MAX_INPUT_PIXELS
 
 __version__ = "0.1.0"
 
@@ -31,9 +31,9 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))
 _API = {
     "load_schedule": "api", "validate": "api", "frames": "api", "preview": "api", "render": "api",
     "dream": "api", "gallery": "api", "layers": "api", "load_model": "api", "network": "api", "show": "api",
-    "Schedule": "schedule", "ScheduleError": "schedule", "FrameParams": "schedule",
-    "Progress": "progress", "DreamvidError": "errors", "InputError": "errors", "Interrupted": "renderer",
-    "FeatureNet": "model",
+    "Schedule": "schedule.schedule", "ScheduleError": "schedule.schedule", "FrameParams": "schedule.schedule",
+    "Progress": "core.progress", "DreamvidError": "core.errors", "InputError": "core.errors",
+    "Interrupted": "core.errors", "FeatureNet": "engine.model",
 }  # fmt: skip
 __all__ = [
     "DreamvidError", "FeatureNet", "FrameParams", "InputError", "Interrupted", "Progress", "Schedule", "ScheduleError",
@@ -42,12 +42,24 @@ __all__ = [
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # for editors and type checkers: the same names, eagerly
-    from .api import dream, frames, gallery, layers, load_model, load_schedule, network, preview, render, show, validate
-    from .errors import DreamvidError, InputError
-    from .model import FeatureNet
-    from .progress import Progress
-    from .renderer import Interrupted
-    from .schedule import FrameParams, Schedule, ScheduleError
+    from dreamvid.api import (
+        dream,
+        frames,
+        gallery,
+        layers,
+        load_model,
+        load_schedule,
+        network,
+        preview,
+        render,
+        show,
+        validate,
+    )
+    from dreamvid.core.errors import DreamvidError, InputError
+    from dreamvid.core.progress import Progress
+    from dreamvid.engine.model import FeatureNet
+    from dreamvid.rendering.loop import Interrupted
+    from dreamvid.schedule.schedule import FrameParams, Schedule, ScheduleError
 
 
 def __getattr__(name: str):

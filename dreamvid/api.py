@@ -11,7 +11,7 @@ and ``dreamvid --help`` stay fast)::
     still = dreamvid.dream("photo.jpg", layers="mixed3")
     dreamvid.show(still)                             # inline in a notebook
 
-Errors are :class:`~dreamvid.errors.DreamvidError` (bad input: :class:`~dreamvid.errors.InputError`)
+Errors are :class:`~dreamvid.core.errors.DreamvidError` (bad input: :class:`~dreamvid.core.errors.InputError`)
 with the same one-line messages as the command. Long work shows a ``tqdm.auto`` bar unless
 ``progress=False``, or reports to ``callback(Progress)`` when one is given. The reference is
 docs/python.md.
@@ -27,10 +27,10 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from . import defaults as D
-from .errors import InputError
-from .progress import Callback, Progress, ignore
-from .schedule import Schedule, ScheduleError
+from dreamvid.core import defaults as D
+from dreamvid.core.errors import InputError
+from dreamvid.core.progress import Callback, Progress, ignore
+from dreamvid.schedule.schedule import Schedule, ScheduleError
 
 __all__ = ["Progress", "ScheduleSource", "as_image", "dream", "frames", "gallery", "layers", "load_model",
            "load_schedule", "network", "preview", "render", "show", "validate"]
@@ -51,10 +51,11 @@ def load_schedule(source: str | os.PathLike | Mapping, *, base_dir: str | os.Pat
     file's folder, else the working directory. ``output`` may be left out when only frames
     are wanted. ``model``: a network of your own (:func:`network`), whose layers the
     schedule's ``layers`` are checked against; by default the schedule's ``model``.
-    Raises :class:`~dreamvid.schedule.ScheduleError` listing every problem.
+    Raises :class:`~dreamvid.schedule.schedule.ScheduleError` listing every problem.
     """
-    from .schedule import load_schedule as load_file, parse_schedule
-    from .yamlfile import read_yaml
+    from dreamvid.schedule.schedule import load_schedule as load_file
+    from dreamvid.schedule.schedule import parse_schedule
+    from dreamvid.schedule.yamlfile import read_yaml
 
     catalogue = _network_catalogue(model)
     if isinstance(source, Mapping):
@@ -64,7 +65,7 @@ def load_schedule(source: str | os.PathLike | Mapping, *, base_dir: str | os.Pat
         base = Path(base_dir or os.getcwd())
         data, problems = read_yaml(source)
         if problems:
-            from .problems import message
+            from dreamvid.schedule.problems import message
 
             raise ScheduleError([message("<schedule>", loc, text) for loc, text in problems])
         return parse_schedule(data, source="<schedule>", base_dir=base, catalogue=catalogue)
@@ -72,11 +73,11 @@ def load_schedule(source: str | os.PathLike | Mapping, *, base_dir: str | os.Pat
         raise InputError(f"got a {type(source).__name__}; expected a schedule file path, a mapping or YAML text")
     if base_dir is None:
         return load_file(source, catalogue=catalogue)
-    from .yamlfile import read_yaml_file
+    from dreamvid.schedule.yamlfile import read_yaml_file
 
     data, problems = read_yaml_file(source, "schedule")
     if problems:
-        from .problems import message
+        from dreamvid.schedule.problems import message
 
         raise ScheduleError([message(str(source), loc, text) for loc, text in problems])
     return parse_schedule(data, source=source, base_dir=base_dir, catalogue=catalogue)
@@ -96,18 +97,18 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     a mistake (a camera jump between segments without a transition) is reported through
     ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
     lines on stderr."""
-    from .images import check_images, read_image
+    from dreamvid.pixels.images import check_images, read_image
 
     s = _schedule(schedule)
     if s.input_path is not None and s.clip is None:
         read_image(s.input_path, video_too=True)  # it must decode, not just exist (a clip was decoded when the schedule was read)
     check_images(s)  # the guides and the mask too
     if s.audio_path is not None:
-        from .encode import probe_audio
+        from dreamvid.media.encode import probe_audio
 
         probe_audio(s.audio_path)  # ffmpeg must decode it: found now, not at the final join
     if callback is None:
-        from .bars import Bar
+        from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
     for warning in s.camera_jumps():
@@ -122,7 +123,7 @@ def layers(model: Any = None) -> dict[str, int]:
     """The layers a network offers, ``{name: channels}`` in forward order: a built-in model's
     name (default: the embedded ``inception_v3``) or a network of your own."""
     if model is None or isinstance(model, str):
-        from .catalogue import layer_catalogue
+        from dreamvid.engine.catalogue import layer_catalogue
 
         return layer_catalogue(model or D.MODEL)
     return dict(_as_network(model).catalogue)
@@ -133,7 +134,7 @@ def load_model(name: str = D.MODEL, *, weights: str | os.PathLike | None = None,
     """A built-in network with its weights (``weights``: a local file for the torchvision
     models; nothing is downloaded) on ``device`` (auto: CUDA when present). Loaded once per
     process and kept (the last four), so calling :func:`dream` again does not reload it."""
-    from .model import pick_device, shared_model
+    from dreamvid.engine.model import pick_device, shared_model
 
     return shared_model(name, weights=weights, random_init=random_weights, device=pick_device(device or D.DEVICE))
 
@@ -147,7 +148,7 @@ def network(module, layers: Mapping[str, Any], *, input_range: tuple[float, floa
     ``std`` per channel, e.g. ``input_range=(0, 1), mean=(0.485, 0.456, 0.406),
     std=(0.229, 0.224, 0.225)`` for torchvision's ImageNet models.
     """
-    from .model import HookedNet
+    from dreamvid.engine.model import HookedNet
 
     return HookedNet(module, layers, input_range=input_range, mean=tuple(mean), std=tuple(std), name=name)
 
@@ -155,7 +156,7 @@ def network(module, layers: Mapping[str, Any], *, input_range: tuple[float, floa
 def _as_network(model: Any):
     from torch import nn
 
-    from .model import FeatureNet
+    from dreamvid.engine.model import FeatureNet
 
     if isinstance(model, FeatureNet):
         return model
@@ -171,7 +172,7 @@ def _network(model: Any, device: str | None):
         return load_model(model or D.MODEL, device=device)
     net = _as_network(model)
     if device is not None:
-        from .model import pick_device
+        from dreamvid.engine.model import pick_device
 
         net = net.to(pick_device(device))
     return net
@@ -181,7 +182,7 @@ def _network_catalogue(model: Any):
     if model is None:
         return None
     if isinstance(model, str):
-        from .catalogue import layer_catalogue
+        from dreamvid.engine.catalogue import layer_catalogue
 
         return layer_catalogue(model)
     return _as_network(model).catalogue
@@ -190,13 +191,13 @@ def _network_catalogue(model: Any):
 def _network_for(schedule: Schedule, model: Any, device: str | None):
     """The network to dream ``schedule`` with: ``model`` (a name or a network) or the schedule's."""
     if model is None:
-        from .renderer import load_network
+        from dreamvid.rendering.loop import load_network
 
         return load_network(schedule, device)
     if isinstance(model, str):
         return load_model(model, device=device or schedule.device)
     net = _as_network(model)
-    from .catalogue import check_layer_key
+    from dreamvid.engine.catalogue import check_layer_key
 
     for seg in schedule.segments:
         for key, _ in seg.layers:
@@ -215,7 +216,7 @@ def _callback(progress: bool, callback: Callback | None, unit: str = "frame"):
         return callback, None
     if not progress:
         return ignore, None
-    from .bars import Bar
+    from dreamvid.bars import Bar
 
     bar = Bar(unit=unit, notebook=True)
     return bar, bar
@@ -233,7 +234,7 @@ def frames(schedule: ScheduleSource, *, start: int = 0, stop: int | None = None,
     Frame after frame costs one dream each; a render's checkpoint at or before ``start``
     is used when one fits (as ``preview`` does). ``scale`` < 1: smaller, faster, approximate.
     """
-    from .renderer import frames as render_frames
+    from dreamvid.rendering.loop import frames as render_frames
 
     s = _schedule(schedule, model)
     net = _network_for(s, model, device)
@@ -267,8 +268,8 @@ def render(schedule: ScheduleSource, output: str | os.PathLike | None = None, *,
     ``output``), as ``dreamvid render`` does: it resumes from the work folder's checkpoints,
     refuses a changed schedule unless ``fresh``, and writes the video only when complete.
     ``should_stop()`` is asked after each frame; when true the render checkpoints and raises
-    :class:`~dreamvid.renderer.Interrupted`. Returns the video's path."""
-    from .renderer import render as render_video
+    :class:`~dreamvid.rendering.loop.Interrupted`. Returns the video's path."""
+    from dreamvid.rendering.loop import render as render_video
 
     s = _schedule(schedule, model)
     if output is None and s.output_path is None:  # before loading a network
@@ -297,13 +298,14 @@ def dream(image: Any, *, layers: str | Mapping[str, float] = D.LAYERS, iteration
 
     ``layers``: ``"mixed3"``, ``"mixed3+mixed4:97"`` or ``{"mixed3": 1.0, "mixed4:97": 0.5}``.
     ``size``: fit the image to (width, height) first (cover + centre crop), like a schedule.
-    The defaults are a schedule segment's (:mod:`dreamvid.defaults`).
+    The defaults are a schedule segment's (:mod:`dreamvid.core.defaults`).
     """
     import torch
 
-    from .ascent import DreamSettings, dream as dream_image
-    from .images import fit, to_tensor, to_uint8
-    from .objectives import weighted
+    from dreamvid.engine.ascent import DreamSettings
+    from dreamvid.engine.ascent import dream as dream_image
+    from dreamvid.engine.objectives import weighted
+    from dreamvid.pixels.images import fit, to_tensor, to_uint8
 
     net = _network(model, device)
     weights = _layer_weights(layers)
@@ -327,8 +329,8 @@ def _layer_weights(layers: str | Mapping[str, float]) -> dict[str, float]:
 
 
 def _size(size) -> tuple[int, int]:
-    from .problems import Invalid
-    from .spec import parse_size
+    from dreamvid.schedule.problems import Invalid
+    from dreamvid.schedule.spec import parse_size
 
     try:
         return parse_size(list(size) if isinstance(size, tuple) else size)
@@ -338,7 +340,7 @@ def _size(size) -> tuple[int, int]:
 
 def as_image(image: Any) -> np.ndarray:
     """Anything :func:`dream` takes -> HxWx3 float32 RGB in [0, 1]."""
-    from .images import read_image
+    from dreamvid.pixels.images import read_image
 
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
@@ -385,9 +387,9 @@ def gallery(image: Any = None, *, size: int = 160, layers: Iterable[str] | None 
     ``guide_weight``, as a schedule's ``guide:`` does; it is shown after the input."""
     import torch
 
-    from .ascent import DreamSettings
-    from .layer_gallery import make_gallery
-    from .images import fit, noise_image
+    from dreamvid.engine.ascent import DreamSettings
+    from dreamvid.pixels.images import fit, noise_image
+    from dreamvid.tools.gallery import make_gallery
 
     net = _network(model, device)
     tile = (size, size)
@@ -425,7 +427,7 @@ def show(what: Any, *, columns: int = 4, width: int | None = None) -> None:
         return
     import cv2
 
-    from .layer_gallery import contact_sheet
+    from dreamvid.tools.gallery import contact_sheet
 
     pictures = [what] if isinstance(what, np.ndarray) and what.ndim == 3 else [np.asarray(f) for f in what]
     if not pictures:

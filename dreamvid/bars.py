@@ -1,4 +1,4 @@
-"""Progress bars for people: :class:`~dreamvid.progress.Progress` records as a tqdm bar.
+"""Progress bars for people: :class:`~dreamvid.core.progress.Progress` records as a tqdm bar.
 
 The CLI uses the terminal bar; the Python API uses ``tqdm.auto`` (a widget in a notebook,
 a text bar elsewhere). Warnings become ``dreamvid: warning: ...`` lines above the bar; they
@@ -52,7 +52,7 @@ class Bar:
 
 
 class BatchBar(Bar):
-    """:class:`~dreamvid.batch.BatchProgress` as one bar for the whole batch (frames of all
+    """:class:`~dreamvid.batch.run.BatchProgress` as one bar for the whole batch (frames of all
     videos, so its ETA is the batch's), and one line per finished video."""
 
     def __call__(self, p) -> None:

@@ -1,6 +1,6 @@
 """The ``dreamvid`` command. Only this module prints and owns progress bars.
 
-Every user-facing failure is a :class:`~dreamvid.errors.DreamvidError`: printed as one line
+Every user-facing failure is a :class:`~dreamvid.core.errors.DreamvidError`: printed as one line
 (``dreamvid: error: ...``), exit status 2 for bad input, 1 for runtime failures, 130 on
 Ctrl-C; ``--debug`` shows the traceback instead.
 """
@@ -11,14 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import defaults as D
-from .bars import Bar, BatchBar
-from .errors import DreamvidError, Interrupted
+from dreamvid.bars import Bar, BatchBar
+from dreamvid.core import defaults as D
+from dreamvid.core.errors import DreamvidError, Interrupted
 
 
 def _size(text: str) -> tuple[int, int]:
-    from .problems import Invalid
-    from .spec import parse_size
+    from dreamvid.schedule.problems import Invalid
+    from dreamvid.schedule.spec import parse_size
 
     try:
         return parse_size(text)
@@ -45,7 +45,7 @@ def _positive(kind, zero_ok=False):
 
 
 def cmd_layers(args) -> int:
-    from .api import layers
+    from dreamvid.api import layers
 
     for name, channels in layers(args.model).items():
         print(f"{name:<24} {channels:>5} channels")
@@ -56,14 +56,14 @@ def _model(args):
     """The network the options name: None (the API loads the default) or a loaded one."""
     if args.model == D.MODEL and not args.weights and not args.random_weights:
         return None
-    from .api import load_model
+    from dreamvid.api import load_model
 
     return load_model(args.model, weights=args.weights, device=args.device, random_weights=args.random_weights)
 
 
 def cmd_dream(args) -> int:
-    from .api import dream
-    from .images import write_png
+    from dreamvid.api import dream
+    from dreamvid.pixels.images import write_png
 
     out = dream(args.image, layers=args.layers, iterations=args.iterations, octaves=args.octaves, step=args.step,
                 jitter=args.jitter, octave_scale=args.octave_scale, objective=args.objective, size=args.size,
@@ -75,8 +75,8 @@ def cmd_dream(args) -> int:
 
 
 def cmd_gallery(args) -> int:
-    from .api import gallery
-    from .images import write_png
+    from dreamvid.api import gallery
+    from dreamvid.pixels.images import write_png
 
     bar = Bar(args.quiet, unit="tile")
     try:
@@ -97,7 +97,7 @@ def _load(args):
     """The schedule the command names, with --precision (where the command has it) applied."""
     from dataclasses import replace
 
-    from .api import load_schedule
+    from dreamvid.api import load_schedule
 
     schedule = load_schedule(args.schedule)
     if getattr(args, "precision", None):  # --precision overrides the schedule's
@@ -106,7 +106,7 @@ def _load(args):
 
 
 def cmd_render(args) -> int:
-    from .api import render
+    from dreamvid.api import render
 
     schedule = _load(args)
     bar, stop = Bar(args.quiet), _StopRequest()
@@ -122,8 +122,8 @@ def cmd_render(args) -> int:
 
 
 def cmd_preview(args) -> int:
-    from .api import preview
-    from .images import write_png
+    from dreamvid.api import preview
+    from dreamvid.pixels.images import write_png
 
     schedule = _load(args)
     bar = Bar(args.quiet)
@@ -138,16 +138,16 @@ def cmd_preview(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .api import validate
+    from dreamvid.api import validate
 
     schedule = _load(args)
     print(validate(schedule))
     if args.plot:
-        from .timeline import plot_timeline
+        from dreamvid.tools.timeline import plot_timeline
 
         print(f"wrote {plot_timeline(schedule, args.plot)}")
     if args.params:
-        from .timeline import write_params
+        from dreamvid.tools.timeline import write_params
 
         print(f"wrote {write_params(schedule, args.params)}")
     return 0
@@ -174,8 +174,8 @@ def _batch_table(results) -> str:
 
 
 def cmd_batch(args) -> int:
-    from .batch import run
-    from .jobs import load_job
+    from dreamvid.batch.jobs import load_job
+    from dreamvid.batch.run import run
 
     variants = load_job(args.jobs)  # every variant is checked before anything starts
     bar = BatchBar(args.quiet)
@@ -198,8 +198,8 @@ def cmd_batch(args) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from .bench import format_report, run
-    from .errors import InputError
+    from dreamvid.core.errors import InputError
+    from dreamvid.tools.bench import format_report, run
 
     w, h = args.size
     if min(w, h) < 80 or w % 2 or h % 2:
@@ -220,16 +220,15 @@ def cmd_bench(args) -> int:
 def cmd_schema(args) -> int:
     import json
 
-    from .spec import json_schema
+    from dreamvid.schedule.spec import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0
 
 
 def cmd_stats(args) -> int:
-    from . import stats
-
-    from .encode import iter_frames
+    from dreamvid.media import stats
+    from dreamvid.media.encode import iter_frames
 
     data = stats.video_stats(iter_frames(args.video))
     print(f"{args.video}: {len(data['frame'])} frames")
@@ -243,7 +242,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_studio(args) -> int:
-    from .studio.server import serve
+    from dreamvid.studio.server import serve
 
     return serve(args.folder, host=args.host, port=args.port, token=not args.no_token,
                  say=lambda line: print(line, flush=True))  # fmt: skip
@@ -466,7 +465,7 @@ def _report(e: BaseException, debug: bool) -> int:
         print(f"dreamvid: error: {e}", file=sys.stderr)
         return e.exit_code
     if isinstance(e, OSError):  # a file system failure no module foresaw: still one line
-        from .errors import describe_os_error
+        from dreamvid.core.errors import describe_os_error
 
         print(f"dreamvid: error: {describe_os_error(e)}", file=sys.stderr)
         return 1

@@ -8,8 +8,8 @@ import pytest
 import skimage.data
 import torch
 
-from dreamvid.images import fit, to_tensor
-from dreamvid.model import load_model
+from dreamvid.engine.model import load_model
+from dreamvid.pixels.images import fit, to_tensor
 
 torch.set_num_threads(2)
 
@@ -74,7 +74,7 @@ def write_schedule(folder, *, segments=None, **top):
 @pytest.fixture(autouse=True)
 def _forget_fitted_tiles():
     """``tile: auto`` remembers per process what fitted; each test starts without that memory."""
-    from dreamvid import ascent
+    from dreamvid.engine import ascent
 
     ascent.forget_fitted_tiles()
     yield
@@ -83,7 +83,7 @@ def _forget_fitted_tiles():
 def pan_clip(path, frames=8, size=(96, 64), speed=3, fps=12, sound=False, photo="coffee"):
     """A clip made here: a photo panned right ``speed`` px per frame (its content moves right),
     HxWx3 uint8 frames encoded nearly losslessly; returns its path. ``sound``: a 440 Hz tone."""
-    from dreamvid.encode import VideoWriter, ffmpeg_exe
+    from dreamvid.media.encode import VideoWriter, ffmpeg_exe
 
     w, h = size
     img = getattr(skimage.data, photo)().astype(np.float32) / 255

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.statistics import collector, describe_statistics
 
-from dreamvid.errors import DreamvidError, InputError
+from dreamvid.core.errors import DreamvidError, InputError
 
 LONG_SECONDS = float(os.environ.get("DREAMVID_FUZZ_SECONDS") or 0)
 BOUND_S = 30.0  # an example that runs longer than this hangs (generous: the machine may be busy)

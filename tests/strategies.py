@@ -1,7 +1,7 @@
 """Hypothesis strategies for the fuzz tests: YAML text, schedules built from the JSON schema,
 formulas, layer keys (issue 22).
 
-Schedules are generated from :func:`dreamvid.spec.json_schema`, so a key added to spec.py is
+Schedules are generated from :func:`dreamvid.schedule.spec.json_schema`, so a key added to spec.py is
 fuzzed without touching this file; at every key the value is either one the schema describes
 (near its bounds, sometimes past them) or any YAML value at all.
 """
@@ -13,9 +13,9 @@ import json
 import yaml
 from hypothesis import strategies as st
 
-from dreamvid.catalogue import LAYERS
-from dreamvid.expressions import AUDIO_VARIABLES, CONSTANTS, FRAME_VARIABLES, FUNCTIONS
-from dreamvid.spec import json_schema
+from dreamvid.engine.catalogue import LAYERS
+from dreamvid.schedule.expressions import AUDIO_VARIABLES, CONSTANTS, FRAME_VARIABLES, FUNCTIONS
+from dreamvid.schedule.spec import json_schema
 from tests.fuzzing import LONG_SECONDS
 
 # ------------------------------------------------------------------------ plain values

@@ -43,7 +43,7 @@ def test_import_is_lazy_and_complete():
             "missing = [n for n in dreamvid.__all__ if not hasattr(dreamvid, n)]; assert not missing, missing")
     subprocess.run([sys.executable, "-c", code], check=True)
     # the functions are not shadowed by submodules of the same name once those are imported
-    import dreamvid.renderer  # noqa: F401
+    import dreamvid.rendering.loop
 
     assert callable(dreamvid.render) and callable(dreamvid.dream) and callable(dreamvid.gallery)
 

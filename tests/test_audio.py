@@ -1,4 +1,4 @@
-"""dreamvid.audio: per-frame features of synthesised tracks with hits at known times."""
+"""dreamvid.media.audio: per-frame features of synthesised tracks with hits at known times."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from dreamvid import audio
-from dreamvid.audio import FEATURES, AudioSettings, analyse, beat_times, features
-from dreamvid.encode import ffmpeg_exe
-from dreamvid.errors import InputError
+from dreamvid.core.errors import InputError
+from dreamvid.media import audio
+from dreamvid.media.audio import FEATURES, AudioSettings, analyse, beat_times, features
+from dreamvid.media.encode import ffmpeg_exe
 from tests.procs import ffmpeg_children
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_settings_are_checked_with_one_line_each():
 
 
 def _video_without_audio(path: Path) -> Path:
-    from dreamvid.encode import VideoWriter
+    from dreamvid.media.encode import VideoWriter
 
     with VideoWriter(path, (32, 32), 10, codec="libx264") as writer:
         for _ in range(3):

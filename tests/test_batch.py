@@ -18,14 +18,14 @@ import pytest
 import skimage.data
 import yaml
 
-from dreamvid import batch
-from dreamvid.encode import read_frames
-from dreamvid.errors import InputError
-from dreamvid.jobs import done_marker, fingerprint, is_finished, load_job
-from dreamvid.pool import local_plan
-from dreamvid.renderer import render
-from dreamvid.workdir import work_dir
-from dreamvid.schedule import load_schedule
+from dreamvid.batch import run as batch
+from dreamvid.batch.jobs import done_marker, fingerprint, is_finished, load_job
+from dreamvid.batch.pool import local_plan
+from dreamvid.core.errors import InputError
+from dreamvid.media.encode import read_frames
+from dreamvid.rendering.loop import render
+from dreamvid.rendering.workdir import work_dir
+from dreamvid.schedule.schedule import load_schedule
 from tests.conftest import ENV, ROOT, run_cli, write_schedule
 
 TINY = {"size": [64, 64], "checkpoint_every": 2,
@@ -277,7 +277,7 @@ def test_the_example_job_validates():
 CTRL_C_AT_FIRST_RESULT = """
 import os, signal, sys
 from dreamvid import batch
-from dreamvid.jobs import load_job
+from dreamvid.batch.jobs import load_job
 
 sent = []
 
@@ -318,7 +318,7 @@ def _complete(job):
 
 def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, capsys):
     pytest.importorskip("ray")
-    from dreamvid import _ray
+    from dreamvid.batch import cluster
     from dreamvid.cli import main
 
     job = write_job(project, "complete.yaml", {"schedule": "s.yaml", "output": "out-complete", "seed": [1, 2]})
@@ -327,7 +327,7 @@ def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, c
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray was started although nothing was left to render")
 
-    monkeypatch.setattr(_ray, "connect", no_ray)
+    monkeypatch.setattr(cluster, "connect", no_ray)
     assert main(["batch", str(job), "--ray", "local"]) == 0
     out, err = capsys.readouterr()
     assert err.strip() == "all 2 videos are already complete; nothing to render"
@@ -337,9 +337,9 @@ def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, c
 def test_the_table_reports_time_spent_and_frames_rendered_in_this_run(project):
     """An interrupted video's time is the time it ran (not 0.0 s), and its frames are those
     dreamed in this run; a video whose frames were all rendered before is 'joined only'."""
-    from dreamvid.batch import Tracker
+    from dreamvid.batch.run import Tracker
     from dreamvid.cli import _batch_table
-    from dreamvid.progress import Progress
+    from dreamvid.core.progress import Progress
 
     job = write_job(project, "table.yaml", {"schedule": "s.yaml", "output": "out-table", "seed": [1, 2]})
     variants = load_job(job)

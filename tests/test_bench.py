@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from dreamvid import _baseline
-from dreamvid.camera import move
-from dreamvid.ascent import DreamSettings, dream
-from dreamvid.model import load_model
+from dreamvid.engine.ascent import DreamSettings, dream
+from dreamvid.engine.model import load_model
+from dreamvid.pixels.camera import move
+from dreamvid.tools import baseline as _baseline
 
 from .conftest import run_cli
 
@@ -92,7 +92,7 @@ def test_baseline_zoom_matches_camera(photo_tensor, zoom, rotate, translate):
 
 
 def _objective():
-    from dreamvid.objectives import layer
+    from dreamvid.engine.objectives import layer
 
     return layer("mixed3")
 

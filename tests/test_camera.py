@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from dreamvid.camera import move
+from dreamvid.pixels.camera import move
 
 
 def dot(h, w, y, x):
@@ -54,7 +54,7 @@ def _fixed_point(theta):
 
 
 def test_center_is_the_fixed_point_of_the_zoom():
-    from dreamvid.camera import affine_theta
+    from dreamvid.pixels.camera import affine_theta
 
     w, h = 160, 90
     x, y = _fixed_point(affine_theta((w, h), 1.05, 0.0, (0.0, 0.0), (0.25, 0.5)))
@@ -73,7 +73,7 @@ def test_center_keeps_a_dot_there_in_the_image():
 
 
 def test_default_center_is_bit_identical():
-    from dreamvid.camera import affine_theta
+    from dreamvid.pixels.camera import affine_theta
 
     x = torch.rand(1, 3, 30, 50)
     assert torch.equal(affine_theta((50, 30), 1.03, 2.0, (1.5, -2.0)), affine_theta((50, 30), 1.03, 2.0, (1.5, -2.0), (0.5, 0.5)))

@@ -1,4 +1,4 @@
-"""dreamvid.clip: probing a video input and streaming its frames, fitted, from any frame."""
+"""dreamvid.media.clip: probing a video input and streaming its frames, fitted, from any frame."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import skimage.data
 
-from dreamvid.clip import ClipReader, is_clip, probe_clip
-from dreamvid.encode import VideoWriter, ffmpeg_exe
-from dreamvid.errors import DreamvidError, InputError
-from dreamvid.images import fit
+from dreamvid.core.errors import DreamvidError, InputError
+from dreamvid.media.clip import ClipReader, is_clip, probe_clip
+from dreamvid.media.encode import VideoWriter, ffmpeg_exe
+from dreamvid.pixels.images import fit
 from tests.procs import ffmpeg_children
 
 pytestmark = pytest.mark.timeout(120)

@@ -9,8 +9,8 @@ import torch
 from skimage.color import lab2rgb, rgb2lab
 from skimage.exposure import match_histograms
 
-from dreamvid import colour as C
-from dreamvid.images import fit, to_tensor
+from dreamvid.pixels import colour as C
+from dreamvid.pixels.images import fit, to_tensor
 
 
 def image(*channels):
@@ -168,9 +168,9 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
     (Image inputs, whose reference is frame 0, are covered by tests/test_resume.py.)"""
     import copy
 
-    from dreamvid.model import load_model
-    from dreamvid.renderer import Dreamer
-    from dreamvid.schedule import load_schedule
+    from dreamvid.engine.model import load_model
+    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.schedule.schedule import load_schedule
     from tests.conftest import write_schedule
 
     colour = {"colour": "lab", "colour_strength": 1.0, "input_blend": 0.1, "smoothing": 0.3, "clip_guard": 0.05}
@@ -272,10 +272,10 @@ def test_default_colour_control_holds_saturation_on_a_short_zoom(tmp_path, net, 
     saturation (dreamvid stats, on the frames before encoding) stays within 10 % of frame
     0's; the defaults before the saturation match drift more than that on the photo
     (59 % here, against 0.5 %; the logo drifts 0.9 % with the defaults)."""
-    from dreamvid import stats
-    from dreamvid.images import write_png
-    from dreamvid.renderer import frames
-    from dreamvid.schedule import parse_schedule
+    from dreamvid.media import stats
+    from dreamvid.pixels.images import write_png
+    from dreamvid.rendering.loop import frames
+    from dreamvid.schedule.schedule import parse_schedule
 
     write_png(tmp_path / "photo.png", (photo * 255).round().astype(np.uint8))
     logo = Path(__file__).resolve().parents[1] / "schedules" / "logo.png"

@@ -7,10 +7,10 @@ compile of the real one takes minutes); dynamo's counters say what was compiled.
 import torch
 from torch import nn
 
-from dreamvid import ascent as dream_module
-from dreamvid import model as model_module
-from dreamvid.model import BlockNet, FeatureNet
-from dreamvid.worker import render_variant
+from dreamvid.batch.worker import render_variant
+from dreamvid.engine import ascent as dream_module
+from dreamvid.engine import model as model_module
+from dreamvid.engine.model import BlockNet, FeatureNet
 
 from .conftest import write_schedule
 from .procs import ffmpeg_children

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dreamvid.ascent import DreamSettings, dream, laplacian_merge, laplacian_normalize, laplacian_split
-from dreamvid.objectives import weighted
+from dreamvid.engine.ascent import DreamSettings, dream, laplacian_merge, laplacian_normalize, laplacian_split
+from dreamvid.engine.objectives import weighted
 
 OBJ = weighted({"mixed3": 1.0})
 
@@ -58,9 +58,9 @@ def _best_cosine(net, x, features, layer="mixed3") -> float:
 def test_guide_pulls_the_activations_toward_the_guides(net, photo_tensor):
     import skimage.data
 
-    from dreamvid.ascent import gradient_step
-    from dreamvid.images import fit, to_tensor
-    from dreamvid.objectives import guide_features, guided
+    from dreamvid.engine.ascent import gradient_step
+    from dreamvid.engine.objectives import guide_features, guided
+    from dreamvid.pixels.images import fit, to_tensor
 
     guide = to_tensor(fit(skimage.data.chelsea().astype(np.float32) / 255.0, (128, 128)))
     features = guide_features(net, guide, ["mixed3"])
@@ -82,7 +82,7 @@ def test_guide_pulls_the_activations_toward_the_guides(net, photo_tensor):
 
 
 def test_guide_features_are_pooled_to_at_most_max_vectors(net, photo_tensor):
-    from dreamvid.objectives import guide_features
+    from dreamvid.engine.objectives import guide_features
 
     full = guide_features(net, photo_tensor, ["mixed0"], max_vectors=10**9)["mixed0"]
     pooled = guide_features(net, photo_tensor, ["mixed0"], max_vectors=64)["mixed0"]
@@ -95,7 +95,7 @@ def test_guide_features_are_pooled_to_at_most_max_vectors(net, photo_tensor):
 def _mask_schedule(tmp_path, **over):
     import cv2
 
-    from dreamvid.schedule import load_schedule
+    from dreamvid.schedule.schedule import load_schedule
     from tests.conftest import write_schedule
 
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def _mask_schedule(tmp_path, **over):
 
 
 def test_outside_the_mask_pixels_change_five_times_less(tmp_path, net):
-    from dreamvid.renderer import frames
+    from dreamvid.rendering.loop import frames
 
     s = _mask_schedule(tmp_path, defaults={"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.03, "zoom": 1.0},
                        segments=[{"frames": 4, "layers": {"mixed3": 1.0}}])  # fmt: skip
@@ -118,8 +118,8 @@ def test_outside_the_mask_pixels_change_five_times_less(tmp_path, net):
 
 
 def test_a_mask_that_follows_the_camera_comes_from_the_frame_number_alone(tmp_path, net):
-    from dreamvid.camera import move
-    from dreamvid.renderer import Dreamer
+    from dreamvid.pixels.camera import move
+    from dreamvid.rendering.loop import Dreamer
 
     s = _mask_schedule(tmp_path, defaults={"zoom": 1.1, "rotate": 3.0, "center": [0.3, 0.6], "translate": [1, 0]},
                        segments=[{"frames": 6, "layers": {"mixed3": 1.0}}])  # fmt: skip
@@ -148,7 +148,7 @@ def test_a_preview_from_a_checkpoint_equals_one_from_scratch_with_every_new_key(
     import cv2
     import skimage.data
 
-    from dreamvid.renderer import preview, render
+    from dreamvid.rendering.loop import preview, render
 
     cv2.imwrite(str(tmp_path / "g.png"), skimage.data.chelsea()[::4, ::4, ::-1])
     s = _mask_schedule(tmp_path, mask_follows="camera", defaults={
@@ -170,7 +170,7 @@ def test_a_batch_variant_keeps_its_guide_and_mask(tmp_path):
     import cv2
     import yaml
 
-    from dreamvid.jobs import load_job
+    from dreamvid.batch.jobs import load_job
     from tests.conftest import write_schedule
 
     folder = tmp_path / "project"
@@ -187,8 +187,8 @@ def test_a_batch_variant_keeps_its_guide_and_mask(tmp_path):
 def test_guide_and_mask_content_decide_the_checkpoints(tmp_path):
     import cv2
 
-    from dreamvid import checkpoint as ckpt
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering import checkpoint as ckpt
+    from dreamvid.schedule.schedule import load_schedule
     from tests.conftest import write_schedule
 
     tmp_path.mkdir(exist_ok=True)
@@ -215,7 +215,7 @@ def test_guide_and_mask_content_decide_the_checkpoints(tmp_path):
 def test_the_logo_mask_example_validates_and_its_mask_is_current():
     import cv2
 
-    from dreamvid.schedule import load_schedule
+    from dreamvid.schedule.schedule import load_schedule
     from schedules.make_logo_mask import logo_mask
 
     root = __import__("pathlib").Path(__file__).resolve().parents[1] / "schedules"

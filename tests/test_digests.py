@@ -1,7 +1,7 @@
 """checkpoint.frame_digests is cached per schedule and still answers as if recomputed."""
 
-from dreamvid import checkpoint as ckpt
-from dreamvid.schedule import load_schedule
+from dreamvid.rendering import checkpoint as ckpt
+from dreamvid.schedule.schedule import load_schedule
 
 from .conftest import write_schedule
 

@@ -14,7 +14,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_demo_schedule_validates():
-    from dreamvid.schedule import load_schedule
+    from dreamvid.schedule.schedule import load_schedule
 
     s = load_schedule(ROOT / "schedules" / "demo.yaml")
     assert s.total_frames == 90 and s.size == (256, 144)

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-import dreamvid.spec as schedule_module
-from dreamvid.schedule import load_schedule
-from dreamvid.spec import json_schema
+import dreamvid.schedule.spec as schedule_module
+from dreamvid.schedule.schedule import load_schedule
+from dreamvid.schedule.spec import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "schedule.md"

@@ -1,7 +1,7 @@
 import torch
 
-from dreamvid.ascent import DreamSettings, dream, dream_octave, gradient_step, octave_sizes
-from dreamvid.objectives import layer
+from dreamvid.engine.ascent import DreamSettings, dream, dream_octave, gradient_step, octave_sizes
+from dreamvid.engine.objectives import layer
 
 FAST = DreamSettings(iterations=4, step=0.02, octaves=2, octave_scale=1.4, jitter=8)
 

@@ -1,4 +1,4 @@
-"""dreamvid.encode: streaming frames into ffmpeg, atomic output, joining, probing."""
+"""dreamvid.media.encode: streaming frames into ffmpeg, atomic output, joining, probing."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from dreamvid.encode import (
-    VideoWriter,
-    ffmpeg_exe,
-    join_videos,
-    probe_codec,
-    probe_video,
-    read_frames,
-)
-from dreamvid.errors import DreamvidError
+from dreamvid.core.errors import DreamvidError
+from dreamvid.media.encode import VideoWriter, ffmpeg_exe, join_videos, probe_codec, probe_video, read_frames
 from tests.procs import ffmpeg_children
 
 pytestmark = pytest.mark.timeout(60)
@@ -226,7 +219,7 @@ def test_join_and_probe_errors(tmp_path):
 def test_ffmpeg_starts_in_its_own_session_without_preexec_fn(tmp_path, monkeypatch):
     """Python code between fork and exec (``preexec_fn``) can deadlock a process with threads
     and forbids vfork; every ffmpeg is started without it, in a session of its own."""
-    import dreamvid.encode as encode
+    import dreamvid.media.encode as encode
 
     calls, real = [], subprocess.Popen
 
@@ -245,7 +238,7 @@ def test_ffmpeg_starts_in_its_own_session_without_preexec_fn(tmp_path, monkeypat
 WRITER_THEN_SLEEP = """
 import sys, time
 import numpy as np
-from dreamvid.encode import VideoWriter
+from dreamvid.media.encode import VideoWriter
 w = VideoWriter(sys.argv[1], (64, 48), 24, codec="libx264")
 w.write(np.zeros((48, 64, 3), np.uint8))
 print("writing", flush=True)

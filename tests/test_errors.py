@@ -36,13 +36,13 @@ import pytest
 import skimage.data
 import torch
 
-from dreamvid import checkpoint as ckpt
-from dreamvid import cli, encode
-from dreamvid import renderer as render_mod
-from dreamvid.encode import ffmpeg_exe, probe_video
-from dreamvid.images import fit, read_image
-from dreamvid import api
-from dreamvid import schedule as schedule_mod
+from dreamvid import api, cli
+from dreamvid.media import encode
+from dreamvid.media.encode import ffmpeg_exe, probe_video
+from dreamvid.pixels.images import fit, read_image
+from dreamvid.rendering import checkpoint as ckpt
+from dreamvid.rendering import loop as render_mod
+from dreamvid.schedule import schedule as schedule_mod
 from tests.conftest import ENV, pan_clip, write_schedule
 from tests.procs import ffmpeg_children
 
@@ -358,7 +358,7 @@ def out_of_memory(tile):
     """Every untiled dream runs out of GPU memory (faked: raises torch.OutOfMemoryError)."""
 
     def make(c: Ctx) -> list:
-        from dreamvid import ascent as dream_mod
+        from dreamvid.engine import ascent as dream_mod
 
         c.cached_model()
         real, c.tiles = dream_mod.dream, []

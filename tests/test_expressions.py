@@ -1,4 +1,4 @@
-"""dreamvid.expressions: hostile text is refused before anything runs; formulas give hand-computed
+"""dreamvid.schedule.expressions: hostile text is refused before anything runs; formulas give hand-computed
 values; vectorised and per-frame evaluation agree bit for bit; Deforum strings with formulas."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import re
 import numpy as np
 import pytest
 
-from dreamvid import expressions
-from dreamvid.expressions import (
+from dreamvid.schedule import expressions
+from dreamvid.schedule.expressions import (
     Expression,
     ExpressionError,
     compile_expression,
@@ -23,7 +23,7 @@ from dreamvid.expressions import (
     parse_keyframe_string,
     parse_value,
 )
-from dreamvid.schedule import Keyframes
+from dreamvid.schedule.schedule import Keyframes
 
 HOSTILE = [
     "__import__('os').system('touch x')",
@@ -77,7 +77,7 @@ HOSTILE = [
 
 @pytest.fixture()
 def spy_parse(monkeypatch):
-    """Count ast.parse calls made by dreamvid.expressions."""
+    """Count ast.parse calls made by dreamvid.schedule.expressions."""
     calls = []
     real = ast.parse
 

@@ -1,4 +1,4 @@
-"""dreamvid.flow: optical flow methods, warping, occlusion, the flow-warped start image."""
+"""dreamvid.pixels.flow: optical flow methods, warping, occlusion, the flow-warped start image."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 import skimage.data
 import torch
 
-from dreamvid import flow as FL
-from dreamvid.ascent import DreamSettings, dream
-from dreamvid.errors import InputError
-from dreamvid.images import fit, to_tensor
-from dreamvid.objectives import weighted
+from dreamvid.core.errors import InputError
+from dreamvid.engine.ascent import DreamSettings, dream
+from dreamvid.engine.objectives import weighted
+from dreamvid.pixels import flow as FL
+from dreamvid.pixels.images import fit, to_tensor
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,5 +1,5 @@
-"""Keyframes that follow the music and formulas, through the schedule (dreamvid.expressions and
-dreamvid.audio are tested on their own in test_expressions.py and test_audio.py).
+"""Keyframes that follow the music and formulas, through the schedule (dreamvid.schedule.expressions and
+dreamvid.media.audio are tested on their own in test_expressions.py and test_audio.py).
 
 A formula is parsed once, at validate time; its values at every frame are range-checked then;
 audio features drive them frame by frame; a resumed audio-driven render is the same video.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dreamvid import cli
-from dreamvid.schedule import ScheduleError, load_schedule
+from dreamvid.schedule.schedule import ScheduleError, load_schedule
 from tests.conftest import ENV, run_cli, write_schedule
 
 HITS = [0.5, 1.3, 2.1, 3.0]  # seconds: the kicks of the test track

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dreamvid import renderer as render_module
-from dreamvid.encode import probe_video, read_frames
-from dreamvid.framesource import FrameSource
-from dreamvid.images import to_uint8
+from dreamvid.media.encode import probe_video, read_frames
+from dreamvid.pixels.images import to_uint8
+from dreamvid.rendering import loop as render_module
+from dreamvid.rendering.framesource import FrameSource
 
 from .conftest import write_schedule
 
@@ -76,8 +76,8 @@ def test_a_frame_made_from_another_previous_is_made_again():
 
 
 def test_a_render_with_look_ahead_stops_resumes_and_equals_the_plain_one(tmp_path, monkeypatch):
-    from dreamvid.renderer import Interrupted, render
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import Interrupted, render
+    from dreamvid.schedule.schedule import load_schedule
 
     segments = [{"frames": 10, "layers": {"mixed0": 1.0}}]
     plain_video = render(load_schedule(write_schedule(tmp_path / "plain", segments=segments)), device="cpu")

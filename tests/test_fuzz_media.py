@@ -26,14 +26,23 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dreamvid import api
-from dreamvid import checkpoint as ckpt
-from dreamvid.audio import features
-from dreamvid.clip import ClipReader, probe_clip
-from dreamvid.encode import ffmpeg_exe, probe_audio, read_frames
-from dreamvid.errors import DreamvidError
-from dreamvid.images import read_image
-from tests.fuzzing import Hang, bounded, budget, check_one_line, check_refusal, count, fuzz, listing
-from tests.fuzzing import fuzz_item  # noqa: F401 - an autouse fixture (Hypothesis statistics)
+from dreamvid.core.errors import DreamvidError
+from dreamvid.media.audio import features
+from dreamvid.media.clip import ClipReader, probe_clip
+from dreamvid.media.encode import ffmpeg_exe, probe_audio, read_frames
+from dreamvid.pixels.images import read_image
+from dreamvid.rendering import checkpoint as ckpt
+from tests.fuzzing import (
+    Hang,
+    bounded,
+    budget,
+    check_one_line,
+    check_refusal,
+    count,
+    fuzz,
+    fuzz_item,  # noqa: F401 - an autouse fixture (Hypothesis statistics)
+    listing,
+)
 from tests.procs import ffmpeg_children
 from tests.test_fuzz_schedule import write_wav
 

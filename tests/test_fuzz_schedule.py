@@ -19,14 +19,28 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dreamvid import api
-from dreamvid.encode import ffmpeg_exe
-from dreamvid.expressions import Expression, ExpressionError, frame_variables, is_keyframe_string, \
-    parse_keyframe_string, parse_value
-from dreamvid.jobs import JOB_KEYS, load_job
-from dreamvid.spec import ScheduleSpec
+from dreamvid.batch.jobs import JOB_KEYS, load_job
+from dreamvid.media.encode import ffmpeg_exe
+from dreamvid.schedule.expressions import (
+    Expression,
+    ExpressionError,
+    frame_variables,
+    is_keyframe_string,
+    parse_keyframe_string,
+    parse_value,
+)
+from dreamvid.schedule.spec import ScheduleSpec
 from tests.conftest import ENV
-from tests.fuzzing import Hang, bounded, budget, check_refusal, count, fuzz, listing
-from tests.fuzzing import fuzz_item  # noqa: F401 - an autouse fixture (Hypothesis statistics)
+from tests.fuzzing import (
+    Hang,
+    bounded,
+    budget,
+    check_refusal,
+    count,
+    fuzz,
+    fuzz_item,  # noqa: F401 - an autouse fixture (Hypothesis statistics)
+    listing,
+)
 from tests.strategies import ANY_VALUE, EXPRESSIONS, SCHEDULES, TEXT, YAML_TEXT, _from_schema, dump
 
 GOOD = {"input": "in.png", "output": "out/v.mp4", "size": [64, 64], "fps": 10, "precision": "fp32",

@@ -23,10 +23,17 @@ pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
 from starlette.testclient import TestClient  # noqa: E402
 
 from dreamvid.studio.app import Studio, create_app  # noqa: E402
-from tests.fuzzing import bounded, budget, count, fuzz, listing  # noqa: E402
-from tests.fuzzing import fuzz_item  # noqa: E402, F401 - an autouse fixture (Hypothesis statistics)
+from tests.fuzzing import (  # noqa: E402
+    bounded,
+    budget,
+    count,
+    fuzz,
+    fuzz_item,  # noqa: E402, F401 - an autouse fixture (Hypothesis statistics)
+    listing,
+)
 from tests.strategies import ANY_VALUE, SCHEDULES, TEXT, YAML_TEXT, dump  # noqa: E402
 from tests.test_studio import make_folder  # noqa: E402
+
 
 def tame(value):
     """``value`` with integers too long for str() as hex text (JSON cannot write them)."""

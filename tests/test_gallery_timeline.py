@@ -6,12 +6,12 @@ import pytest
 import skimage.data
 import torch
 
-from dreamvid import layer_gallery as gallery, timeline
-from dreamvid.ascent import DreamSettings
-from dreamvid.errors import InputError
-from dreamvid.images import fit, read_image, to_tensor
-from dreamvid.catalogue import layer_catalogue
-from dreamvid.schedule import load_schedule
+from dreamvid.core.errors import InputError
+from dreamvid.engine.ascent import DreamSettings
+from dreamvid.engine.catalogue import layer_catalogue
+from dreamvid.pixels.images import fit, read_image, to_tensor
+from dreamvid.schedule.schedule import load_schedule
+from dreamvid.tools import gallery, timeline
 
 from .conftest import run_cli, write_schedule
 

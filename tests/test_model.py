@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from dreamvid.errors import InputError
-from dreamvid.images import fit, to_tensor
-from dreamvid.catalogue import LAYERS, layer_catalogue
-from dreamvid.model import _TF_BLOCKS, MODELS, load_model, load_scripted_inception, probe_catalogue
+from dreamvid.core.errors import InputError
+from dreamvid.engine.catalogue import LAYERS, layer_catalogue
+from dreamvid.engine.model import _TF_BLOCKS, MODELS, load_model, load_scripted_inception, probe_catalogue
+from dreamvid.pixels.images import fit, to_tensor
 
 
 def scripted_activations(x01):
@@ -129,6 +129,6 @@ def test_validating_a_schedule_does_not_import_torch(tmp_path):
     import sys
 
     (tmp_path / "s.yaml").write_text("input: noise\noutput: o.mp4\nsegments: [{frames: 2, layers: {mixed3: 1}}]\n")
-    code = ("import sys; from dreamvid.schedule import load_schedule; load_schedule(sys.argv[1]); "
+    code = ("import sys; from dreamvid.schedule.schedule import load_schedule; load_schedule(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'parsing imported torch'")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.yaml")], check=True)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dreamvid.errors import InputError
-from dreamvid.objectives import channel, layer, parse, weighted
+from dreamvid.core.errors import InputError
+from dreamvid.engine.objectives import channel, layer, parse, weighted
 
 ACTS = {"a": torch.arange(24.0).view(1, 2, 3, 4), "b": -torch.ones(1, 3, 2, 2)}
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dreamvid import precision
-from dreamvid.ascent import DreamSettings, dream
-from dreamvid.objectives import layer
+from dreamvid.engine import precision
+from dreamvid.engine.ascent import DreamSettings, dream
+from dreamvid.engine.objectives import layer
 
 from .conftest import run_cli, write_schedule
 
@@ -92,8 +92,8 @@ def test_the_real_probe_measures_a_ratio():
 
 
 def test_dreamer_warns_when_bf16_is_not_native(fake_cpu, net, tmp_path):
-    from dreamvid.renderer import Dreamer
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.schedule.schedule import load_schedule
 
     fake_cpu(AVX2)
     warnings = []
@@ -129,9 +129,9 @@ def test_bf16_dreams_like_fp32_and_keeps_the_image_fp32(net, photo_tensor):
 
 
 def test_numerics_record_the_precision_and_a_resume_in_another_warns(fake_cpu, tmp_path):
-    from dreamvid.checkpoint import numerics
-    from dreamvid.checkpoint import numerics_warning as _numerics_warning
-    from dreamvid.precision import choose as choose_precision
+    from dreamvid.engine.precision import choose as choose_precision
+    from dreamvid.rendering.checkpoint import numerics
+    from dreamvid.rendering.checkpoint import numerics_warning as _numerics_warning
 
     fake_cpu(AVX512_BF16, speedup=2.0)
     now = numerics(CPU, choose_precision("auto", CPU).name)
@@ -148,7 +148,7 @@ def test_numerics_record_the_precision_and_a_resume_in_another_warns(fake_cpu, t
 def test_cli_precision_overrides_the_schedule_and_lands_in_the_checkpoint(tmp_path):
     """--precision bf16 on render: the checkpoint says what the frames were dreamed in (bf16
     where this CPU has it, else fp32 after a warning)."""
-    from dreamvid import checkpoint as ckpt
+    from dreamvid.rendering import checkpoint as ckpt
 
     path = write_schedule(tmp_path, segments=[{"frames": 4, "layers": {"mixed0": 1.0}}], precision="fp32")
     r = run_cli("render", path, "--frames", "4", "--keep-parts", "--quiet", "--precision", "bf16", "--device", "cpu")
@@ -164,8 +164,8 @@ def test_cli_precision_overrides_the_schedule_and_lands_in_the_checkpoint(tmp_pa
 def test_a_resume_keeps_the_precision_auto_chose_when_the_render_began(fake_cpu, tmp_path, net):
     """auto times a probe on a CPU with bf16 instructions; a later run could tip the other
     way, so a resume follows the checkpoint's precision (an explicit one is kept as asked)."""
-    from dreamvid.renderer import Dreamer
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.schedule.schedule import load_schedule
 
     fake_cpu(AVX512_BF16, speedup=0.5)  # this run, auto would choose fp32
     s = load_schedule(write_schedule(tmp_path, precision="auto"))

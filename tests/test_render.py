@@ -11,15 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dreamvid.camera import move
-from dreamvid.encode import probe_video, read_frames
-from dreamvid.images import fit, read_image, to_tensor
-from dreamvid.model import load_model
-from dreamvid.renderer import Dreamer, render
-from dreamvid.schedule import load_schedule
+from dreamvid.engine.model import load_model
+from dreamvid.media.encode import probe_video, read_frames
+from dreamvid.pixels.camera import move
+from dreamvid.pixels.images import fit, read_image, to_tensor
+from dreamvid.rendering.loop import Dreamer, render
+from dreamvid.schedule.schedule import load_schedule
 from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children
-
 
 ZOOM = 1.15
 

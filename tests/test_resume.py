@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dreamvid.encode import read_frames
+from dreamvid.media.encode import read_frames
 from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children
 
@@ -163,8 +163,8 @@ def test_resuming_with_another_thread_count_warns(tmp_path, monkeypatch):
     with another count says the video may differ (and how to match it)."""
     import torch
 
-    from dreamvid.renderer import render
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import render
+    from dreamvid.schedule.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 8, "layers": {"mixed0": 1.0}}]))
     render(s, device="cpu", frames=4, keep_parts=True)  # checkpoint at frame 3, parts kept
@@ -181,16 +181,17 @@ def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path, monkeypa
     """While one render holds the work folder, another waits (a bound, shortened here), then
     stops with a one-line error naming it (and touches nothing); once the first is gone the
     folder is free again."""
-    from dreamvid import workdir
-    from dreamvid.errors import InputError
-    from dreamvid.renderer import render
-    from dreamvid.workdir import exclusive, work_dir
-    from dreamvid.schedule import load_schedule
+    from dreamvid.core.errors import InputError
+    from dreamvid.rendering import lease
+    from dreamvid.rendering.loop import render
+    from dreamvid.rendering.lease import exclusive
+    from dreamvid.rendering.workdir import work_dir
+    from dreamvid.schedule.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=[{"frames": 2, "layers": {"mixed0": 1.0}}]))
     work = work_dir(s.output_path.absolute())
     work.mkdir(parents=True)
-    monkeypatch.setattr(workdir, "WAIT_S", 0.5)
+    monkeypatch.setattr(lease, "WAIT_S", 0.5)
     with exclusive(work):  # another render (its own lease) holds the folder
         with pytest.raises(InputError, match=f"another dreamvid \\(pid {os.getpid()} on [^)]+\\) is rendering"):
             render(s, device="cpu")
@@ -207,7 +208,7 @@ STOP_TOP = {"size": [64, 64], "checkpoint_every": 4,
 
 def _stopped_after(s, net, last):
     """Render ``s`` and ask it to stop once frame ``last`` is done (as Ctrl-C would)."""
-    from dreamvid.renderer import Interrupted, render
+    from dreamvid.rendering.loop import Interrupted, render
 
     done = []
     with pytest.raises(Interrupted, match=f"frames 0-{last} of"):
@@ -218,8 +219,8 @@ def _stopped_after(s, net, last):
 @pytest.fixture(scope="module")
 def short_references(tmp_path_factory, net):
     """Uninterrupted renders of the first 5, 6 and 10 frames of the stop schedule."""
-    from dreamvid.renderer import render
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import render
+    from dreamvid.schedule.schedule import load_schedule
 
     folder = tmp_path_factory.mktemp("short")
     s = load_schedule(write_schedule(folder, segments=STOP_SEGMENTS, **STOP_TOP))
@@ -229,8 +230,8 @@ def short_references(tmp_path_factory, net):
 def test_frames_saved_at_a_stop_are_used_by_a_rerun_that_ends_there(tmp_path, net, short_references):
     """Stopped after frame 5 (part 0-3 closed, frames 4-5 saved at the stop): a rerun of the
     first 6 frames holds all 6 and equals an uninterrupted 6-frame render."""
-    from dreamvid.renderer import render
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import render
+    from dreamvid.schedule.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP))
     _stopped_after(s, net, 5)
@@ -242,9 +243,9 @@ def test_frames_saved_at_a_stop_are_used_by_a_rerun_that_ends_there(tmp_path, ne
 def test_a_rerun_shorter_than_the_saved_frames_loses_none_of_them(tmp_path, net, short_references):
     """Stopped after frame 5, rerun for 5 frames: the video is the 5-frame one, the work
     folder keeps frame 5 (the output lacks it), and a full rerun resumes after frame 5."""
-    from dreamvid import checkpoint as ckpt
-    from dreamvid.renderer import render
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering import checkpoint as ckpt
+    from dreamvid.rendering.loop import render
+    from dreamvid.schedule.schedule import load_schedule
 
     s = load_schedule(write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP))
     _stopped_after(s, net, 5)
@@ -266,8 +267,8 @@ def test_a_rerun_shorter_than_the_saved_frames_loses_none_of_them(tmp_path, net,
 def test_a_stop_checkpoint_refers_to_the_frames_on_disk(tmp_path, net):
     """The open part's frames go to the work folder as they are made (lossless), not into
     RAM until a stop: a stop checkpoint's size does not grow with the frames it saves."""
-    from dreamvid import checkpoint as ckpt
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering import checkpoint as ckpt
+    from dreamvid.schedule.schedule import load_schedule
 
     sizes = {}
     for last in (1, 7):
@@ -284,8 +285,8 @@ def test_a_stop_checkpoint_refers_to_the_frames_on_disk(tmp_path, net):
 def test_changing_what_shapes_the_video_refuses_the_checkpoints(tmp_path, net, change):
     """Part boundaries (checkpoint_every) and tiling (tile) change the video's bits: a resume
     after changing them would not give the same video, so it is refused in one line."""
-    from dreamvid.renderer import ScheduleChanged, render
-    from dreamvid.schedule import load_schedule
+    from dreamvid.rendering.loop import ScheduleChanged, render
+    from dreamvid.schedule.schedule import load_schedule
 
     path = write_schedule(tmp_path, segments=STOP_SEGMENTS, **STOP_TOP)
     render(load_schedule(path), model=net, frames=4, keep_parts=True)
@@ -302,7 +303,7 @@ def test_changing_what_shapes_the_video_refuses_the_checkpoints(tmp_path, net, c
 HOLD_LEASE = """
 import sys, time
 from pathlib import Path
-from dreamvid.workdir import exclusive
+from dreamvid.rendering.lease import exclusive
 with exclusive(Path(sys.argv[1])):
     print("holding", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -320,20 +321,20 @@ def test_a_lease_whose_heartbeat_stopped_is_taken_over(tmp_path):
     """A node that died (no process here to ask) leaves a lease behind: one with an old
     heartbeat is taken over at once, one that stops changing once it has been still for the
     stale bound. The pid stays the lease's first word."""
-    from dreamvid import workdir
+    from dreamvid.rendering import lease
 
     work = tmp_path / "w.mp4.parts"
     work.mkdir()
-    (work / "lock").write_text(workdir.lease_line(4242, "lost-node", "boot", time.time() - 3600, "old"))
+    (work / "lock").write_text(lease.lease_line(4242, "lost-node", "boot", time.time() - 3600, "old"))
     t0 = time.monotonic()
-    with workdir.exclusive(work, wait=5, stale=60):
+    with lease.exclusive(work, wait=5, stale=60):
         assert time.monotonic() - t0 < 2
         assert (work / "lock").read_text().split()[0] == str(os.getpid())
     assert not (work / "lock").exists()
 
-    (work / "lock").write_text(workdir.lease_line(4242, "lost-node", "boot", time.time(), "fresh-then-dead"))
+    (work / "lock").write_text(lease.lease_line(4242, "lost-node", "boot", time.time(), "fresh-then-dead"))
     t0 = time.monotonic()
-    with workdir.exclusive(work, wait=10, stale=1.5):
+    with lease.exclusive(work, wait=10, stale=1.5):
         waited = time.monotonic() - t0
     assert 1.5 <= waited < 5, waited
 
@@ -341,7 +342,7 @@ def test_a_lease_whose_heartbeat_stopped_is_taken_over(tmp_path):
 def test_a_live_lease_is_waited_for_then_refused(tmp_path):
     """A lease whose holder heartbeats is waited for, within a bound, then refused in one line;
     once the holder is gone it is free. A killed holder on this machine frees it at once."""
-    from dreamvid import workdir
+    from dreamvid.rendering import lease
 
     work = tmp_path / "w.mp4.parts"
     work.mkdir()
@@ -349,8 +350,8 @@ def test_a_live_lease_is_waited_for_then_refused(tmp_path):
     try:
         waits = []
         t0 = time.monotonic()
-        with pytest.raises(workdir.InputError) as err:
-            with workdir.exclusive(work, wait=1.0, on_wait=waits.append):
+        with pytest.raises(lease.InputError) as err:
+            with lease.exclusive(work, wait=1.0, on_wait=waits.append):
                 pass
         assert time.monotonic() - t0 >= 1.0
         msg = str(err.value)
@@ -360,5 +361,5 @@ def test_a_live_lease_is_waited_for_then_refused(tmp_path):
         holder.kill()
         holder.wait()
     t0 = time.monotonic()
-    with workdir.exclusive(work, wait=30):  # the holder was SIGKILLed: its pid is gone, no stale bound to wait
+    with lease.exclusive(work, wait=30):  # the holder was SIGKILLed: its pid is gone, no stale bound to wait
         assert time.monotonic() - t0 < 2

@@ -1,4 +1,4 @@
-"""dreamvid.schedule: parsing, per-frame evaluation and error reporting (no torch model needed)."""
+"""dreamvid.schedule.schedule: parsing, per-frame evaluation and error reporting (no torch model needed)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import pydantic
 import pytest
 import yaml
 
-from dreamvid.errors import InputError
-from dreamvid.catalogue import split_layer_key
-from dreamvid.keyframes import Keyframes
-from dreamvid.schedule import FrameParams, ScheduleError, load_schedule, parse_schedule
-from dreamvid.spec import DefaultsSpec, json_schema, write_json_schema
+from dreamvid.core.errors import InputError
+from dreamvid.engine.catalogue import split_layer_key
+from dreamvid.schedule.keyframes import Keyframes
+from dreamvid.schedule.schedule import FrameParams, ScheduleError, load_schedule, parse_schedule
+from dreamvid.schedule.spec import DefaultsSpec, json_schema, write_json_schema
 
 REPO = Path(__file__).resolve().parents[1]
 
-# the embedded inception_v3 layers, so these tests need no dreamvid.model
+# the embedded inception_v3 layers, so these tests need no dreamvid.engine.model
 CATALOGUE = {
     "conv2d_0": 32, "conv2d_1": 32, "conv2d_2": 64, "conv2d_3": 80, "conv2d_4": 192,
     "mixed0": 256, "mixed1": 288, "mixed2": 288, "mixed3": 768, "mixed4": 768, "mixed5": 768,
@@ -428,7 +428,7 @@ def test_parse_schedule_messages_use_source(tmp_path):
 
 def test_committed_json_schema_is_current():
     committed = json.loads((REPO / "schedules" / "schedule.schema.json").read_text())
-    assert committed == json_schema(), "regenerate: python3 -c 'from dreamvid.spec import " \
+    assert committed == json_schema(), "regenerate: python3 -c 'from dreamvid.schedule.spec import " \
                                        "write_json_schema as w; w(\"schedules/schedule.schema.json\")'"
 
 

@@ -8,8 +8,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from dreamvid import stats as S
-from dreamvid.encode import iter_frames
+from dreamvid.media import stats as S
+from dreamvid.media.encode import iter_frames
 from tests.conftest import run_cli
 
 W, H = 40, 30

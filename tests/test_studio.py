@@ -26,7 +26,7 @@ import httpx  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import dreamvid  # noqa: E402
-from dreamvid.encode import read_frames  # noqa: E402
+from dreamvid.media.encode import read_frames  # noqa: E402
 from dreamvid.studio.app import Studio, create_app  # noqa: E402
 from dreamvid.studio.checks import key_lines  # noqa: E402
 from dreamvid.studio.previews import Cancelled, Previewer  # noqa: E402
@@ -493,7 +493,8 @@ def test_a_busy_port_or_a_missing_folder_is_one_line(tmp_path):
 HOLD_LEASE = """
 import sys, time
 from pathlib import Path
-from dreamvid.workdir import exclusive, make
+from dreamvid.rendering.lease import exclusive
+from dreamvid.rendering.workdir import make
 make(Path(sys.argv[1]))
 with exclusive(Path(sys.argv[1])):
     print("holding", flush=True)
@@ -505,7 +506,7 @@ def test_a_render_started_elsewhere_shows_as_running_and_refuses_a_second(client
     """A `dreamvid render` in a terminal holds the work folder's lease (the same lease module the
     studio reads): the page lists it as running elsewhere with its pid, never as stopped at its
     last checkpoint, and Render is refused in one line instead of queueing behind the lease."""
-    from dreamvid.workdir import work_dir
+    from dreamvid.rendering.workdir import work_dir
 
     work = work_dir(folder / "out" / "video.mp4")
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, str(work), "60"], stdout=subprocess.PIPE, text=True,

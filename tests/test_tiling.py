@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-import dreamvid.ascent as dream_module
-from dreamvid.ascent import DreamSettings, dream, dream_frame, gradient, gradient_step, tiled_gradient
-from dreamvid.errors import DreamvidError
-from dreamvid.model import load_model
-from dreamvid.objectives import layer
-from dreamvid.schedule import ScheduleError, load_schedule
+import dreamvid.engine.ascent as dream_module
+from dreamvid.core.errors import DreamvidError
+from dreamvid.engine.ascent import DreamSettings, dream, dream_frame, gradient, gradient_step, tiled_gradient
+from dreamvid.engine.model import load_model
+from dreamvid.engine.objectives import layer
+from dreamvid.schedule.schedule import ScheduleError, load_schedule
 
 from .conftest import write_schedule
 
@@ -109,7 +109,7 @@ def test_compile_key_validates(tmp_path):
 
 
 def test_failed_compile_falls_back_to_eager(tmp_path):
-    from dreamvid.renderer import Dreamer
+    from dreamvid.rendering.loop import Dreamer
 
     warnings = []
     dreamer = Dreamer(load_schedule(write_schedule(tmp_path)), load_model(device="cpu"), on_warning=warnings.append)

@@ -11,10 +11,10 @@ import pytest
 
 import dreamvid
 from dreamvid import cli
-from dreamvid import renderer as render_mod
-from dreamvid.clip import ClipReader, probe_clip
-from dreamvid.encode import read_frames
-from dreamvid.schedule import load_schedule, parse_schedule
+from dreamvid.media.clip import ClipReader, probe_clip
+from dreamvid.media.encode import read_frames
+from dreamvid.rendering import loop as render_mod
+from dreamvid.schedule.schedule import load_schedule, parse_schedule
 from tests.conftest import pan_clip, run_cli, write_video_schedule
 from tests.test_resume import same_video, start_render, wait_for_checkpoint
 
@@ -153,9 +153,8 @@ def test_raft_runs_from_a_local_weights_file(tmp_path, net, monkeypatch):
     import torch
     from torchvision.models.optical_flow import raft_small
 
-    from dreamvid.errors import InputError
-
-    from dreamvid import flow
+    from dreamvid.core.errors import InputError
+    from dreamvid.pixels import flow
 
     real = flow.raft
     monkeypatch.setattr(flow, "raft", lambda weights, device: real(weights, device, iterations=2))  # a faster test
@@ -188,7 +187,7 @@ def test_the_video_demo_validates():
 
 
 def test_validate_plot_draws_flow_blend_and_temporal_for_a_clip(tmp_path):
-    from dreamvid import timeline
+    from dreamvid.tools import timeline
 
     pan_clip(tmp_path / "c.mp4", frames=4)
     s = schedule(tmp_path, "c.mp4", 4, defaults={"flow_blend": {0: 0.2, 3: 0.8}})

@@ -2,7 +2,7 @@
 
 Built on the Python API (:mod:`dreamvid.api`): the page checks the schedule with
 :func:`dreamvid.load_schedule` and :func:`dreamvid.validate`, previews with
-:func:`dreamvid.frames`, plots with :mod:`dreamvid.timeline`, and renders with
+:func:`dreamvid.frames`, plots with :mod:`dreamvid.tools.timeline`, and renders with
 :func:`dreamvid.render` in a background process (:mod:`.job`) that shares the work folder,
 lock and checkpoints of ``dreamvid render``. Modules: :mod:`.paths` (what may be read or
 written), :mod:`.checks` (validation with line numbers), :mod:`.previews`, :mod:`.renders`
@@ -18,10 +18,10 @@ EXTRA = "pip install 'dreamvid[studio]'"
 
 
 def require_extra() -> None:
-    """Raise a one-line :class:`~dreamvid.errors.DreamvidError` when the web stack is missing."""
+    """Raise a one-line :class:`~dreamvid.core.errors.DreamvidError` when the web stack is missing."""
     import importlib
 
-    from dreamvid.errors import DreamvidError
+    from dreamvid.core.errors import DreamvidError
 
     missing = []
     for module in ("starlette", "uvicorn"):

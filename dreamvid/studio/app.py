@@ -42,10 +42,10 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import checks
-from .paths import SCHEDULE_SUFFIXES, Folder, Refused
-from .previews import Cancelled, Previewer, schedule_key
-from .renders import Renders
+from dreamvid.studio import checks
+from dreamvid.studio.paths import SCHEDULE_SUFFIXES, Folder, Refused
+from dreamvid.studio.previews import Cancelled, Previewer, schedule_key
+from dreamvid.studio.renders import Renders
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 << 20  # bytes of JSON a request may carry (a schedule is a few KB)
@@ -285,7 +285,7 @@ async def timeline(request: Request):
     _, _, result = await _checked(studio, await _body(request), decode=False)
     if not result.ok:
         raise Refused(_first_problem(result), 422)
-    from dreamvid.timeline import timeline_png
+    from dreamvid.tools.timeline import timeline_png
 
     png = await to_thread.run_sync(lambda: timeline_png(result.schedule, figsize=(8.0, 5.6), dpi=80))
     return Response(png, media_type="image/png", headers={"cache-control": "no-store"})
@@ -312,7 +312,7 @@ async def preview(request: Request):
     except Cancelled:
         raise Refused("cancelled: a newer preview was asked for", 409) from None
     except RuntimeError as err:  # torch: "Output size is too small", "Kernel size can't be greater than ..."
-        from dreamvid.errors import is_out_of_memory
+        from dreamvid.core.errors import is_out_of_memory
 
         if is_out_of_memory(err) or "size" not in str(err).lower():
             raise
@@ -329,7 +329,7 @@ async def save(request: Request):
     text = _text(data)
     if not path.parent.is_dir():
         raise Refused(f"{name}: its folder does not exist; expected a folder inside the studio folder", 404)
-    from dreamvid.files import write_atomic
+    from dreamvid.core.files import write_atomic
 
     await to_thread.run_sync(lambda: write_atomic(path, text, make_folder=False))
     studio.renders.changed()
@@ -418,14 +418,14 @@ async def _http_error(request: Request, err: HTTPException):
 
 
 async def _dreamvid_error(request: Request, err: Exception):
-    from dreamvid.errors import InputError
+    from dreamvid.core.errors import InputError
 
     status = 422 if isinstance(err, InputError) else 500
     return _error(status, str(err).splitlines()[0] if str(err) else type(err).__name__)
 
 
 async def _os_error(request: Request, err: OSError):
-    from dreamvid.errors import describe_os_error
+    from dreamvid.core.errors import describe_os_error
 
     return _error(500, describe_os_error(err))
 
@@ -438,7 +438,7 @@ async def _crash(request: Request, err: Exception):
 def create_app(studio: Studio, *, allowed_hosts: list[str] | None = None) -> Starlette:
     """The application serving ``studio``. ``allowed_hosts``: the Host headers accepted
     (default: the loopback names), so that a DNS-rebinding page cannot reach it."""
-    from dreamvid.errors import DreamvidError
+    from dreamvid.core.errors import DreamvidError
 
     routes = [
         Route("/", page, methods=["GET"]),

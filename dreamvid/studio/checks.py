@@ -18,9 +18,8 @@ from typing import Any
 
 import yaml
 
-from dreamvid.problems import format_loc
-
-from .paths import Folder
+from dreamvid.schedule.problems import format_loc
+from dreamvid.studio.paths import Folder
 
 _LINE = re.compile(r"\bline (\d+)\b")
 

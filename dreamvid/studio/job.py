@@ -74,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     stop.watch(sys.stdin.fileno())
     emit("launched", pid=os.getpid())
     import dreamvid
-    from dreamvid.errors import describe_os_error, is_out_of_memory
-
-    from .paths import Folder
+    from dreamvid.core.errors import describe_os_error, is_out_of_memory
+    from dreamvid.studio.paths import Folder
 
     def report(p) -> None:
         emit(p.event, frame=p.frame, total=p.total, start=p.start, segment=p.segment, message=p.message)

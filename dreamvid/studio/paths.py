@@ -71,7 +71,7 @@ class Folder:
 
     def schedule_problems(self, schedule) -> list[tuple[str, str]]:
         """(key, text) for each file of ``schedule`` outside the folder (none when all are inside)."""
-        from dreamvid.workdir import work_dir
+        from dreamvid.rendering.workdir import work_dir
 
         files = [("input", schedule.input_path), ("audio", schedule.audio_path),
                  ("model_weights", schedule.model_weights_path), ("output", schedule.output_path),

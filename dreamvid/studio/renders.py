@@ -8,8 +8,8 @@ its stdin, held by the studio, closes).
 
 What the page lists comes from disk as much as from this process: a render is *running*
 while its work folder's lease is held, by this studio or by a ``dreamvid render`` elsewhere
-(:func:`dreamvid.workdir.holder`), *stopped at frame N* when the work folder holds checkpoints
-(:func:`dreamvid.checkpoint.list_checkpoints`), *done* when the video exists. So a restarted
+(:func:`dreamvid.rendering.lease.holder`), *stopped at frame N* when the work folder holds checkpoints
+(:func:`dreamvid.rendering.checkpoint.list_checkpoints`), *done* when the video exists. So a restarted
 studio, or a second tab, shows the same state.
 """
 
@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .paths import Folder, Refused
+from dreamvid.studio.paths import Folder, Refused
 
 RUNNING = ("starting", "running", "stopping")
 
@@ -76,7 +76,8 @@ class Renders:
         """Render the schedule file ``name`` (parsed: ``schedule``) in a new process.
         Refused (409) while a render into the same output runs, here or elsewhere, with the
         message ``dreamvid render`` gives."""
-        from dreamvid.workdir import holder, work_dir
+        from dreamvid.rendering.lease import holder
+        from dreamvid.rendering.workdir import work_dir
 
         if schedule.output_path is None:
             raise Refused(f"{name}: output: no output file; expected `output:` in the schedule")
@@ -188,8 +189,9 @@ class Renders:
 
     def rows(self, schedules: list[tuple[str, object, str]]) -> list[dict]:
         """One row per schedule: ``(name, parsed schedule or None, problem)`` -> its render's state."""
-        from dreamvid.checkpoint import CKPT_RE, list_checkpoints
-        from dreamvid.workdir import holder, work_dir
+        from dreamvid.rendering.checkpoint import CKPT_RE, list_checkpoints
+        from dreamvid.rendering.lease import holder
+        from dreamvid.rendering.workdir import work_dir
 
         out = []
         for name, schedule, problem in schedules:

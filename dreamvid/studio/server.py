@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from dreamvid.errors import InputError
+from dreamvid.core.errors import InputError
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -43,12 +43,12 @@ def url(host: str, port: int, token: str | None) -> str:
 def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: bool = True,
           say: Callable[[str], None] = lambda line: None) -> int:  # fmt: skip
     """Serve the studio for ``folder`` until SIGINT/SIGTERM; ``say`` prints a line for the user."""
-    from . import require_extra
+    from dreamvid.studio import require_extra
 
     require_extra()
     import uvicorn
 
-    from .app import Studio, create_app
+    from dreamvid.studio.app import Studio, create_app
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -79,7 +79,7 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, toke
 
     # The render list reads checkpoints (torch) and previews dream: import it while the user
     # opens the page rather than on the first request.
-    threading.Thread(target=lambda: importlib.import_module("dreamvid.checkpoint"), daemon=True).start()
+    threading.Thread(target=lambda: importlib.import_module("dreamvid.rendering.checkpoint"), daemon=True).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     say(f"dreamvid studio: serving {studio.folder.root}")
     say(f"    {url(host, port, studio.token)}")

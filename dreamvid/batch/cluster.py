@@ -1,0 +1,127 @@
+"""The Ray side of :mod:`.batch` (optional: ``pip install 'dreamvid[ray]'``).
+
+Each video is one Ray task running :func:`.worker.render_variant`, with ``num_gpus=1`` on a
+cluster with GPUs (Ray then sets ``CUDA_VISIBLE_DEVICES``, so "cuda" is the task's GPU),
+else ``cpus_per_video`` CPUs and as many torch threads. A task whose worker dies (node
+lost, preempted, killed) is rerun by Ray (``max_retries``) and resumes from the video's
+last checkpoint, which is why outputs and work folders must be on storage that every
+node mounts at the same path. Errors inside a task are returned as results, not raised
+(``retry_exceptions`` stays off: a bad input fails the same way every time).
+
+Progress travels through one ``ray.util.queue.Queue`` actor: tasks put their render
+start/frame/warning events, the driver drains it between ``ray.wait`` polls. One small
+actor call per frame is negligible next to a frame's seconds of dreaming.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dreamvid.core.errors import DreamvidError, InputError
+
+POLL_S = 0.25
+
+
+def require_ray():
+    """The ray module, or a one-line error saying how to get it."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--ray needs Ray, which is not installed; install it with: "
+                         "pip install 'dreamvid[ray]' (or pip install 'ray>=2.9')") from None  # fmt: skip
+    return ray
+
+
+def connect(address: str, logs: bool = False):
+    """Join the cluster at ``address`` ("auto": the one this machine belongs to), or start a
+    private one with ``address == "local"``. Returns True when this call connected.
+
+    Ray's own log lines (e.g. its notice that token authentication is enabled) stay out of
+    dreamvid's output unless ``logs``: only its errors show."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    if address == "local":  # a private instance for this batch: no usage report
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        ray.init(address=None if address == "local" else address, include_dashboard=False,
+                 log_to_driver=logs, logging_level="INFO" if logs else "ERROR")  # fmt: skip
+    except ConnectionError as err:
+        raise DreamvidError(f"--ray {address}: no Ray cluster found ({str(err).splitlines()[0]}); start one with "
+                            "`ray start --head`, or use --ray local for a private one on this machine") from None
+    return True
+
+
+def disconnect() -> None:
+    require_ray().shutdown()
+
+
+def _remote_render(task: dict, queue) -> dict:
+    from dreamvid.batch.worker import render_variant
+
+    def report(p) -> None:
+        if p.event in ("start", "frame", "warning"):
+            queue.put((task["name"], p))
+
+    return render_variant(task, report)
+
+
+def run(tasks: list[dict], in_flight: int | None, retries: int, cpus_per_video: int, tracker) -> None:
+    """Render ``tasks`` as Ray tasks (after :func:`connect`), at most ``in_flight`` at a time
+    (default: all; Ray starts them as resources free up); progress and results go to ``tracker``."""
+    ray = require_ray()
+    from ray.util.queue import Queue
+
+    gpus = ray.cluster_resources().get("GPU", 0) >= 1
+    options = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus_per_video}
+    options.update(max_retries=retries, retry_exceptions=False)
+    remote = ray.remote(_remote_render)
+    waiting = [{**t, "threads": 0 if gpus else cpus_per_video} for t in tasks]
+    running: dict = {}  # ObjectRef -> video name
+    stopping = False
+    queue = Queue(actor_options={"num_cpus": 0})
+    try:
+        while waiting or running:
+            try:
+                while waiting and not stopping and len(running) < (in_flight or len(tasks)):
+                    task = waiting.pop(0)
+                    ref = remote.options(name=f"dreamvid {task['name']}", **options).remote(task, queue)
+                    running[ref] = task["name"]
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                _drain(queue, tracker)
+                for ref in ready:
+                    tracker.finish(running.pop(ref), _result(ray, ref, stopping))
+            except KeyboardInterrupt:
+                if stopping:
+                    raise
+                stopping = True  # the tasks stop at once; their last checkpoints stand
+                tracker.emit("warning", message="stopping: cancelling the Ray tasks (their last checkpoints stand)")
+                waiting.clear()
+                for ref in running:
+                    ray.cancel(ref)
+        _drain(queue, tracker)
+    finally:
+        queue.shutdown()
+
+
+def _drain(queue, tracker) -> None:
+    from ray.util.queue import Empty
+
+    try:
+        n = queue.qsize()
+        items = queue.get_nowait_batch(n) if n else []
+    except Empty:
+        items = []
+    for name, p in items:
+        tracker.progress(name, p)
+
+
+def _result(ray, ref, stopping: bool) -> dict:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.TaskCancelledError:
+        return {"status": "interrupted", "frames": 0, "error": "cancelled"}
+    except ray.exceptions.RayError as err:  # the worker died more than max_retries times, ...
+        status = "interrupted" if stopping else "failed"
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        return {"status": status, "frames": 0, "error": f"{type(err).__name__}: {lines[0] if lines else ''}"}

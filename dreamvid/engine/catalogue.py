@@ -1,0 +1,93 @@
+"""The layers each built-in network offers, and the layer keys schedules use.
+
+A static table (checked against the networks themselves by tests/test_model.py), so that
+validating a schedule does not import torch or build a network. A network of your own
+(:class:`.model.FeatureNet`) reports its layers itself (``net.catalogue``).
+
+Layer keys: ``mixed3`` (the whole layer), ``mixed4:97`` (one channel) or ``mixed4:97,12``
+(several channels, summed).
+"""
+
+from __future__ import annotations
+
+import re
+
+from dreamvid.core.errors import InputError
+
+DEFAULT_MODEL = "inception_v3"
+
+# model -> ordered layer name -> channel count
+LAYERS: dict[str, dict[str, int]] = {
+    "inception_v3": {  # the embedded TF InceptionV3; Keras names
+        "conv2d_0": 32, "conv2d_1": 32, "conv2d_2": 64, "conv2d_3": 80, "conv2d_4": 192,
+        "mixed0": 256, "mixed1": 288, "mixed2": 288, "mixed3": 768, "mixed4": 768, "mixed5": 768,
+        "mixed6": 768, "mixed7": 768, "mixed8": 1280, "mixed9": 2048, "mixed10": 2048,
+    },
+    "googlenet": {
+        "conv1": 64, "conv2": 64, "conv3": 192, "inception3a": 256, "inception3b": 480,
+        "inception4a": 512, "inception4b": 512, "inception4c": 512, "inception4d": 528,
+        "inception4e": 832, "inception5a": 832, "inception5b": 1024,
+    },
+    "torchvision_inception_v3": {
+        "Conv2d_1a_3x3": 32, "Conv2d_2a_3x3": 32, "Conv2d_2b_3x3": 64, "Conv2d_3b_1x1": 80,
+        "Conv2d_4a_3x3": 192, "Mixed_5b": 256, "Mixed_5c": 288, "Mixed_5d": 288, "Mixed_6a": 768,
+        "Mixed_6b": 768, "Mixed_6c": 768, "Mixed_6d": 768, "Mixed_6e": 768, "Mixed_7a": 1280,
+        "Mixed_7b": 2048, "Mixed_7c": 2048,
+    },
+    "vgg16": {
+        "conv1_1": 64, "conv1_2": 64, "conv2_1": 128, "conv2_2": 128, "conv3_1": 256, "conv3_2": 256,
+        "conv3_3": 256, "conv4_1": 512, "conv4_2": 512, "conv4_3": 512, "conv5_1": 512,
+        "conv5_2": 512, "conv5_3": 512,
+    },
+}  # fmt: skip
+MODELS = tuple(LAYERS)
+
+
+class UnknownModel(InputError):
+    """A model name that is not built in."""
+
+
+def layer_catalogue(model: str = DEFAULT_MODEL) -> dict[str, int]:
+    """Ordered ``layer name -> channel count`` of built-in model ``model``."""
+    try:
+        return dict(LAYERS[model])
+    except KeyError:
+        raise UnknownModel(f"unknown model {model!r}; expected one of {', '.join(MODELS)}") from None
+
+
+_LAYER_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)(?::(\d+(?:,\d+)*))?")
+LAYER_KEY_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_.]*\s*(:\s*[0-9]+\s*(,\s*[0-9]+\s*)*)?$"  # for the JSON Schema
+
+
+def split_layer_key(key: str) -> tuple[str, tuple[int, ...] | None]:
+    """``"mixed4:97,98"`` -> ``("mixed4", (97, 98))``; ``"mixed4"`` -> ``("mixed4", None)``.
+
+    Raises ValueError for a key that is not ``layer``, ``layer:c`` or ``layer:c1,c2``.
+    """
+    m = _LAYER_KEY.fullmatch(re.sub(r"\s+", "", key)) if isinstance(key, str) else None
+    if m is None:
+        raise ValueError(f"bad layer key {key!r}; expected 'layer', 'layer:channel' or 'layer:c1,c2'")
+    channels = tuple(int(c) for c in m.group(2).split(",")) if m.group(2) else None
+    return m.group(1), channels
+
+
+def check_layer_key(key: str, catalogue: dict[str, int]) -> str | None:
+    """What is wrong with ``key`` for a network with ``catalogue`` (one line), or None."""
+    import difflib
+
+    try:
+        layer, channels = split_layer_key(key)
+    except ValueError:
+        return "bad layer key; expected 'layer', 'layer:channel' or 'layer:c1,c2'"
+    if layer not in catalogue:
+        close = difflib.get_close_matches(layer, list(catalogue), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown layer {layer!r}{hint}; expected one of {', '.join(catalogue)}"
+    if channels is not None:
+        if len(set(channels)) != len(channels):
+            return "a channel is listed twice; expected distinct channels"
+        count = catalogue[layer]
+        for c in channels:
+            if c >= count:
+                return f"channel {c} out of range; expected 0..{count - 1} ({layer} has {count} channels)"
+    return None

@@ -1,0 +1,323 @@
+"""Video input: probe a clip, then stream its frames out of ffmpeg, fitted to the render size.
+
+    info = probe_clip("dancer.mov")           # frames, size, exact fps, audio, variable rate
+    with ClipReader(info, (1280, 720), start=k) as frames:
+        for image in frames:                  # frame k, k+1, ... as HxWx3 float32 RGB in [0, 1]
+            ...
+
+Guarantees:
+
+* a clip is recognised by probing its content with ffmpeg, never by its file name; a still
+  image (PNG, JPEG ... which ffmpeg also opens) is not a clip (:func:`is_clip` tells them apart);
+* frames are decoded one at a time from an ffmpeg pipe: never the whole clip in memory, never
+  a folder of images;
+* ``ClipReader(info, size, start=k)`` yields exactly the frames that reading from frame 0 and
+  skipping ``k`` would (ffmpeg drops the first ``k`` decoded frames itself: exact, and the
+  skipped frames never cross the pipe; it still decodes them, see docs/video.md for the cost);
+* each frame equals ``images.fit(decoded / 255, size)``, the fitting a still image gets;
+* no ffmpeg outlives a reader: ``close()`` (run by ``__exit__``, on exhaustion and as a last
+  resort by ``__del__``) terminates, then kills it; the kernel kills it if Python dies;
+* a clip that ends before the frame count :func:`probe_clip` found raises a one-line
+  ``DreamvidError`` naming the frame where it broke off.
+
+Variable frame rate: a clip whose frames are not evenly spaced in time (phones, screen
+recorders) is resampled to a constant rate, its average one (snapped to a standard rate such as
+30000/1001 when within 2 %), with ffmpeg's ``fps`` filter: frames are repeated or dropped so
+that frame ``i`` shows the clip at time ``i / fps``; the sound stays in sync.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from dreamvid.core.errors import DreamvidError, InputError
+from dreamvid.media.encode import _TERMINATE_WAIT_S, _exit_reason, _popen_kwargs, _reason, ffmpeg_exe
+
+__all__ = ["ClipInfo", "ClipReader", "is_clip", "probe_clip", "probe_input"]
+
+EXPECTED = "expected a video file ffmpeg can decode (MP4, MOV, MKV, WebM, AVI, GIF ...)"
+# ffmpeg demuxers that open single images: "png_pipe", "jpeg_pipe", ..., "image2"
+_IMAGE_DEMUXER = re.compile(r"^(image2|\w+_pipe)$")
+# standard rates a variable-rate clip's average is snapped to (when within _SNAP)
+_STANDARD_RATES = [Fraction(r) for r in (12, 15, 24, 25, 30, 48, 50, 60, 90, 100, 120, 240)] + [
+    Fraction(r * 1000, 1001) for r in (24, 30, 60, 120)
+]
+_SNAP = 0.02
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What :func:`probe_clip` found; everything a render needs to plan and read the clip."""
+
+    path: Path
+    frames: int  # frames the reader yields (decoded and counted, after any resampling)
+    width: int  # displayed size (after the rotation a phone clip asks for)
+    height: int
+    fps: Fraction  # exact, e.g. Fraction(30000, 1001)
+    has_audio: bool
+    variable_rate: bool  # True: resampled to ``fps`` (the average rate), see the module doc
+    source_frames: int  # frames decoded before resampling (== frames when constant rate)
+    format: str  # ffmpeg's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    warning: str | None = None  # ffmpeg's first decoding error, if any (a damaged clip)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def duration(self) -> float:
+        """Seconds, as rendered: frames / fps."""
+        return self.frames / float(self.fps)
+
+
+# --- probing --------------------------------------------------------------------
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args]
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_kwargs())
+    except OSError as err:
+        raise DreamvidError(f"{cmd[0]}: cannot run ffmpeg ({err.strerror or err}); expected an ffmpeg "
+                            "binary: fix or unset IMAGEIO_FFMPEG_EXE") from None
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: file not found; {EXPECTED}")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file; {EXPECTED}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the file ({err.strerror or err}); {EXPECTED}") from None
+
+
+def _header(stderr: str) -> tuple[str | None, bool, bool]:
+    """(demuxer name, has a video stream, has an audio stream) from ffmpeg's ``Input #0`` report."""
+    stderr = re.sub(r"^\[(info|warning|error|fatal)\] ", "", stderr, flags=re.M)  # "-v level+info" tags
+    fmt = re.search(r"^Input #0, (.+?), from ", stderr, re.M)
+    streams = re.findall(r"^\s*Stream #0:\d+\S*: (Video|Audio): (.*)$", stderr, re.M)
+    video = any(kind == "Video" and "attached pic" not in rest for kind, rest in streams)  # cover art is no video
+    return (fmt[1] if fmt else None), video, any(kind == "Audio" for kind, _ in streams)
+
+
+def is_clip(path: str | Path) -> bool:
+    """True if ffmpeg opens ``path`` as a moving video (not a still image, not audio alone).
+
+    Reads the container header only (fast); :func:`probe_clip` then checks the frames.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return False
+    proc = _run(["-v", "info", "-i", str(path)])  # no output named: ffmpeg reports the input, exits 1
+    fmt, video, _ = _header(proc.stderr.decode(errors="replace"))
+    return fmt is not None and video and not _IMAGE_DEMUXER.match(fmt)
+
+
+def _count(path: Path, vf: list[str]) -> tuple[subprocess.CompletedProcess, str, list[tuple[int, int]], Fraction, str]:
+    """Decode every frame of the first video stream once (no pixels leave ffmpeg).
+
+    Returns the process, its stderr, ``(pts, duration)`` per frame in time base ``tb`` (ffmpeg
+    picks 1 / the stream's guessed frame rate, so a constant-rate clip counts 0, 1, 2 ...),
+    and the frame size ``WxH`` the reader will get.
+    """
+    proc = _run(["-v", "level+info", "-i", str(path), "-map", "0:v:0", *vf, "-fps_mode", "passthrough",
+                 "-c:v", "wrapped_avframe", "-f", "framecrc", "pipe:1"])
+    err = proc.stderr.decode(errors="replace")
+    out = proc.stdout.decode(errors="replace")
+    tb = re.search(r"^#tb 0: (\d+)/(\d+)\s*$", out, re.M)
+    dims = re.search(r"^#dimensions 0: (\d+x\d+)\s*$", out, re.M)
+    rows = [(int(m[1]), int(m[2])) for m in re.finditer(r"^0,\s*-?\d+,\s*(-?\d+),\s*(\d+),", out, re.M)]
+    return proc, err, rows, (Fraction(int(tb[1]), int(tb[2])) if tb else Fraction(0)), (dims[1] if dims else "")
+
+
+def _problems(stderr: str) -> str:
+    """ffmpeg's error lines (not its warnings), without the level tags."""
+    return "\n".join(re.sub(r"^(\[[^\]]*\]\s*)+", "", ln) for ln in stderr.splitlines()
+                     if "[error]" in ln or "[fatal]" in ln)
+
+
+def _average_rate(rows: list[tuple[int, int]], tb: Fraction) -> Fraction:
+    """Frames per second over the clip's span (first frame's start to last frame's end),
+    snapped to a standard rate when within 2 %."""
+    span = (rows[-1][0] + max(rows[-1][1], 1) - rows[0][0]) * tb
+    if span <= 0:
+        return Fraction(1) / tb if tb else Fraction(25)
+    rate = len(rows) / span
+    best = min(_STANDARD_RATES, key=lambda r: abs(r - rate))
+    return best if abs(best - rate) <= _SNAP * rate else rate.limit_denominator(1001)
+
+
+def probe_clip(path: str | Path) -> ClipInfo:
+    """Probe a video input by decoding it once (seconds for a short clip; no pixels copied out).
+
+    The frame count is the number of frames ffmpeg decodes, whatever the container claims.
+    ``InputError`` (one line naming the file) if it is no video, a still image, or has no frames.
+    """
+    path = Path(path)
+    _check_file(path)
+    proc, err, rows, tb, dims = _count(path, [])
+    fmt, video, audio = _header(err)
+    problems = _problems(err)
+    if fmt is None:
+        why = _reason(problems, "ffmpeg does not recognise the format")
+        raise InputError(f"{path}: not a video ({why}); {EXPECTED}")
+    if not video:
+        what = "an audio file" if audio else "a file with no video stream"
+        raise InputError(f"{path}: {what}, not a video; {EXPECTED}")
+    if _IMAGE_DEMUXER.match(fmt):
+        raise InputError(f"{path}: a still image ({fmt}), not a video; {EXPECTED}")
+    if not rows or not dims or not tb:
+        why = f" ({_reason(problems)})" if problems else ""
+        raise InputError(f"{path}: the video has no frames that can be decoded{why}; {EXPECTED}")
+    width, height = map(int, dims.split("x"))
+    steps = {b[0] - a[0] for a, b in zip(rows, rows[1:])}
+    if len(steps) <= 1 and (not steps or steps.pop() > 0):  # evenly spaced: the rate is exact
+        step = rows[1][0] - rows[0][0] if len(rows) > 1 else 1
+        fps, frames, variable = 1 / (step * tb), len(rows), False
+    else:
+        fps, variable = _average_rate(rows, tb), True
+        _, err2, rows2, _, _ = _count(path, ["-vf", f"fps={fps}"])
+        frames = len(rows2)
+        problems = problems or _problems(err2)
+    return ClipInfo(path=path, frames=frames, width=width, height=height, fps=fps, has_audio=audio,
+                    variable_rate=variable, source_frames=len(rows), format=fmt,
+                    warning=_reason(problems) if problems else None)
+
+
+_PROBED: dict[tuple, ClipInfo | None] = {}  # (path, size, mtime) -> probe_input's answer
+
+
+def probe_input(path: str | Path) -> ClipInfo | None:
+    """A schedule's ``input`` file: its :class:`ClipInfo` when ffmpeg opens it as a video, None
+    when it is not one (an image, or something neither ffmpeg nor OpenCV can read: reading it
+    as an image then says so). Told apart by content, never by the file name. Remembered per
+    file version, so validating a schedule again (the studio does, as you type) costs nothing."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _PROBED:
+        if len(_PROBED) > 64:
+            _PROBED.clear()
+        _PROBED[key] = probe_clip(path) if is_clip(path) else None
+    return _PROBED[key]
+
+
+# --- reading --------------------------------------------------------------------
+
+
+class ClipReader:
+    """Frames ``start``, ``start + 1``, ... of a probed clip, each HxWx3 float32 RGB in [0, 1].
+
+    ``size`` = (width, height) fits every frame as :func:`dreamvid.pixels.images.fit` fits a still
+    image (cover, centre crop); ``None`` keeps the clip's own size. ``position`` is the index of
+    the frame the next ``next()`` returns: what a checkpoint records to resume the stream.
+    Use as a context manager (or call ``close()``): it ends the ffmpeg child.
+    """
+
+    def __init__(self, clip: ClipInfo | str | Path, size: tuple[int, int] | None = None, start: int = 0):
+        self.info = clip if isinstance(clip, ClipInfo) else probe_clip(clip)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        if not 0 <= start <= self.info.frames:
+            raise InputError(f"{self.info.path}: cannot start at frame {start}; expected 0 .. "
+                             f"{self.info.frames} (the clip has {self.info.frames} frames)")
+        self.position = start
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        if start == self.info.frames:
+            return  # nothing left to read: no ffmpeg at all
+        filters = ([f"fps={self.info.fps}"] if self.info.variable_rate else []) + (
+            [f"trim=start_frame={start}"] if start else [])
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-i", str(self.info.path),
+               "-map", "0:v:0", *(["-vf", ",".join(filters)] if filters else []), "-fps_mode", "passthrough",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        self._stderr = tempfile.TemporaryFile()  # read back only on failure; nobody has to drain it
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=self._stderr, **_popen_kwargs())
+        except OSError as err:
+            self._stderr.close()
+            raise DreamvidError(f"cannot start ffmpeg to read {self.info.path}: {err}") from None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self.position >= self.info.frames or self._proc is None:
+            self.close()
+            raise StopIteration
+        w, h = self.info.size
+        nbytes = w * h * 3
+        buf = self._proc.stdout.read(nbytes)
+        if len(buf) < nbytes:
+            self._broke_off()
+        frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3).astype(np.float32) / 255.0
+        self.position += 1
+        if self.position == self.info.frames:
+            self.close()
+        if self.size is None:
+            return frame
+        from dreamvid.pixels.images import fit  # torch: not needed to probe (validating a schedule does not import it)
+
+        return fit(frame, self.size)
+
+    def _broke_off(self):
+        k, n, path = self.position, self.info.frames, self.info.path
+        try:
+            rc = self._proc.wait(timeout=_TERMINATE_WAIT_S)
+            self._stderr.seek(0)
+            why = _reason(self._stderr.read(4000), "the stream ended early")
+            why = why if rc == 0 else f"ffmpeg {_exit_reason(rc)}: {why}"
+        except subprocess.TimeoutExpired:
+            why = "ffmpeg stopped sending frames"
+        self.close()
+        raise DreamvidError(f"{path}: the video breaks off at frame {k} of {n} ({why}); expected the "
+                            "complete clip that was probed: was the file changed or damaged?")
+
+    def close(self) -> None:
+        """End ffmpeg (terminate, then kill) and free the pipe. Idempotent, never raises."""
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.terminate()
+                try:
+                    proc.stdout.close()
+                except OSError:
+                    pass
+                try:
+                    proc.wait(timeout=_TERMINATE_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        except BaseException:  # noqa: BLE001 - e.g. a second Ctrl-C: kill, never leave it running
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            raise
+        finally:
+            if self._stderr is not None:
+                self._stderr.close()
+                self._stderr = None
+
+    def __enter__(self) -> ClipReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # last resort: a reader dropped without close()
+        if getattr(self, "_proc", None) is not None:
+            self.close()

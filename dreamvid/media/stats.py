@@ -1,0 +1,133 @@
+"""Per-frame picture statistics of a video, to see whether a long zoom drifts (``dreamvid stats``).
+
+For every frame (uint8 RGB as decoded, i.e. what a viewer sees):
+
+- ``luminance``: mean Rec.709 luma ``0.2126 R' + 0.7152 G' + 0.0722 B'`` of the gamma-encoded
+  values, in [0, 1];
+- ``saturation``: mean HSV saturation ``(max - min) / max`` per pixel (0 where max is 0), in [0, 1];
+- ``clipped``: the fraction of pixel *channels* at 0 or 255;
+- ``change``: mean absolute difference from the previous frame over all channels, in [0, 1]
+  (0 for frame 0); in a zoom it includes the motion, so compare it between renders of one schedule.
+
+:func:`drift` summarises a run as the worst relative drift of luminance and saturation from
+frame 0 and the worst rise in clipped channels (in points of the share).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dreamvid.core.errors import DreamvidError
+from dreamvid.core.files import write_atomic
+
+METRICS = ("luminance", "saturation", "clipped", "change")
+_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float64)
+
+
+def frame_stats(rgb: np.ndarray, previous: np.ndarray | None = None) -> dict[str, float]:
+    """The four metrics of one HxWx3 uint8 frame (``previous``: the frame before, for change)."""
+    x = rgb.astype(np.float64) / 255.0
+    top, bottom = x.max(axis=2), x.min(axis=2)
+    saturation = np.divide(top - bottom, top, out=np.zeros_like(top), where=top > 0)
+    change = 0.0 if previous is None else float(np.abs(x - previous.astype(np.float64) / 255.0).mean())
+    return {
+        "luminance": float((x @ _LUMA).mean()),
+        "saturation": float(saturation.mean()),
+        "clipped": float(((rgb == 0) | (rgb == 255)).mean()),
+        "change": change,
+    }
+
+
+def video_stats(frames) -> dict[str, list[float]]:
+    """Columns ``frame`` + :data:`METRICS` over an iterable of uint8 frames."""
+    out: dict[str, list[float]] = {"frame": [], **{m: [] for m in METRICS}}
+    previous = None
+    for n, rgb in enumerate(frames):
+        out["frame"].append(n)
+        for key, value in frame_stats(rgb, previous).items():
+            out[key].append(value)
+        previous = rgb
+    if not out["frame"]:
+        raise DreamvidError("the video has no frames")
+    return out
+
+
+def drift(stats: dict[str, list[float]]) -> dict[str, float]:
+    """Worst drift from frame 0: relative for luminance and saturation, in points for clipped;
+    plus the mean and largest frame-to-frame change."""
+    def relative(key: str) -> float:
+        v = np.asarray(stats[key])
+        return float(np.abs(v - v[0]).max() / v[0]) if v[0] > 0 else float(np.abs(v - v[0]).max())
+
+    clipped = np.asarray(stats["clipped"])
+    change = np.asarray(stats["change"][1:]) if len(stats["change"]) > 1 else np.zeros(1)
+    return {
+        "luminance": relative("luminance"),
+        "saturation": relative("saturation"),
+        "clipped": float((clipped - clipped[0]).max()),
+        "clipped_max": float(clipped.max()),
+        "change_mean": float(change.mean()),
+        "change_max": float(change.max()),
+    }
+
+
+def summary(stats: dict[str, list[float]]) -> str:
+    """A small table: frame 0, last frame, and worst drift per metric."""
+    d = drift(stats)
+    last = len(stats["frame"]) - 1
+    rows = [f"{'metric':<11} {'frame 0':>9} {'frame ' + str(last):>11} {'worst drift':>12}"]
+    rows.append(f"{'luminance':<11} {stats['luminance'][0]:9.4f} {stats['luminance'][-1]:11.4f} "
+                f"{100 * d['luminance']:11.1f}%")
+    rows.append(f"{'saturation':<11} {stats['saturation'][0]:9.4f} {stats['saturation'][-1]:11.4f} "
+                f"{100 * d['saturation']:11.1f}%")
+    rows.append(f"{'clipped':<11} {100 * stats['clipped'][0]:8.2f}% {100 * stats['clipped'][-1]:10.2f}% "
+                f"{100 * d['clipped']:+10.2f}pt")
+    rows.append(f"{'change':<11} {'':>9} {stats['change'][-1]:11.4f} {'mean ' + format(d['change_mean'], '.4f'):>12}")
+    return "\n".join(rows)
+
+
+def write_json(path, stats: dict[str, list[float]]) -> Path:
+    data = {"metrics": stats, "drift": drift(stats)}
+    return write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def write_csv(path, stats: dict[str, list[float]]) -> Path:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["frame", *METRICS])
+    for row in zip(stats["frame"], *(stats[m] for m in METRICS)):
+        writer.writerow([row[0], *(f"{v:.6f}" for v in row[1:])])
+    return write_atomic(path, buf.getvalue().encode())
+
+
+def plot(path, runs: dict[str, dict[str, list[float]]], title: str = "", size=(8.0, 6.0), dpi=100) -> Path:
+    """One PNG of ``size`` inches at ``dpi``: a panel per metric, a line per run (label -> stats)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=size, dpi=dpi, sharex=True)
+    for ax, metric in zip(axes.flat, METRICS):
+        for label, stats in runs.items():
+            values = np.asarray(stats[metric]) * (100 if metric == "clipped" else 1)
+            ax.plot(stats["frame"], values, label=label, linewidth=1)
+        ax.set_title(metric + (" (% of channels)" if metric == "clipped" else ""), fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("frame", fontsize=8)
+    if len(runs) > 1:
+        axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return write_atomic(path, buf.getvalue())

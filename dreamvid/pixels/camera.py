@@ -1,0 +1,58 @@
+"""The camera move between frames: zoom, rotate and translate about a centre, on the device.
+
+One affine grid per frame and ``grid_sample``: the image never leaves the device.
+``zoom`` > 1 moves in (the centre grows), ``rotate`` is in degrees (counter-clockwise as
+seen), ``translate`` = (x, y) in pixels per frame moves the picture right/down, ``center`` =
+(x, y) in fractions of the frame is the point zoom and rotation turn around (the fixed point
+of the move when ``translate`` is 0; (0.5, 0.5) is the middle). The output has the input's size; borders revealed by zooming out or moving are filled by reflection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+CENTER = (0.5, 0.5)
+
+
+def affine_theta(size: tuple[int, int], zoom: float, rotate: float, translate: tuple[float, float],
+                 center: tuple[float, float] = CENTER) -> torch.Tensor:  # fmt: skip
+    """The 2x3 matrix that maps output to input coordinates, in grid_sample's [-1, 1] units.
+
+    Built in pixel units (so rotation keeps its shape on non-square frames) and then
+    converted: theta = N A N^-1 with N = diag(2/W, 2/H). About a centre d (pixels from the
+    frame's middle) the map is p -> d + A (p - t - d), whose fixed point (t = 0) is d.
+    """
+    w, h = size
+    a = math.radians(rotate)
+    c, s = math.cos(a) / zoom, math.sin(a) / zoom
+    # out pixel p (from the centre, y down) shows input pixel A (p - t), A = R / zoom with R
+    # the inverse of a counter-clockwise turn on screen
+    ax = [[c, -s], [s, c]]
+    tx, ty = translate
+    bx = -(ax[0][0] * tx + ax[0][1] * ty)
+    by = -(ax[1][0] * tx + ax[1][1] * ty)
+    if tuple(center) != CENTER:  # the middle adds nothing (and changes no bit of the default)
+        dx, dy = (center[0] - 0.5) * w, (center[1] - 0.5) * h
+        bx += dx - (ax[0][0] * dx + ax[0][1] * dy)
+        by += dy - (ax[1][0] * dx + ax[1][1] * dy)
+    return torch.tensor(
+        [
+            [ax[0][0], ax[0][1] * h / w, bx * 2 / w],
+            [ax[1][0] * w / h, ax[1][1], by * 2 / h],
+        ],
+        dtype=torch.float32,
+    )
+
+
+def move(image: torch.Tensor, zoom: float, rotate: float = 0.0, translate=(0.0, 0.0), center=CENTER) -> torch.Tensor:
+    """Apply one frame's camera move to ``image`` (1, 3, H, W)."""
+    if zoom == 1 and rotate == 0 and translate[0] == 0 and translate[1] == 0:
+        return image
+    h, w = image.shape[-2:]
+    theta = affine_theta((w, h), zoom, rotate, translate, center).to(image.device)[None]
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.clamp_(0.0, 1.0)

@@ -1,0 +1,277 @@
+"""Colour control for long zooms: keep a render's colours, brightness and contrast near the input.
+
+A DeepDream zoom is a feedback loop: each frame is dreamed from the last, and every
+dream pushes saturation and contrast up a little, so after a few hundred frames the
+colours wash out to mud, brightness creeps and pixels pile up at 0 and 255. These small
+pure functions pull each frame back; :func:`control` applies them in the order the
+renderer uses. All work on (1, 3, H, W) float tensors, RGB in [0, 1], on any device,
+without leaving it.
+
+- :func:`match_lab`: match each LAB channel's mean and std to a reference (Deforum's
+  "colour coherence"); ``strength`` moves the statistics part of the way.
+- :func:`match_histogram`: map each RGB channel's histogram onto the reference's (the
+  cumulative-distribution matching of ``skimage.exposure.match_histograms``).
+- :func:`match_saturation`: map each pixel's HSV saturation ``(max - min) / max`` (as the
+  8-bit video shows it) onto the reference's saturation distribution (the same quantile
+  mapping, ties kept in their proportions), at constant luma, never making a clipped value.
+  Per-channel histograms alone do not hold saturation: the dream decorrelates the channels,
+  so each channel keeps its distribution while pixels grow more colourful.
+- :func:`blend`: ``(1 - amount) * image + amount * other``; with the input image it is
+  ``input_blend``, with the camera-moved previous frame it is temporal ``smoothing``
+  (an exponential average along the camera's motion, which damps flicker).
+- :func:`clip_guard`: map the frame's range (its 0.5th..99.5th percentile) linearly into
+  ``[margin, 1 - margin]`` when it reaches beyond, so nothing sits at 0 or 255 and the next
+  dream has headroom.
+
+The LAB conversion is sRGB (D65, 2 degree observer), the same as ``skimage.color.rgb2lab``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dreamvid.core import defaults as D
+
+_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_WHITE = (0.95047, 1.0, 1.08883)  # D65, 2 degrees
+_EPS = 1e-6
+
+
+def _matrix(x: torch.Tensor, m) -> torch.Tensor:
+    return torch.einsum("ij,bjhw->bihw", torch.tensor(m, dtype=x.dtype, device=x.device), x)
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] -> CIE LAB (L in [0, 100], a and b roughly [-128, 127])."""
+    linear = torch.where(rgb > 0.04045, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = _matrix(linear, _XYZ_FROM_RGB) / torch.tensor(_WHITE, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+    f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """CIE LAB -> sRGB, clamped to [0, 1] (out-of-gamut colours are clipped)."""
+    L, a, b = lab.unbind(1)
+    fy = (L + 16) / 116
+    f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=1)
+    xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16 / 116) / 7.787)
+    xyz = (xyz * torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device)[:, None, None]).clamp(min=0)
+    inverse = torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).tolist()
+    linear = _matrix(xyz, inverse).clamp(min=0)
+    rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
+    return rgb.clamp(0.0, 1.0)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (population) std, each shaped (1, C, 1, 1)."""
+    return x.mean(dim=(2, 3), keepdim=True), x.std(dim=(2, 3), keepdim=True, unbiased=False)
+
+
+def match_lab(image: torch.Tensor, reference_stats, strength: float = 1.0) -> torch.Tensor:
+    """Move each LAB channel's mean and std ``strength`` of the way to ``reference_stats``.
+
+    ``reference_stats`` = :func:`channel_stats` of the reference in LAB. With strength s the
+    target mean is ``m + s (m_ref - m)`` and the target std ``d + s (d_ref - d)``.
+    """
+    if strength == 0:
+        return image
+    lab = rgb_to_lab(image)
+    mean, std = channel_stats(lab)
+    ref_mean, ref_std = reference_stats
+    target_mean = mean + strength * (ref_mean - mean)
+    target_std = std + strength * (ref_std - std)
+    return lab_to_rgb((lab - mean) / (std + _EPS) * target_std + target_mean)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A reference channel distribution: distinct values and their cumulative quantiles."""
+
+    values: tuple[torch.Tensor, ...]  # per channel, increasing
+    quantiles: tuple[torch.Tensor, ...]  # per channel, cumulative share in (0, 1]
+    midpoint: bool = False  # quantiles of tied values at the middle of their run, not its top
+
+
+def _quantiles(counts: torch.Tensor, n: int, dtype, midpoint: bool) -> torch.Tensor:
+    """Each distinct value's cumulative share: the top of its run of ties (as skimage), or its middle."""
+    top = counts.cumsum(0).to(dtype)
+    return (top - counts.to(dtype) / 2 if midpoint else top) / n
+
+
+def histogram(reference: torch.Tensor, midpoint: bool = False) -> Histogram:
+    """Each channel's distribution. Without ``midpoint`` a distinct value sits at the top of its
+    run of ties (as skimage). With ``midpoint`` the knots are the sorted values themselves, the
+    ``j``-th of ``n`` at share ``(j + 1/2) / n``, so a run of ties is a flat stretch of the
+    mapping and a frame's quantiles land on the reference's values in their proportions (a
+    reference that is 85 % exact grey keeps 85 % exact grey); stored as each run's two ends."""
+    values, quantiles = [], []
+    for channel in reference[0]:
+        v, counts = torch.unique(channel.reshape(-1), return_counts=True)
+        if not midpoint:
+            values.append(v)
+            quantiles.append(_quantiles(counts, channel.numel(), reference.dtype, midpoint))
+            continue
+        top = counts.cumsum(0).to(reference.dtype)
+        ends = torch.stack([top - counts.to(reference.dtype) + 0.5, top - 0.5], 1) / channel.numel()
+        keep = torch.stack([torch.ones_like(counts, dtype=torch.bool), counts > 1], 1)
+        values.append(torch.stack([v, v], 1)[keep])
+        quantiles.append(ends[keep])
+    return Histogram(tuple(values), tuple(quantiles), midpoint)
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """numpy.interp on tensors (xp increasing; clamps outside it)."""
+    if xp.numel() == 1:
+        return fp.expand_as(x).clone()
+    i = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    return f0 + t * (f1 - f0)
+
+
+def match_histogram(image: torch.Tensor, reference: Histogram, strength: float = 1.0) -> torch.Tensor:
+    """Map each channel's cumulative distribution onto the reference's, then blend by ``strength``.
+
+    A source value at cumulative share q becomes the reference value at share q
+    (interpolated), as ``skimage.exposure.match_histograms`` does.
+    """
+    if strength == 0:
+        return image
+    out = torch.empty_like(image)
+    for c, channel in enumerate(image[0]):
+        v, inverse, counts = torch.unique(channel.reshape(-1), return_inverse=True, return_counts=True)
+        q = _quantiles(counts, channel.numel(), image.dtype, reference.midpoint)
+        out[0, c] = _interp(q, reference.quantiles[c], reference.values[c])[inverse].reshape(channel.shape)
+    return blend(image, out, strength)
+
+
+_LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
+_MARGIN = 1 / 255  # the saturation match stops a channel this far from 0 and 1: it never makes a clipped value
+
+
+def as_shown(image: torch.Tensor) -> torch.Tensor:
+    """The image on the 8-bit grid the video stores (``round(255 x) / 255``)."""
+    return torch.round(image.clamp(0, 1) * 255) / 255
+
+
+def saturation(image: torch.Tensor) -> torch.Tensor:
+    """HSV saturation ``(max - min) / max`` per pixel, (1, 1, H, W); 0 where max is 0."""
+    top = image.amax(1, keepdim=True)
+    return (top - image.amin(1, keepdim=True)) / top.clamp(min=_EPS) * (top > 0)
+
+
+def match_saturation(image: torch.Tensor, reference: Histogram, strength: float = 1.0) -> torch.Tensor:
+    """Move each pixel's HSV saturation ``strength`` of the way to the reference's saturation
+    distribution, keeping its luma ``y`` and hue. ``reference`` is :func:`histogram` (with
+    ``midpoint``) of :func:`saturation` of the reference :func:`as_shown`.
+
+    Pixels are ranked by their saturation as the 8-bit video shows it: a near-black pixel
+    with a trace of colour has saturation 1 in floats but shows as black (0), so it ranks
+    with the reference's blacks and stays dark grey, instead of taking a top rank whose
+    saturation rounding then erases.
+
+    The pixel becomes ``y + k (x - y)`` (its colour scaled about its grey), where ``k`` gives
+    the target saturation ``t``: with chroma ``c = max - min`` and ``m = max - y``,
+    ``k = t y / (c - t m)``. A ``k`` above 1 is capped where a channel would come closer than
+    1/255 to 0 or 1, so the match never makes a value that shows as 0 or 255 (a clipped
+    channel); greys (``c = 0``) stay grey.
+    """
+    if strength == 0:
+        return image
+    target = match_histogram(saturation(as_shown(image)), reference, strength)
+    luma = (image * torch.tensor(_LUMA, dtype=image.dtype, device=image.device)[:, None, None]).sum(1, keepdim=True)
+    top, bottom = image.amax(1, keepdim=True), image.amin(1, keepdim=True)
+    chroma, above = top - bottom, top - luma
+    k = target * luma / (chroma - target * above).clamp(min=_EPS)
+    room = torch.minimum((1 - _MARGIN - luma) / above.clamp(min=_EPS), (luma - _MARGIN) / (luma - bottom).clamp(min=_EPS))
+    k = torch.minimum(k, room.clamp(min=1))  # a pixel already that close to 0 or 1 may lose colour, not gain it
+    return torch.where(chroma > _EPS, (luma + k * (image - luma)).clamp(0, 1), image)
+
+
+def blend(image: torch.Tensor, other: torch.Tensor, amount: float) -> torch.Tensor:
+    """``(1 - amount) * image + amount * other``; ``image`` itself when amount is 0."""
+    if amount == 0:
+        return image
+    return torch.lerp(image, other, amount)
+
+
+def clip_guard(image: torch.Tensor, margin: float, tail: float = D.CLIP_GUARD_TAIL) -> torch.Tensor:
+    """Map the frame's range linearly into ``[margin, 1 - margin]`` (a "levels" contrast guard).
+
+    The range is robust: ``lo`` and ``hi`` are the ``tail`` and ``1 - tail`` quantiles of all
+    the frame's values (every channel together), so a few hot or dead pixels do not decide
+    it. With ``lo = min(lo, margin)`` and ``hi = max(hi, 1 - margin)`` the result is
+    ``margin + (image - lo) (1 - 2 margin) / (hi - lo)``, clamped to ``[margin, 1 - margin]``
+    (where the outlying ``tail`` ends up): a frame already inside the range is left alone,
+    one that reaches 0 or 1 is squeezed just enough. The same map on every channel keeps
+    greys grey. It removes blown-out pixels and leaves the next dream room to add detail
+    instead of piling values up at 0 and 255.
+    """
+    if margin == 0:
+        return image
+    lo, hi = _tails(image, tail)  # tensors, not floats: the device never waits
+    lo, hi = lo.clamp(max=margin), hi.clamp(min=1 - margin)
+    return (margin + (image - lo) * ((1 - 2 * margin) / (hi - lo))).clamp(margin, 1 - margin)
+
+
+def _tails(image: torch.Tensor, tail: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``tail`` and ``1 - tail`` quantiles of all values (nearest rank; exact for any
+    size, where ``torch.quantile`` stops at 16 M values)."""
+    flat = image.reshape(-1)
+    skip = round(tail * (flat.numel() - 1))
+    if skip == 0:
+        return flat.min(), flat.max()
+    return flat.kthvalue(1 + skip).values, flat.kthvalue(flat.numel() - skip).values
+
+
+class Reference:
+    """The colour reference of a render and its statistics, computed once and cached."""
+
+    def __init__(self, image: torch.Tensor):
+        self.image = image
+        self._lab: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._histogram: Histogram | None = None
+        self._saturation: Histogram | None = None
+
+    @property
+    def lab_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._lab is None:
+            self._lab = channel_stats(rgb_to_lab(self.image))
+        return self._lab
+
+    @property
+    def histogram(self) -> Histogram:
+        if self._histogram is None:
+            self._histogram = histogram(self.image)
+        return self._histogram
+
+    @property
+    def saturation(self) -> Histogram:
+        if self._saturation is None:
+            self._saturation = histogram(saturation(as_shown(self.image)), midpoint=True)
+        return self._saturation
+
+
+def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tensor, reference: Reference | None,
+            p) -> torch.Tensor:  # fmt: skip
+    """One frame's colour control, in order: colour match, saturation match, ``input_blend``,
+    ``smoothing``, ``clip_guard``.
+
+    ``dreamed`` is the dream's output, ``moved`` the camera-moved previous frame (the dream's
+    input), ``input_image`` frame 0; ``p`` holds the frame's parameters (``colour``,
+    ``colour_strength``, ``saturation_match``, ``input_blend``, ``smoothing``, ``clip_guard``). Everything it needs
+    is a function of the previous frame and the schedule, so a resumed render repeats it.
+    """
+    out = dreamed
+    if p.colour != "none" and reference is not None:
+        if p.colour == "lab":
+            out = match_lab(out, reference.lab_stats, p.colour_strength)
+        else:
+            out = match_histogram(out, reference.histogram, p.colour_strength)
+        out = match_saturation(out, reference.saturation, p.saturation_match)
+    out = blend(out, input_image, p.input_blend)
+    out = blend(out, moved, p.smoothing)
+    return clip_guard(out, p.clip_guard)

@@ -1,0 +1,323 @@
+"""``dreamvid bench``: dreamvid's render path against a plain loop, in one process.
+
+Both paths start from the same frame (the schedule's noise input) with the same
+settings and the same random jitter, render ``frames`` frames after one warm-up frame,
+and encode with libx264 (crf 18, preset medium as a schedule's default encoder, or ``preset``):
+
+- ``baseline``: :mod:`dreamvid.tools.baseline`, fp32 NCHW eager, the full network each step,
+  zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
+- ``dreamvid``: :class:`dreamvid.rendering.loop.Dreamer` ``.next_frame`` and
+  :class:`dreamvid.media.encode.VideoWriter`, as :func:`dreamvid.rendering.loop.render` uses them (colour
+  control off, as the baseline has none), in the precision ``precision`` resolves to
+  (:mod:`dreamvid.engine.precision`).
+
+Reported per path: ms per frame (the loop's wall time, the encoder's flush at the end
+included), the dream step's FLOPs (forward + input gradient, counted with
+``torch.utils.flop_counter.FlopCounterMode``) and achieved GFLOP/s, peak memory (CUDA:
+``max_memory_allocated``; CPU: peak RSS, reset before each path through
+``/proc/self/clear_refs``), the encoder's share (ffmpeg's CPU time and the time the loop
+waited on it) and this process's CPU time; the CPU's features; the machine's practical
+peak (:func:`practical_peak`) in fp32 and, when dreamvid runs in bf16, in bf16; and the
+*ceiling*: the speedup dreamvid would reach if its dream step ran all its FLOPs at the peak
+of its precision and the rest of its frame took what it takes now (an upper bound on what a
+faster implementation of the same arithmetic could give on this machine).
+The library never prints: :func:`run` returns a dict, the CLI formats it.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dreamvid.engine.ascent import DreamSettings, octave_sizes
+from dreamvid.engine.model import load_model, pick_device
+from dreamvid.engine.objectives import weighted
+from dreamvid.engine.precision import choose as choose_precision
+from dreamvid.engine.precision import cpu_features
+from dreamvid.media.encode import VideoWriter, ffmpeg_exe
+from dreamvid.pixels.images import to_uint8
+from dreamvid.schedule.schedule import parse_schedule
+from dreamvid.schedule.spec import DefaultsSpec
+from dreamvid.tools import baseline as _baseline
+
+ENCODER = {"codec": "libx264", "crf": 18, "preset": "medium", "pix_fmt": "yuv420p"}
+
+
+def bench_schedule(work: Path, size, layers: str, iterations: int, frames: int, octaves: int, device: str,
+                   compile, tile=None, preset: str = "medium", precision: str = "auto"):  # fmt: skip
+    """The schedule both paths render: noise input, zoom 1.02, jitter 32, step 0.01."""
+    neutral = {"colour": "none", "saturation_match": 0.0, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0}  # the baseline has none
+    segment = {"frames": frames + 2, "layers": {layers: 1.0}, "iterations": iterations, "octaves": octaves,
+               "zoom": 1.02, "jitter": 32, "step": 0.01}  # fmt: skip
+    data = {"input": "noise", "output": str(work / "dreamvid.mp4"), "size": list(size), "fps": 30, "seed": 0,
+            "device": device, "compile": compile, "tile": tile, "precision": precision,
+            "encoder": {**ENCODER, "preset": preset},
+            "segments": [segment], "defaults": {k: v for k, v in neutral.items() if k in DefaultsSpec.model_fields}}  # fmt: skip
+    return parse_schedule(data, source=work / "bench.yaml")
+
+
+# ------------------------------------------------------------------------------ measuring
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: "5" resets the peak RSS (VmHWM) to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # since the process started
+
+
+def _children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)  # ffmpeg processes that have been waited for
+    return r.ru_utime + r.ru_stime
+
+
+def step_flops(step_fn, shapes, device) -> int:
+    """FLOPs of one call of ``step_fn(x)`` per shape, summed (forward + input gradient)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    total = 0
+    for h, w in shapes:
+        x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0)).to(device)
+        with FlopCounterMode(display=False) as counter:
+            step_fn(x)
+        total += counter.get_total_flops()
+    return total
+
+
+def _truncated_step(dreamer, x: torch.Tensor, objective) -> None:
+    """What :func:`dreamvid.engine.ascent.gradient` computes, with ``backward()`` instead of
+    ``autograd.grad`` (which FlopCounterMode's module tracker does not support)."""
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    with torch.autocast(x.device.type, dtype=dreamer.amp_dtype, enabled=dreamer.amp_dtype is not None):
+        acts = dreamer.net(x, objective.layers)
+    objective(acts).backward()
+
+
+def gemm_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of a large matrix product in ``dtype``."""
+    n = 8192 if device.type == "cuda" else 2048
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 proper
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / _best_s(lambda: torch.mm(a, b), device) / 1e9
+
+
+def conv_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of the network's biggest convolution alone in ``dtype`` (conv2d_4 at
+    256x256: 3x3, 80 -> 192 channels, 60x60 out, channels_last, as dreamvid runs it)."""
+    x = torch.randn(1, 80, 62, 62, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(192, 80, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    return 2 * 60 * 60 * 192 * 80 * 9 / _best_s(lambda: torch.nn.functional.conv2d(x, w), device) / 1e9
+
+
+def practical_peak(device: torch.device, dtype: torch.dtype = torch.float32) -> dict:
+    """The machine's practical peak in ``dtype``: the faster of a large matrix product and, on
+    the CPU, the network's biggest convolution. On the 2-core AMD dev machine oneDNN's fp32
+    convolution kernels reach 199-202 GFLOP/s where the BLAS sgemm reaches 145-149, so the
+    matrix product alone would overstate how close to the machine's limit the dream step
+    runs. (On CUDA, fp32 convolutions may use TF32; there the sgemm with TF32 off is the fp32 peak.)"""
+    gemm = gemm_peak(device, dtype)
+    conv = conv_peak(device, dtype) if device.type == "cpu" else 0.0
+    return {"gemm": gemm, "conv": conv, "peak": max(gemm, conv), "source": "conv" if conv > gemm else "gemm"}
+
+
+def _best_s(fn, device: torch.device, reps: int = 5) -> float:
+    fn()  # warm-up (oneDNN and cuBLAS pick their kernels on the first call)
+    best = float("inf")
+    for _ in range(reps):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+# ------------------------------------------------------------------------------ the paths
+
+
+def _time_loop(frames: int, device, render_one, finish) -> dict:
+    """Warm-up frame 1, then frames 2..frames+1 timed; ``finish()`` (closing the encoder) is timed too."""
+    t = time.perf_counter()
+    render_one(1)
+    _sync(device)
+    warmup = time.perf_counter() - t
+    _reset_peak(device)
+    cpu0, own0 = _children_cpu_s(), time.process_time()
+    t0 = time.perf_counter()
+    dream_s = encode_wait_s = 0.0
+    for n in range(2, frames + 2):
+        d, e = render_one(n)
+        dream_s, encode_wait_s = dream_s + d, encode_wait_s + e
+    t = time.perf_counter()
+    finish()
+    encode_wait_s += time.perf_counter() - t
+    total = time.perf_counter() - t0
+    own = time.process_time() - own0  # this process's CPU time: steadier than wall time on a busy machine
+    return {"ms_per_frame": total / frames * 1000, "dream_ms_per_frame": dream_s / frames * 1000,
+            "encode_wait_ms_per_frame": encode_wait_s / frames * 1000, "warmup_s": warmup,
+            "process_cpu_ms_per_frame": own / frames * 1000,
+            "encoder_cpu_ms_per_frame": (_children_cpu_s() - cpu0) / (frames + 1) * 1000,
+            "peak_memory_bytes": _peak_bytes(device)}  # fmt: skip
+
+
+def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[dict, torch.Tensor, object]:
+    from dreamvid.rendering.loop import Dreamer
+
+    net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
+    dreamer = Dreamer(schedule, net)
+    first = dreamer.first_frame()
+    state = {"frame": first}
+    writer = VideoWriter(schedule.output_path, schedule.size, schedule.fps, **schedule.encoder.model_dump())
+
+    def render_one(n):
+        t = time.perf_counter()
+        state["frame"] = dreamer.next_frame(state["frame"], n)
+        rgb = to_uint8(state["frame"]).cpu().numpy()
+        t1 = time.perf_counter()
+        writer.write(rgb)
+        return t1 - t, time.perf_counter() - t1
+
+    try:
+        result = _time_loop(frames, dreamer.device, render_one, writer.close)
+    finally:
+        writer.abort()  # no-op after close
+    result["frame_shape"] = list(state["frame"].shape)
+    return result, first, dreamer
+
+
+def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.device, random_weights: bool) -> dict:
+    from dreamvid.rendering.loop import frame_rng
+
+    net = load_model(schedule.model, random_init=random_weights, device=device)  # fp32, NCHW
+    torch.backends.cudnn.benchmark = False  # the Dreamer turned it on; the plain loop does not know it
+    w, h = schedule.size
+    out = schedule.output_path.with_name("baseline.mp4")
+    proc = _baseline.encoder(ffmpeg_exe(), out, (w, h), schedule.fps, schedule.encoder.crf, schedule.encoder.preset)
+    state = {"frame": first.to(device).contiguous()}
+
+    def render_one(n):
+        p = schedule.params(n)
+        t = time.perf_counter()
+        x = _baseline.zoom(state["frame"], p.zoom, p.rotate, p.translate)
+        s = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, p.jitter)
+        state["frame"] = _baseline.dream(net, x, weighted(p.layers, p.objective), s, frame_rng(schedule.seed, n))
+        rgb = _baseline.to_rgb8(state["frame"])
+        t1 = time.perf_counter()
+        proc.stdin.write(rgb.tobytes())  # synchronous: ffmpeg must take it before we go on
+        return t1 - t, time.perf_counter() - t1
+
+    def finish():
+        proc.stdin.close()
+        proc.wait()
+
+    try:
+        result = _time_loop(frames, device, render_one, finish)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    result["frame_shape"] = list(state["frame"].shape)
+    p = schedule.params(1)
+    shapes = octave_sizes(h, w, p.octaves, p.octave_scale)
+    result["flops_per_step"] = step_flops(lambda x: _baseline.step(net, x, weighted(p.layers), p.step), shapes, device)
+    return result
+
+
+def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterations: int = 10, frames: int = 5,
+        octaves: int = 1, compile="auto", random_weights: bool = False, tile=None, preset: str = "medium",
+        precision: str = "auto") -> dict:  # fmt: skip
+    """Run both paths; returns the measurements (see the module docstring)."""
+    dev = pick_device(device)
+    choice = choose_precision(precision, dev)  # what the Dreamer will use
+    with tempfile.TemporaryDirectory(prefix="dreamvid-bench-") as tmp:
+        work = Path(tmp)
+        schedule = bench_schedule(work, size, layers, iterations, frames, octaves, str(dev), compile, tile, preset,
+                                  precision)  # fmt: skip
+        ours, first, dreamer = run_dreamvid(schedule, frames, random_weights)
+        objective = weighted(schedule.params(1).layers)
+        shapes = octave_sizes(size[1], size[0], octaves, 1.4)  # FLOPs per step, summed over octaves
+        ours["flops_per_step"] = step_flops(lambda x: _truncated_step(dreamer, x, objective), shapes, dev)
+        dreamer = None  # free its network before the baseline loads its own
+        base = run_baseline(schedule, first, frames, dev, random_weights)
+    peaks = {"fp32": practical_peak(dev)}
+    if choice.name == "bf16":
+        peaks["bf16"] = practical_peak(dev, torch.bfloat16)
+    for r, peak in ((ours, peaks[choice.name]["peak"]), (base, peaks["fp32"]["peak"])):  # the baseline is fp32
+        r["gflops_per_s"] = r["flops_per_step"] * iterations / (r["dream_ms_per_frame"] / 1000) / 1e9
+        r["fraction_of_peak"] = r["gflops_per_s"] / peak
+        r["encoder_share"] = r["encode_wait_ms_per_frame"] / r["ms_per_frame"]
+    return {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "cpu": cpu_features(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "settings": {"size": list(size), "layers": layers, "iterations": iterations, "frames": frames,
+                     "octaves": octaves, "compile": dreamvid_compiled(schedule.compile, dev),
+                     "precision": choice.name, "precision_requested": precision, "precision_why": choice.why,
+                     "encoder": schedule.encoder.model_dump()},  # fmt: skip
+        "peaks": peaks,  # GFLOP/s per precision: {"gemm", "conv", "peak", "source"}
+        "peak_gflops_per_s": peaks[choice.name]["peak"],  # of dreamvid's precision
+        "baseline": base,
+        "dreamvid": ours,
+        "speedup": base["ms_per_frame"] / ours["ms_per_frame"],
+        "ceiling": base["ms_per_frame"] / ceiling_ms_per_frame(ours, iterations, peaks[choice.name]["peak"]),
+    }
+
+
+def ceiling_ms_per_frame(ours: dict, iterations: int, peak_gflops: float) -> float:
+    """dreamvid's frame with its dream step at the peak: the rest of the frame as measured,
+    plus ``iterations`` steps of its FLOPs at ``peak_gflops``."""
+    rest = ours["ms_per_frame"] - ours["dream_ms_per_frame"]
+    return rest + iterations * ours["flops_per_step"] / (peak_gflops * 1e9) * 1000
+
+
+def dreamvid_compiled(compile, device: torch.device) -> bool:
+    return device.type == "cuda" if compile == "auto" else bool(compile)
+
+
+def format_report(r: dict) -> str:
+    """A few lines for the terminal."""
+    s, cpu = r["settings"], r["cpu"]
+    lines = [f"dreamvid bench: {r['device']} ({r['threads']} thread{'s' if r['threads'] != 1 else ''}), torch {r['torch']}, "
+             f"{s['size'][0]}x{s['size'][1]}, {s['layers']}, {s['iterations']} iterations x {s['octaves']} octave(s), {s['frames']} frames, "
+             f"{s['precision']} ({s['precision_why']}), compile {'on' if s['compile'] else 'off'}",
+             f"CPU: {cpu['model']}, kernels {cpu['capability']}, flags {' '.join(cpu['flags']) or '-'}",
+             f"{'':10} {'ms/frame':>9} {'dream ms':>9} {'GFLOP/step':>10} {'GFLOP/s':>8} {'of peak':>8} "
+             f"{'peak mem':>9} {'enc wait':>8} {'enc CPU':>8} {'CPU ms':>8} {'warm-up':>8}"]  # fmt: skip
+    for name in ("baseline", "dreamvid"):
+        p = r[name]
+        lines.append(f"{name:10} {p['ms_per_frame']:9.1f} {p['dream_ms_per_frame']:9.1f} "
+                     f"{p['flops_per_step'] / 1e9:10.2f} {p['gflops_per_s']:8.1f} {p['fraction_of_peak']:8.0%} "
+                     f"{p['peak_memory_bytes'] / 2**30:8.2f}G {p['encoder_share']:8.1%} "
+                     f"{p['encoder_cpu_ms_per_frame']:6.0f}ms {p['process_cpu_ms_per_frame']:8.0f} "
+                     f"{p['warmup_s']:7.1f}s")  # fmt: skip
+    peaks = "; ".join(f"{name} {p['peak']:.0f} GFLOP/s (gemm {p['gemm']:.0f}" + (f", conv {p['conv']:.0f})" if p["conv"] else ")")
+                      for name, p in r["peaks"].items())  # fmt: skip
+    lines.append(f"speedup: {r['speedup']:.2f}x per frame; ceiling {r['ceiling']:.2f}x with every dream FLOP at "
+                 f"the practical {s['precision']} peak (peaks: {peaks})")
+    return "\n".join(lines)
