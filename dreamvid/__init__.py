@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from dreamvid.core.defaults import MAX_INPUT_PIXELS
+from dreamvid.core.defaults import MAX_INPUT_PIXELS, VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 # OpenCV decodes images of up to OPENCV_IO_MAX_IMAGE_PIXELS (2**30 by default), and a JPEG header
 # of a few hundred bytes can claim that many: gigabytes, 12 GB more as float32. OpenCV reads the

@@ -65,7 +65,7 @@ def load_schedule(source: str | os.PathLike | Mapping, *, base_dir: str | os.Pat
         base = Path(base_dir or os.getcwd())
         data, problems = read_yaml(source)
         if problems:
-            from dreamvid.schedule.problems import message
+            from dreamvid.core.problems import message
 
             raise ScheduleError([message("<schedule>", loc, text) for loc, text in problems])
         return parse_schedule(data, source="<schedule>", base_dir=base, catalogue=catalogue)
@@ -77,7 +77,7 @@ def load_schedule(source: str | os.PathLike | Mapping, *, base_dir: str | os.Pat
 
     data, problems = read_yaml_file(source, "schedule")
     if problems:
-        from dreamvid.schedule.problems import message
+        from dreamvid.core.problems import message
 
         raise ScheduleError([message(str(source), loc, text) for loc, text in problems])
     return parse_schedule(data, source=source, base_dir=base_dir, catalogue=catalogue)
@@ -329,7 +329,7 @@ def _layer_weights(layers: str | Mapping[str, float]) -> dict[str, float]:
 
 
 def _size(size) -> tuple[int, int]:
-    from dreamvid.schedule.problems import Invalid
+    from dreamvid.core.problems import Invalid
     from dreamvid.schedule.spec import parse_size
 
     try:

@@ -17,7 +17,7 @@ from dreamvid.core.errors import DreamvidError, Interrupted
 
 
 def _size(text: str) -> tuple[int, int]:
-    from dreamvid.schedule.problems import Invalid
+    from dreamvid.core.problems import Invalid
     from dreamvid.schedule.spec import parse_size
 
     try:

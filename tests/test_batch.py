@@ -276,7 +276,7 @@ def test_the_example_job_validates():
 # worker's result is being booked (between the result and the next video being handed out).
 CTRL_C_AT_FIRST_RESULT = """
 import os, signal, sys
-from dreamvid import batch
+from dreamvid.batch import run as batch
 from dreamvid.batch.jobs import load_job
 
 sent = []

@@ -183,8 +183,8 @@ def test_a_second_render_into_the_same_work_folder_is_refused(tmp_path, monkeypa
     folder is free again."""
     from dreamvid.core.errors import InputError
     from dreamvid.rendering import lease
-    from dreamvid.rendering.loop import render
     from dreamvid.rendering.lease import exclusive
+    from dreamvid.rendering.loop import render
     from dreamvid.rendering.workdir import work_dir
     from dreamvid.schedule.schedule import load_schedule
 

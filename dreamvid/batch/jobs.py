@@ -40,9 +40,9 @@ import yaml
 
 from dreamvid.core.errors import InputError
 from dreamvid.core.files import resolve_path, write_atomic
+from dreamvid.core.problems import Invalid, message, one_line
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering.workdir import work_dir
-from dreamvid.schedule.problems import Invalid, message, one_line
 from dreamvid.schedule.schedule import Schedule, ScheduleError, parse_schedule
 from dreamvid.schedule.spec import NOISE, ScheduleSpec, file_problem, parse_size
 from dreamvid.schedule.yamlfile import read_yaml_file

@@ -6,6 +6,8 @@ still dreamed with ``dreamvid dream`` looks like a frame of a video with the sam
 This module imports nothing (parsing a schedule must not import torch).
 """
 
+VERSION = "0.1.0"  # dreamvid's release (dreamvid.__version__; written into every checkpoint)
+
 # -- the dream (per segment in a schedule; keyframeable) ------------------------------------
 ITERATIONS = 10  # gradient-ascent steps per octave, per frame
 STEP = 0.01  # step size in image units ([0, 1]) per iteration

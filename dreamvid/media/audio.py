@@ -58,8 +58,8 @@ from pathlib import Path
 import numpy as np
 
 from dreamvid.core.errors import DreamvidError, InputError
+from dreamvid.core.problems import finite_float, show
 from dreamvid.media.encode import _audio_input_error, _run_ffmpeg
-from dreamvid.schedule.problems import finite_float, show
 
 __all__ = ["FEATURES", "SAMPLE_RATE", "AudioSettings", "analyse", "beat_times", "decode", "features"]
 

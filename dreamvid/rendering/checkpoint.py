@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from dreamvid import __version__
+from dreamvid.core import defaults as D
 from dreamvid.core.errors import DreamvidError, InputError
 from dreamvid.core.files import write_atomic
 from dreamvid.core.progress import Callback, Progress
@@ -141,7 +141,7 @@ def describe_change(old: dict, settings: dict, old_digests: list[str], digests: 
 def save(path: Path, state: dict) -> None:
     """Write ``state`` atomically with a checksum. ``state['frame']`` is a float32 tensor."""
     buf = io.BytesIO()
-    torch.save({**state, "version": __version__}, buf)
+    torch.save({**state, "version": D.VERSION}, buf)
     payload = buf.getvalue()
     write_atomic(path, MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload, make_folder=False)
 

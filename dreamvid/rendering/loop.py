@@ -29,8 +29,8 @@ from dreamvid.pixels.camera import affine_theta, move
 from dreamvid.pixels.flow import Start
 from dreamvid.pixels.images import check_images, fit, noise_image, read_image, to_tensor, to_uint8
 from dreamvid.rendering import checkpoint as ckpt
-from dreamvid.rendering import video_input as video
 from dreamvid.rendering import lease, workdir
+from dreamvid.rendering import video_input as video
 from dreamvid.rendering.checkpoint import ScheduleChanged  # noqa: F401 - part of this module's API (batch catches it)
 from dreamvid.rendering.framesource import FrameSource
 from dreamvid.rendering.video_input import VideoStart

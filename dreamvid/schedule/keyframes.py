@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dreamvid.core.problems import Invalid, Loc, finite_float, is_number, show
 from dreamvid.schedule.expressions import (
     MAX_FRAME_DIGITS,
     MAX_KEYFRAME_STRING,
@@ -34,7 +35,6 @@ from dreamvid.schedule.expressions import (
     parse_keyframe_string,
     parse_value,
 )
-from dreamvid.schedule.problems import Invalid, Loc, finite_float, is_number, show
 
 DEFORUM_EXAMPLE = "'0:(1.02), 149:(1.06)'"
 INTERPOLATIONS = ("linear", "step", "smooth")

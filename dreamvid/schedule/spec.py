@@ -35,10 +35,10 @@ from pydantic import (
 
 from dreamvid.core import defaults as D
 from dreamvid.core.files import resolve_path
+from dreamvid.core.problems import Invalid, Loc, finite_float, show
 from dreamvid.engine.catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
 from dreamvid.media.audio import AudioSettings
 from dreamvid.schedule.keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
-from dreamvid.schedule.problems import Invalid, Loc, finite_float, show
 
 NOISE = "noise"  # the `input` value that means "start from noise"
 CODECS = ("auto", "libx264", "libx264rgb", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")

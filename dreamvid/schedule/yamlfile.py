@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from dreamvid.schedule.problems import Loc, show
+from dreamvid.core.problems import Loc, show
 
 
 class _Loader(yaml.SafeLoader):

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from dreamvid.schedule.problems import format_loc
+from dreamvid.core.problems import format_loc
 from dreamvid.studio.paths import Folder
 
 _LINE = re.compile(r"\bline (\d+)\b")
