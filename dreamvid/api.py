@@ -304,6 +304,7 @@ def dream(image: Any, *, layers: str | Mapping[str, float] = D.LAYERS, iteration
 
     from dreamvid.engine.ascent import DreamSettings
     from dreamvid.engine.ascent import dream as dream_image
+    from dreamvid.engine.catalogue import size_problem
     from dreamvid.engine.objectives import weighted
     from dreamvid.pixels.images import fit, to_tensor, to_uint8
 
@@ -313,6 +314,9 @@ def dream(image: Any, *, layers: str | Mapping[str, float] = D.LAYERS, iteration
     img = as_image(image)
     if size is not None:
         img = fit(img, _size(size))
+    problem = size_problem(net.name, weights, img.shape[1], img.shape[0])
+    if problem:
+        raise InputError(f"image: {problem}")
     settings = DreamSettings(iterations, step, octaves, octave_scale, jitter)
     out = dream_image(net, to_tensor(img, net.device), objective_fn, settings, torch.Generator().manual_seed(seed))
     return to_uint8(out).cpu().numpy()

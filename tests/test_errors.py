@@ -540,6 +540,11 @@ CASES = [
     Case("size-not-positive", validate(size=[0, 64]), 2, ("size[0]", "32..8192")),
     Case("size-odd", validate(size=[97, 64]), 2, ("size:", "97x64", "even", "yuv420p")),
     Case("size-absurd", validate(size=[100000, 64]), 2, ("size[0]", "100000", "32..8192")),
+    # a frame the deepest layer's features shrink to nothing in (a traceback from conv2d before)
+    Case("size-too-small-for-layer", validate(size=[64, 40]), 2,
+         ("segments[1].layers", "mixed3", "at least 43 pixels", "64x40", "shallower layer")),
+    Case("size-too-small-for-layer-render", lambda c: render_args(c, schedule=c.schedule(size=[96, 64], segments=seg(
+        layers={"mixed8": 1.0}))), 2, ("segments[0].layers", "mixed8", "at least 75 pixels", "96x64")),
     Case("fps-zero", validate(fps=0), 2, ("fps:", "expected a number > 0")),
     Case("fps-negative", validate(fps=-12), 2, ("fps:", "-12")),
     Case("segments-empty", validate_text(lambda c: c.good_text().split("segments:")[0] + "segments: []\n"), 2,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dreamvid.core.errors import InputError
-from dreamvid.engine.catalogue import LAYERS, layer_catalogue
+from dreamvid.engine.catalogue import LAYERS, MIN_SIDE, layer_catalogue
 from dreamvid.engine.model import _TF_BLOCKS, MODELS, load_model, load_scripted_inception, probe_catalogue
 from dreamvid.pixels.images import fit, to_tensor
 
@@ -122,6 +122,25 @@ def test_registry_names():
 def test_static_catalogue_equals_the_network(name):
     """catalogue.LAYERS lets a schedule be validated without torch: it must match the real nets."""
     assert probe_catalogue(load_model(name, random_init=True)) == LAYERS[name]
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_each_layers_smallest_frame_side_is_the_networks(name):
+    """catalogue.MIN_SIDE (validation refuses smaller frames without torch): a frame of that
+    side reaches the layer, one pixel less does not."""
+    net = load_model(name, random_init=True)
+
+    def reaches(layer, side):
+        try:
+            with torch.no_grad():
+                net(torch.rand(1, 3, side, 128), [layer])
+            return True
+        except RuntimeError:
+            return False
+
+    assert set(MIN_SIDE[name]) == set(LAYERS[name])
+    for layer, side in MIN_SIDE[name].items():
+        assert reaches(layer, side) and (side == 1 or not reaches(layer, side - 1)), (layer, side)
 
 
 def test_validating_a_schedule_does_not_import_torch(tmp_path):

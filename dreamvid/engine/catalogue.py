@@ -42,6 +42,42 @@ LAYERS: dict[str, dict[str, int]] = {
 }  # fmt: skip
 MODELS = tuple(LAYERS)
 
+# model -> layer -> the smallest frame side (in pixels, width and height alike) whose features
+# reach that layer: smaller frames shrink to nothing on the way (valid convolutions, stride-2
+# reductions). Octaves below ascent.MIN_OCTAVE_SIDE are skipped, so the frame's own size counts.
+MIN_SIDE: dict[str, dict[str, int]] = {
+    "inception_v3": {
+        "conv2d_0": 3, "conv2d_1": 7, "conv2d_2": 7, "conv2d_3": 11, "conv2d_4": 19, "mixed0": 27, "mixed1": 27,
+        "mixed2": 27, "mixed3": 43, "mixed4": 43, "mixed5": 43, "mixed6": 43, "mixed7": 43, "mixed8": 75,
+        "mixed9": 75, "mixed10": 75,
+    },
+    "googlenet": {
+        "conv1": 1, "conv2": 3, "conv3": 3, "inception3a": 7, "inception3b": 7, "inception4a": 15,
+        "inception4b": 15, "inception4c": 15, "inception4d": 15, "inception4e": 15, "inception5a": 15,
+        "inception5b": 15,
+    },
+    "torchvision_inception_v3": {
+        "Conv2d_1a_3x3": 3, "Conv2d_2a_3x3": 7, "Conv2d_2b_3x3": 7, "Conv2d_3b_1x1": 11, "Conv2d_4a_3x3": 19,
+        "Mixed_5b": 27, "Mixed_5c": 27, "Mixed_5d": 27, "Mixed_6a": 43, "Mixed_6b": 43, "Mixed_6c": 43,
+        "Mixed_6d": 43, "Mixed_6e": 43, "Mixed_7a": 75, "Mixed_7b": 75, "Mixed_7c": 75,
+    },
+    "vgg16": {
+        "conv1_1": 1, "conv1_2": 1, "conv2_1": 2, "conv2_2": 2, "conv3_1": 4, "conv3_2": 4, "conv3_3": 4,
+        "conv4_1": 8, "conv4_2": 8, "conv4_3": 8, "conv5_1": 16, "conv5_2": 16, "conv5_3": 16,
+    },
+}  # fmt: skip
+
+
+def size_problem(model: str, layers, width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` frame cannot be dreamed at ``layers`` (layer keys) of the
+    built-in ``model``, or None."""
+    need = {name: MIN_SIDE.get(model, {}).get(name, 0) for name in (split_layer_key(k)[0] for k in layers)}
+    deepest = max(need, key=need.get, default=None)
+    if deepest is None or min(width, height) >= need[deepest]:
+        return None
+    return (f"layer {deepest} of {model} needs frames of at least {need[deepest]} pixels on each side, but size is "
+            f"{width}x{height}; expected a larger size or a shallower layer")
+
 
 class UnknownModel(InputError):
     """A model name that is not built in."""

@@ -31,7 +31,7 @@ from dreamvid.core import defaults as D
 from dreamvid.core.errors import InputError
 from dreamvid.core.files import resolve_path
 from dreamvid.core.problems import message, one_line, show, translate
-from dreamvid.engine.catalogue import layer_catalogue
+from dreamvid.engine.catalogue import layer_catalogue, size_problem
 from dreamvid.media.audio import AudioSettings
 from dreamvid.media.audio import features as audio_features
 from dreamvid.media.clip import ClipInfo, probe_input
@@ -455,6 +455,9 @@ def parse_schedule(
     except ValidationError as err:
         raise ScheduleError([message(name, loc, text) for loc, text in translate(err, model_at)]) from None
     problems = whole_schedule_problems(spec)
+    if not isinstance(catalogue, Mapping):  # a built-in network: it needs frames large enough for its layers
+        problems += [(("segments", i, "layers"), problem) for i, seg in enumerate(spec.segments)
+                     if (problem := size_problem(spec.model, [key for key, _ in seg.layers], *spec.size))]
     if problems:
         raise ScheduleError([message(name, loc, text) for loc, text in problems])
     clip = None
