@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dreamvid.media import stats as S  # noqa: E402
-from dreamvid.media.encode import iter_frames  # noqa: E402
+from dreamvid.media.read import iter_frames  # noqa: E402
 from dreamvid.pixels.images import noise_image  # noqa: E402
 from dreamvid.rendering.loop import preview, render  # noqa: E402
 from dreamvid.schedule.schedule import parse_schedule  # noqa: E402

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from dreamvid.core import defaults as D  # noqa: E402
 from dreamvid.media import stats as S  # noqa: E402
-from dreamvid.media.encode import iter_frames  # noqa: E402
+from dreamvid.media.read import iter_frames  # noqa: E402
 from dreamvid.rendering.loop import render  # noqa: E402
 from dreamvid.schedule.schedule import parse_schedule  # noqa: E402
 
@@ -259,7 +259,7 @@ def set_run(name: str, config: str, frames: int = SET_FRAMES) -> Path:
     import torch
 
     from dreamvid.core.files import write_atomic
-    from dreamvid.media.encode import VideoWriter
+    from dreamvid.media.write import VideoWriter
     from dreamvid.rendering.loop import frames as rendered_frames
 
     torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))
@@ -378,7 +378,7 @@ def encoder_check(names: list[str], frames: int = SET_SHORT) -> None:
 
     import torch
 
-    from dreamvid.media.encode import VideoWriter
+    from dreamvid.media.write import VideoWriter
     from dreamvid.rendering.loop import frames as rendered_frames
 
     torch.set_num_threads(int(os.environ.get("QUALITY_THREADS", "1")))

@@ -22,7 +22,7 @@ Temporal error = mean |out[n] - warp(out[n-1], true flow)| over pixels visible i
 (0-255 units); change = mean |out[n] - source[n]| (how much the dream shows; on the fade's last
 frame, how much of the old picture is left on top). Then times the
 flow per frame (both directions + occlusion + warp) at 256x144 and 1280x720, a dream frame at
-default-ish settings, and decoding a 720p clip with ``dreamvid.media.clip.ClipReader``.
+default-ish settings, and decoding a 720p clip with ``dreamvid.media.read.ClipReader``.
 
     nice -n 5 python3 bench/video_flow.py                # everything (about 15 min on 2 idle cores; resumes)
     nice -n 5 python3 bench/video_flow.py --quality      # only the steadiness tables
@@ -52,8 +52,8 @@ sys.path.insert(0, str(ROOT))
 from dreamvid.engine.ascent import DreamSettings, dream  # noqa: E402
 from dreamvid.engine.model import load_model  # noqa: E402
 from dreamvid.engine.objectives import weighted  # noqa: E402
-from dreamvid.media.clip import ClipReader, probe_clip  # noqa: E402
-from dreamvid.media.encode import VideoWriter  # noqa: E402
+from dreamvid.media.read import ClipReader, probe_clip, read_frames  # noqa: E402
+from dreamvid.media.write import VideoWriter  # noqa: E402
 from dreamvid.pixels import flow as FL  # noqa: E402
 from dreamvid.pixels.images import fit, to_tensor  # noqa: E402
 
@@ -268,7 +268,7 @@ def rendered(net, results: dict, save, settings: str) -> dict:
             for photo in QUALITY_PHOTOS:
                 frames, flows = make(photo)
                 clip = write_clip(Path(tmp) / f"{kind}-{photo}.mp4", frames)
-                decoded = [f.astype(np.float32) / 255 for f in dreamvid.media.encode.read_frames(clip)]
+                decoded = [f.astype(np.float32) / 255 for f in read_frames(clip)]
                 for label, keys in RENDER_VARIANTS.items():
                     key = f"{settings}/{kind}/{photo}/{label}"
                     if key in results:

@@ -104,7 +104,7 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         read_image(s.input_path, video_too=True)  # it must decode, not just exist (a clip was decoded when the schedule was read)
     check_images(s)  # the guides and the mask too
     if s.audio_path is not None:
-        from dreamvid.media.encode import probe_audio
+        from dreamvid.media.audio import probe_audio
 
         probe_audio(s.audio_path)  # ffmpeg must decode it: found now, not at the final join
     if callback is None:

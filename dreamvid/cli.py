@@ -228,7 +228,7 @@ def cmd_schema(args) -> int:
 
 def cmd_stats(args) -> int:
     from dreamvid.media import stats
-    from dreamvid.media.encode import iter_frames
+    from dreamvid.media.read import iter_frames
 
     data = stats.video_stats(iter_frames(args.video))
     print(f"{args.video}: {len(data['frame'])} frames")

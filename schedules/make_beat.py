@@ -78,7 +78,7 @@ def write(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
             f.setframerate(rate)
             f.writeframes(pcm.tobytes())
     else:
-        from dreamvid.media.encode import ffmpeg_exe
+        from dreamvid.media.ffmpeg import ffmpeg_exe
 
         cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-f", "s16le", "-ar", str(rate), "-ac", "1",
                "-i", "pipe:0", "-map_metadata", "-1", "-fflags", "+bitexact", "-flags", "+bitexact", str(tmp)]

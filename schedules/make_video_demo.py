@@ -28,7 +28,8 @@ import skimage.data
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid.media.encode import VideoWriter, ffmpeg_exe  # noqa: E402
+from dreamvid.media.ffmpeg import ffmpeg_exe  # noqa: E402
+from dreamvid.media.write import VideoWriter  # noqa: E402
 
 MAX_BYTES = 2 * 1024 * 1024  # the repository ships the clip only below this
 

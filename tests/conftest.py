@@ -83,7 +83,8 @@ def _forget_fitted_tiles():
 def pan_clip(path, frames=8, size=(96, 64), speed=3, fps=12, sound=False, photo="coffee"):
     """A clip made here: a photo panned right ``speed`` px per frame (its content moves right),
     HxWx3 uint8 frames encoded nearly losslessly; returns its path. ``sound``: a 440 Hz tone."""
-    from dreamvid.media.encode import VideoWriter, ffmpeg_exe
+    from dreamvid.media.ffmpeg import ffmpeg_exe
+    from dreamvid.media.write import VideoWriter
 
     w, h = size
     img = getattr(skimage.data, photo)().astype(np.float32) / 255

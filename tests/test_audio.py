@@ -17,7 +17,7 @@ import yaml
 from dreamvid.core.errors import InputError
 from dreamvid.media import audio
 from dreamvid.media.audio import FEATURES, AudioSettings, analyse, beat_times, features
-from dreamvid.media.encode import ffmpeg_exe
+from dreamvid.media.ffmpeg import ffmpeg_exe
 from tests.procs import ffmpeg_children
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_settings_are_checked_with_one_line_each():
 
 
 def _video_without_audio(path: Path) -> Path:
-    from dreamvid.media.encode import VideoWriter
+    from dreamvid.media.write import VideoWriter
 
     with VideoWriter(path, (32, 32), 10, codec="libx264") as writer:
         for _ in range(3):

@@ -22,7 +22,7 @@ from dreamvid.batch import run as batch
 from dreamvid.batch.jobs import done_marker, fingerprint, is_finished, load_job
 from dreamvid.batch.pool import local_plan
 from dreamvid.core.errors import InputError
-from dreamvid.media.encode import read_frames
+from dreamvid.media.read import read_frames
 from dreamvid.rendering.loop import render
 from dreamvid.rendering.workdir import work_dir
 from dreamvid.schedule.schedule import load_schedule

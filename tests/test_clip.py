@@ -1,4 +1,4 @@
-"""dreamvid.media.clip: probing a video input and streaming its frames, fitted, from any frame."""
+"""dreamvid.media.read: probing a video input and streaming its frames, fitted, from any frame."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 import skimage.data
 
 from dreamvid.core.errors import DreamvidError, InputError
-from dreamvid.media.clip import ClipReader, is_clip, probe_clip
-from dreamvid.media.encode import VideoWriter, ffmpeg_exe
+from dreamvid.media.ffmpeg import ffmpeg_exe
+from dreamvid.media.read import ClipReader, is_clip, probe_clip
+from dreamvid.media.write import VideoWriter
 from dreamvid.pixels.images import fit
 from tests.procs import ffmpeg_children
 

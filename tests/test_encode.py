@@ -1,4 +1,5 @@
-"""dreamvid.media.encode: streaming frames into ffmpeg, atomic output, joining, probing."""
+"""dreamvid.media.write (streaming frames into ffmpeg, atomic output, joining), read back with
+dreamvid.media.read; dreamvid.media.ffmpeg (how every ffmpeg starts)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 from dreamvid.core.errors import DreamvidError
-from dreamvid.media.encode import VideoWriter, ffmpeg_exe, join_videos, probe_codec, probe_video, read_frames
+from dreamvid.media.ffmpeg import ffmpeg_exe
+from dreamvid.media.read import probe_video, read_frames
+from dreamvid.media.write import VideoWriter, join_videos, probe_codec
 from tests.procs import ffmpeg_children
 
 pytestmark = pytest.mark.timeout(60)
@@ -219,7 +222,7 @@ def test_join_and_probe_errors(tmp_path):
 def test_ffmpeg_starts_in_its_own_session_without_preexec_fn(tmp_path, monkeypatch):
     """Python code between fork and exec (``preexec_fn``) can deadlock a process with threads
     and forbids vfork; every ffmpeg is started without it, in a session of its own."""
-    import dreamvid.media.encode as encode
+    from dreamvid.media import ffmpeg
 
     calls, real = [], subprocess.Popen
 
@@ -227,7 +230,7 @@ def test_ffmpeg_starts_in_its_own_session_without_preexec_fn(tmp_path, monkeypat
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(encode.subprocess, "Popen", popen)
+    monkeypatch.setattr(ffmpeg.subprocess, "Popen", popen)
     out = write_video(tmp_path / "v.mp4", frames(3), codec="libx264")
     join_videos([out], tmp_path / "joined.mp4")
     assert probe_video(tmp_path / "joined.mp4")["frames"] == 3
@@ -238,7 +241,7 @@ def test_ffmpeg_starts_in_its_own_session_without_preexec_fn(tmp_path, monkeypat
 WRITER_THEN_SLEEP = """
 import sys, time
 import numpy as np
-from dreamvid.media.encode import VideoWriter
+from dreamvid.media.write import VideoWriter
 w = VideoWriter(sys.argv[1], (64, 48), 24, codec="libx264")
 w.write(np.zeros((48, 64, 3), np.uint8))
 print("writing", flush=True)

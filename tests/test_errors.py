@@ -37,8 +37,9 @@ import skimage.data
 import torch
 
 from dreamvid import api, cli
-from dreamvid.media import encode
-from dreamvid.media.encode import ffmpeg_exe, probe_video
+from dreamvid.media import write
+from dreamvid.media.ffmpeg import ffmpeg_exe
+from dreamvid.media.read import probe_video
 from dreamvid.pixels.images import fit, read_image
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import loop as render_mod
@@ -317,7 +318,7 @@ def use_ffmpeg(c: Ctx, exe: Path) -> None:
     """IMAGEIO_FFMPEG_EXE for this case, with a fresh encoder list (probe_codec caches it)."""
     c.cached_model()
     c.monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(exe))
-    c.monkeypatch.setattr(encode, "_encoders", functools.cache(encode._encoders.__wrapped__))
+    c.monkeypatch.setattr(write, "_encoders", functools.cache(write._encoders.__wrapped__))
 
 
 def cuda_absent(device: str):

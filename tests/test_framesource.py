@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamvid.media.encode import probe_video, read_frames
+from dreamvid.media.read import probe_video, read_frames
 from dreamvid.pixels.images import to_uint8
 from dreamvid.rendering import loop as render_module
 from dreamvid.rendering.framesource import FrameSource

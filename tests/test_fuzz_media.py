@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 
 from dreamvid import api
 from dreamvid.core.errors import DreamvidError
-from dreamvid.media.audio import features
-from dreamvid.media.clip import ClipReader, probe_clip
-from dreamvid.media.encode import ffmpeg_exe, probe_audio, read_frames
+from dreamvid.media.audio import features, probe_audio
+from dreamvid.media.ffmpeg import ffmpeg_exe
+from dreamvid.media.read import ClipReader, probe_clip, read_frames
 from dreamvid.pixels.images import read_image
 from dreamvid.rendering import checkpoint as ckpt
 from tests.fuzzing import (

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from dreamvid import api
 from dreamvid.batch.jobs import JOB_KEYS, load_job
-from dreamvid.media.encode import ffmpeg_exe
+from dreamvid.media.ffmpeg import ffmpeg_exe
 from dreamvid.schedule.expressions import (
     Expression,
     ExpressionError,

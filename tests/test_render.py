@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamvid.engine.model import load_model
-from dreamvid.media.encode import probe_video, read_frames
+from dreamvid.media.read import probe_video, read_frames
 from dreamvid.pixels.camera import move
 from dreamvid.pixels.images import fit, read_image, to_tensor
 from dreamvid.rendering.loop import Dreamer, render

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dreamvid.media.encode import read_frames
+from dreamvid.media.read import read_frames
 from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children
 

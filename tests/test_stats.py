@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dreamvid.media import stats as S
-from dreamvid.media.encode import iter_frames
+from dreamvid.media.read import iter_frames
 from tests.conftest import run_cli
 
 W, H = 40, 30

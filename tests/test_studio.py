@@ -26,7 +26,7 @@ import httpx  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import dreamvid  # noqa: E402
-from dreamvid.media.encode import read_frames  # noqa: E402
+from dreamvid.media.read import read_frames  # noqa: E402
 from dreamvid.studio.app import Studio, create_app  # noqa: E402
 from dreamvid.studio.checks import key_lines  # noqa: E402
 from dreamvid.studio.previews import Cancelled, Previewer  # noqa: E402

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamvid.media.encode import read_frames
+from dreamvid.media.read import read_frames
 from tests.conftest import run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stopped-render-0.1.0"

@@ -11,8 +11,7 @@ import pytest
 
 import dreamvid
 from dreamvid import cli
-from dreamvid.media.clip import ClipReader, probe_clip
-from dreamvid.media.encode import read_frames
+from dreamvid.media.read import ClipReader, probe_clip
 from dreamvid.rendering import loop as render_mod
 from dreamvid.schedule.schedule import load_schedule, parse_schedule
 from tests.conftest import pan_clip, run_cli, write_video_schedule

@@ -18,6 +18,9 @@ values in 0..1 (the audio variables of :mod:`dreamvid.schedule.expressions`):
   weaker peak closer than that to a stronger one is dropped). No tempo grid is fitted: an
   off-grid hit is a beat too.
 
+The sound itself comes from ffmpeg: :func:`decode` (samples), :func:`probe_audio` (run before a
+render, so that a soundtrack ffmpeg cannot decode fails in seconds, not at the final join).
+
 How (defaults in :class:`AudioSettings` and the constants below, the one place they are set):
 
 1. ffmpeg (the bundled binary) decodes the first audio stream, downmixed to mono at 22 050 Hz
@@ -59,9 +62,9 @@ import numpy as np
 
 from dreamvid.core.errors import DreamvidError, InputError
 from dreamvid.core.problems import finite_float, show
-from dreamvid.media.encode import _audio_input_error, _run_ffmpeg
+from dreamvid.media import ffmpeg
 
-__all__ = ["FEATURES", "SAMPLE_RATE", "AudioSettings", "analyse", "beat_times", "decode", "features"]
+__all__ = ["FEATURES", "SAMPLE_RATE", "AudioSettings", "analyse", "beat_times", "decode", "features", "probe_audio"]
 
 FEATURES = ("rms", "bass", "mid", "treble", "onset", "beat")
 SAMPLE_RATE = 22_050  # Hz: bands up to 11 kHz, half the work of 44.1 kHz
@@ -143,15 +146,43 @@ def decode(path: str | Path, *, seconds: float | None = None, rate: int = SAMPLE
         what = "is a folder" if path.is_dir() else "audio file not found"
         raise InputError(f"{path}: {what}; expected an audio file (WAV, MP3, AAC, FLAC ...)")
     limit = ["-t", f"{seconds:.6f}"] if seconds is not None else []
-    try:  # _run_ffmpeg: output through a pipe, ffmpeg killed if we are interrupted
-        proc = _run_ffmpeg(["-i", str(path), "-map", "0:a:0", *limit, "-ac", "1", "-ar", str(rate),
-                            "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"], f"reading audio {path}")
+    try:  # ffmpeg.run: output through a pipe, ffmpeg killed if we are interrupted
+        proc = ffmpeg.run(["-v", "error", "-i", str(path), "-map", "0:a:0", *limit, "-ac", "1", "-ar", str(rate),
+                           "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1"], f"reading audio {path}")
     except DreamvidError as err:
-        raise _audio_input_error(path, err) from None
+        raise _input_error(path, err) from None
     samples = np.frombuffer(proc.stdout, dtype="<f4")
     if samples.size == 0 and (seconds is None or seconds > 0):
         raise InputError(f"{path}: the audio stream has no samples; expected an audio file with sound")
     return samples.astype(np.float32)
+
+
+def probe_audio(path: Path | str) -> None:
+    """Decode the start of ``path``'s first audio stream; InputError if ffmpeg cannot.
+
+    Run before rendering, so that a bad soundtrack fails in seconds, not at the final join
+    (where :func:`dreamvid.media.write.join_videos` muxes it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: audio file not found; expected an audio file (WAV, MP3, AAC, FLAC ...)")
+    try:
+        ffmpeg.run(["-v", "error", "-i", str(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-"],
+                   f"reading audio {path}")
+    except DreamvidError as err:
+        raise _input_error(path, err) from None
+
+
+def _input_error(path: Path, err: DreamvidError) -> DreamvidError:
+    """ffmpeg's failure to read ``path``'s audio as a one-line InputError naming the file; ``err``
+    itself when ffmpeg could not run at all (not the audio file's fault)."""
+    if isinstance(err, InputError) or "ffmpeg failed" not in str(err):
+        return err
+    reason = str(err).split("): ", 1)[-1]
+    if "matches no streams" in reason:
+        reason = "it has no audio stream"
+    return InputError(f"{path}: not a readable audio file ({reason}); expected an audio file ffmpeg can "
+                      "decode (WAV, MP3, AAC, FLAC ...)")
 
 
 def features(path: str | Path, fps: float, frames: int, settings: AudioSettings = AudioSettings()

@@ -11,7 +11,7 @@ frame n+1, after frame n was written and checkpointed, as without look-ahead. A 
 dreamed ahead of a stop request is dropped.
 
 On the CPU there is nothing to overlap (the copy is a view) and no look-ahead: ``get`` is
-the plain call. Encoding already overlaps dreaming there: :class:`~dreamvid.media.encode.VideoWriter`
+the plain call. Encoding already overlaps dreaming there: :class:`~dreamvid.media.write.VideoWriter`
 encodes in a thread (the loop waited on it 0.2-1.5 % of a frame, docs/performance.md).
 """
 

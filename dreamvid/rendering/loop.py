@@ -23,7 +23,8 @@ from dreamvid.engine.ascent import DreamSettings, dream_frame, fallback, speed_s
 from dreamvid.engine.model import FeatureNet, pick_device, shared_model, weights_digest
 from dreamvid.engine.objectives import guide_features, guided, weighted
 from dreamvid.engine.precision import choose as choose_precision
-from dreamvid.media.encode import VideoWriter, join_videos, output_problem, probe_audio, probe_codec
+from dreamvid.media.audio import probe_audio
+from dreamvid.media.write import VideoWriter, join_videos, output_problem, probe_codec
 from dreamvid.pixels import colour
 from dreamvid.pixels.camera import affine_theta, move
 from dreamvid.pixels.flow import Start

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from dreamvid.media.clip import ClipInfo, ClipReader
+from dreamvid.media.read import ClipInfo, ClipReader
 from dreamvid.pixels import flow as F
 from dreamvid.pixels.images import to_tensor
 from dreamvid.schedule.schedule import FrameParams, Schedule

@@ -34,7 +34,7 @@ from dreamvid.core.problems import message, one_line, show, translate
 from dreamvid.engine.catalogue import layer_catalogue, size_problem
 from dreamvid.media.audio import AudioSettings
 from dreamvid.media.audio import features as audio_features
-from dreamvid.media.clip import ClipInfo, probe_input
+from dreamvid.media.read import ClipInfo, probe_input
 from dreamvid.schedule.expressions import AUDIO_VARIABLES, frame_variables
 from dreamvid.schedule.keyframes import Keyframes, parse_keyframes, round_half_up
 from dreamvid.schedule.spec import (

@@ -518,7 +518,7 @@ def file_problem(path: Path) -> str | None:
 def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
     """The output must be a video file name whose folders can be created (the renderer
     creates them), and not the input image: found now, not after hours of rendering."""
-    from dreamvid.media.encode import VIDEO_SUFFIXES, output_problem
+    from dreamvid.media.write import VIDEO_SUFFIXES, output_problem
 
     if not ctx.get("check_files"):
         if Path(value).suffix.lower() not in VIDEO_SUFFIXES:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from dreamvid.engine.ascent import DreamSettings, octave_sizes
 from dreamvid.engine.objectives import Objective
+from dreamvid.media import ffmpeg
 
 
 def step(net, x: torch.Tensor, objective: Objective, step_size: float) -> tuple[torch.Tensor, float]:
@@ -72,13 +73,15 @@ def zoom(image: torch.Tensor, zoom: float, rotate: float = 0.0, translate=(0.0, 
     return torch.from_numpy(out).permute(2, 0, 1)[None].clamp(0.0, 1.0).to(image.device)
 
 
-def encoder(ffmpeg: str, path, size: tuple[int, int], fps: float, crf: int, preset: str) -> subprocess.Popen:
-    """ffmpeg reading raw RGB frames on stdin (libx264, as the bench's dreamvid path uses)."""
+def encoder(path, size: tuple[int, int], fps: float, crf: int, preset: str) -> subprocess.Popen:
+    """ffmpeg reading raw RGB frames on stdin (libx264, as the bench's dreamvid path uses); end it
+    with :func:`dreamvid.media.ffmpeg.stop`."""
     w, h = size
-    cmd = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
-           "-i", "pipe:0", "-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p",
-           str(path)]  # fmt: skip
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
+            "-i", "pipe:0", "-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p",
+            str(path)]  # fmt: skip
+    return ffmpeg.start(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        what=f"for {path}")
 
 
 def to_rgb8(image: torch.Tensor) -> np.ndarray:

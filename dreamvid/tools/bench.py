@@ -7,7 +7,7 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
 - ``baseline``: :mod:`dreamvid.tools.baseline`, fp32 NCHW eager, the full network each step,
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
 - ``dreamvid``: :class:`dreamvid.rendering.loop.Dreamer` ``.next_frame`` and
-  :class:`dreamvid.media.encode.VideoWriter`, as :func:`dreamvid.rendering.loop.render` uses them (colour
+  :class:`dreamvid.media.write.VideoWriter`, as :func:`dreamvid.rendering.loop.render` uses them (colour
   control off, as the baseline has none), in the precision ``precision`` resolves to
   (:mod:`dreamvid.engine.precision`).
 
@@ -38,7 +38,8 @@ from dreamvid.engine.model import load_model, pick_device
 from dreamvid.engine.objectives import weighted
 from dreamvid.engine.precision import choose as choose_precision
 from dreamvid.engine.precision import cpu_features
-from dreamvid.media.encode import VideoWriter, ffmpeg_exe
+from dreamvid.media import ffmpeg
+from dreamvid.media.write import VideoWriter
 from dreamvid.pixels.images import to_uint8
 from dreamvid.schedule.schedule import parse_schedule
 from dreamvid.schedule.spec import DefaultsSpec
@@ -217,7 +218,7 @@ def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.devic
     torch.backends.cudnn.benchmark = False  # the Dreamer turned it on; the plain loop does not know it
     w, h = schedule.size
     out = schedule.output_path.with_name("baseline.mp4")
-    proc = _baseline.encoder(ffmpeg_exe(), out, (w, h), schedule.fps, schedule.encoder.crf, schedule.encoder.preset)
+    proc = _baseline.encoder(out, (w, h), schedule.fps, schedule.encoder.crf, schedule.encoder.preset)
     state = {"frame": first.to(device).contiguous()}
 
     def render_one(n):
@@ -238,9 +239,7 @@ def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.devic
     try:
         result = _time_loop(frames, device, render_one, finish)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        ffmpeg.stop(proc)  # waited for already after finish(); ended (terminate, then kill) if the loop failed
     result["frame_shape"] = list(state["frame"].shape)
     p = schedule.params(1)
     shapes = octave_sizes(h, w, p.octaves, p.octave_scale)

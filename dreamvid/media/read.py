@@ -1,4 +1,5 @@
-"""Video input: probe a clip, then stream its frames out of ffmpeg, fitted to the render size.
+"""Reading video: a render's input clip, probed and streamed fitted to the render size; and any
+video read back as it was encoded (:func:`iter_frames`, :func:`read_frames`, :func:`probe_video`).
 
     info = probe_clip("dancer.mov")           # frames, size, exact fps, audio, variable rate
     with ClipReader(info, (1280, 720), start=k) as frames:
@@ -39,9 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from dreamvid.core.errors import DreamvidError, InputError
-from dreamvid.media.encode import _TERMINATE_WAIT_S, _exit_reason, _popen_kwargs, _reason, ffmpeg_exe
+from dreamvid.media import ffmpeg
 
-__all__ = ["ClipInfo", "ClipReader", "is_clip", "probe_clip", "probe_input"]
+__all__ = ["ClipInfo", "ClipReader", "is_clip", "iter_frames", "probe_clip", "probe_input", "probe_video",
+           "read_frames"]
 
 EXPECTED = "expected a video file ffmpeg can decode (MP4, MOV, MKV, WebM, AVI, GIF ...)"
 # ffmpeg demuxers that open single images: "png_pipe", "jpeg_pipe", ..., "image2"
@@ -82,12 +84,8 @@ class ClipInfo:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args]
-    try:
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_kwargs())
-    except OSError as err:
-        raise DreamvidError(f"{cmd[0]}: cannot run ffmpeg ({err.strerror or err}); expected an ffmpeg "
-                            "binary: fix or unset IMAGEIO_FFMPEG_EXE") from None
+    """ffmpeg to completion, its exit status unchecked: its report says what it found."""
+    return ffmpeg.run(["-nostats", *args], check=False)
 
 
 def _check_file(path: Path) -> None:
@@ -170,7 +168,7 @@ def probe_clip(path: str | Path) -> ClipInfo:
     fmt, video, audio = _header(err)
     problems = _problems(err)
     if fmt is None:
-        why = _reason(problems, "ffmpeg does not recognise the format")
+        why = ffmpeg.reason(problems, "ffmpeg does not recognise the format")
         raise InputError(f"{path}: not a video ({why}); {EXPECTED}")
     if not video:
         what = "an audio file" if audio else "a file with no video stream"
@@ -178,7 +176,7 @@ def probe_clip(path: str | Path) -> ClipInfo:
     if _IMAGE_DEMUXER.match(fmt):
         raise InputError(f"{path}: a still image ({fmt}), not a video; {EXPECTED}")
     if not rows or not dims or not tb:
-        why = f" ({_reason(problems)})" if problems else ""
+        why = f" ({ffmpeg.reason(problems)})" if problems else ""
         raise InputError(f"{path}: the video has no frames that can be decoded{why}; {EXPECTED}")
     width, height = map(int, dims.split("x"))
     steps = {b[0] - a[0] for a, b in zip(rows, rows[1:])}
@@ -192,7 +190,7 @@ def probe_clip(path: str | Path) -> ClipInfo:
         problems = problems or _problems(err2)
     return ClipInfo(path=path, frames=frames, width=width, height=height, fps=fps, has_audio=audio,
                     variable_rate=variable, source_frames=len(rows), format=fmt,
-                    warning=_reason(problems) if problems else None)
+                    warning=ffmpeg.reason(problems) if problems else None)
 
 
 _PROBED: dict[tuple, ClipInfo | None] = {}  # (path, size, mtime) -> probe_input's answer
@@ -241,16 +239,16 @@ class ClipReader:
             return  # nothing left to read: no ffmpeg at all
         filters = ([f"fps={self.info.fps}"] if self.info.variable_rate else []) + (
             [f"trim=start_frame={start}"] if start else [])
-        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-i", str(self.info.path),
-               "-map", "0:v:0", *(["-vf", ",".join(filters)] if filters else []), "-fps_mode", "passthrough",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        args = ["-nostdin", "-nostats", "-v", "error", "-i", str(self.info.path),
+                "-map", "0:v:0", *(["-vf", ",".join(filters)] if filters else []), "-fps_mode", "passthrough",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
         self._stderr = tempfile.TemporaryFile()  # read back only on failure; nobody has to drain it
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=self._stderr, **_popen_kwargs())
-        except OSError as err:
+            self._proc = ffmpeg.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
+                                      what=f"to read {self.info.path}")
+        except DreamvidError:
             self._stderr.close()
-            raise DreamvidError(f"cannot start ffmpeg to read {self.info.path}: {err}") from None
+            raise
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self
@@ -277,10 +275,10 @@ class ClipReader:
     def _broke_off(self):
         k, n, path = self.position, self.info.frames, self.info.path
         try:
-            rc = self._proc.wait(timeout=_TERMINATE_WAIT_S)
+            rc = self._proc.wait(timeout=ffmpeg.TERMINATE_WAIT_S)
             self._stderr.seek(0)
-            why = _reason(self._stderr.read(4000), "the stream ended early")
-            why = why if rc == 0 else f"ffmpeg {_exit_reason(rc)}: {why}"
+            why = ffmpeg.reason(self._stderr.read(4000), "the stream ended early")
+            why = why if rc == 0 else f"ffmpeg {ffmpeg.exit_reason(rc)}: {why}"
         except subprocess.TimeoutExpired:
             why = "ffmpeg stopped sending frames"
         self.close()
@@ -292,21 +290,7 @@ class ClipReader:
         proc, self._proc = self._proc, None
         try:
             if proc is not None:
-                if proc.poll() is None:
-                    proc.terminate()
-                try:
-                    proc.stdout.close()
-                except OSError:
-                    pass
-                try:
-                    proc.wait(timeout=_TERMINATE_WAIT_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        except BaseException:  # noqa: BLE001 - e.g. a second Ctrl-C: kill, never leave it running
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            raise
+                ffmpeg.stop(proc)  # killed if a second Ctrl-C interrupts it, never left running
         finally:
             if self._stderr is not None:
                 self._stderr.close()
@@ -321,3 +305,57 @@ class ClipReader:
     def __del__(self):  # last resort: a reader dropped without close()
         if getattr(self, "_proc", None) is not None:
             self.close()
+
+
+# --- reading a video back ----------------------------------------------------------
+
+
+def iter_frames(path) -> Iterator[np.ndarray]:
+    """Decode ``path`` frame by frame (HxWx3 uint8 RGB views), without holding the whole video."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: video not found; expected a video file")
+    gen = ffmpeg.rgb_frames(path)
+    try:
+        w, h = next(gen)["size"]
+        for buf in gen:
+            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    except (OSError, RuntimeError, StopIteration) as err:
+        probe_video(path)  # raises with ffmpeg's reason if the file is not a readable video
+        raise DreamvidError(f"cannot decode {path}: {ffmpeg.reason(str(err), 'not a readable video')}") from None
+    finally:
+        gen.close()
+
+
+def read_frames(path) -> list[np.ndarray]:
+    """Every frame of ``path`` as an HxWx3 uint8 RGB array (for tests and tools)."""
+    return [f.copy() for f in iter_frames(path)]
+
+
+def probe_video(path) -> dict:
+    """``{"frames": n, "size": (w, h), "fps": f}`` of the first video stream.
+
+    Frames are counted exactly by decoding them all (one ffmpeg pass); size and fps
+    come from the stream header that the same pass prints.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DreamvidError(f"video not found: {path}")
+    # level+info: header lines to parse, and "[error]" tags to find the problem among warnings
+    proc = ffmpeg.run(["-nostats", "-v", "level+info", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+                       "-f", "null", "-progress", "pipe:1", "-"], check=False)
+    err = proc.stderr.decode(errors="replace")
+    problems = "\n".join(ln for ln in err.splitlines() if "[error]" in ln or "[fatal]" in ln)
+    stream = next((ln for ln in err.splitlines() if "Stream #" in ln and "Video:" in ln), None)
+    frames = re.findall(r"^frame=(\d+)\s*$", proc.stdout.decode(errors="replace"), re.M)
+    if stream is None and "Input #" in err:
+        raise DreamvidError(f"{path} has no video stream")
+    if proc.returncode != 0 or stream is None or not frames:
+        raise DreamvidError(f"cannot read video {path}: {ffmpeg.reason(problems, 'ffmpeg gave no reason')}")
+    size = re.search(r", (\d+)x(\d+)[ ,\[]", stream)
+    rate = re.search(r"([\d.]+) fps", stream) or re.search(r"([\d.]+) tbr", stream)
+    return {
+        "frames": int(frames[-1]),
+        "size": (int(size[1]), int(size[2])) if size else (0, 0),
+        "fps": float(rate[1]) if rate else 0.0,
+    }

@@ -1,4 +1,4 @@
-"""Video output: stream RGB frames into ffmpeg, join parts, read videos back.
+"""Writing video: stream RGB frames into ffmpeg, join the parts of a render, add its sound.
 
 ``VideoWriter`` starts one ffmpeg process (the binary bundled with imageio-ffmpeg)
 that reads raw RGB frames on stdin. ``write()`` copies the frame into a bounded
@@ -13,7 +13,7 @@ Guarantees:
 * no ffmpeg outlives the writer: ``close()`` waits for it, ``abort()`` (also run by
   ``__exit__`` on any exception, KeyboardInterrupt included) terminates, then kills
   it; if Python itself is SIGKILLed, ffmpeg reads end-of-file on its stdin and exits
-  (see ``_popen_kwargs``);
+  (see :mod:`dreamvid.media.ffmpeg`);
 * every ffmpeg failure becomes a one-line ``DreamvidError``.
 
 Audio is muxed in a second, cheap pass (video stream copied, audio encoded to AAC,
@@ -26,32 +26,20 @@ from __future__ import annotations
 import functools
 import os
 import queue
-import re
 import secrets
-import shutil
-import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from dreamvid.core.errors import DreamvidError, InputError
+from dreamvid.core.errors import DreamvidError
+from dreamvid.core.files import fsync_folder
+from dreamvid.media import ffmpeg
 
-__all__ = [
-    "VideoWriter",
-    "ffmpeg_exe",
-    "join_videos",
-    "output_problem",
-    "probe_audio",
-    "probe_codec",
-    "probe_video",
-    "iter_frames",
-    "read_frames",
-]
+__all__ = ["VIDEO_SUFFIXES", "VideoWriter", "join_videos", "output_problem", "probe_codec"]
 
 _FALLBACK_CODEC = "libx264"
 _NVENC_PRESETS = {  # x264 preset names -> NVENC p1 (fastest) .. p7 (best)
@@ -59,60 +47,8 @@ _NVENC_PRESETS = {  # x264 preset names -> NVENC p1 (fastest) .. p7 (best)
     "medium": "p4", "slow": "p5", "slower": "p6", "veryslow": "p7", "placebo": "p7",
 }
 _MP4_LIKE = {".mp4", ".m4v", ".mov"}
-_TERMINATE_WAIT_S = 3.0
 
-# --- subprocess plumbing -------------------------------------------------------
-
-
-def _popen_kwargs() -> dict:
-    """Popen options shared by every ffmpeg we start.
-
-    ``start_new_session``: a Ctrl-C in the terminal reaches Python only; Python then decides
-    (abort kills ffmpeg, close lets it finish). Otherwise ffmpeg would quit on SIGINT by
-    itself and leave a half-written file behind our back.
-
-    No ``preexec_fn``: Python code between fork and exec can deadlock in a process with
-    threads (the writer threads, torch's), and it rules out ``vfork``, so every part would
-    fork a copy of a process holding gigabytes. An encoder still dies with its parent: we
-    hold the only write end of its stdin, so when Python dies, however it dies, the kernel
-    closes the pipe and ffmpeg reads end-of-file, finishes the (temp) file and exits. The
-    other ffmpeg runs (probe, join) read no stdin and end with their short job.
-    """
-    return {"start_new_session": True}
-
-
-def _reason(text: str | bytes, default: str = "no error message") -> str:
-    """The cause from ffmpeg's stderr: its first message (what follows is the fallout),
-    without the ``[libx264 @ 0x55...]`` prefixes."""
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    for line in text.splitlines():
-        line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip())
-        if line:
-            return line
-    return default
-
-
-def _exit_reason(rc: int) -> str:
-    if rc < 0:
-        try:
-            return f"killed by {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"killed by signal {-rc}"
-    return f"exit status {rc}"
-
-
-def _run_ffmpeg(args: list[str], what: str) -> subprocess.CompletedProcess:
-    """Run ffmpeg to completion (killed if we are interrupted); DreamvidError on failure."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *args]
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_kwargs())
-    except OSError as err:  # e.g. IMAGEIO_FFMPEG_EXE names a file that is not a program
-        raise DreamvidError(f"{cmd[0]}: cannot run ffmpeg {what} ({err.strerror or err}); expected an "
-                            "ffmpeg binary: fix or unset IMAGEIO_FFMPEG_EXE") from None
-    if proc.returncode != 0:
-        raise DreamvidError(f"ffmpeg failed {what} ({_exit_reason(proc.returncode)}): {_reason(proc.stderr)}")
-    return proc
+# --- files and arguments ---------------------------------------------------------
 
 
 def _temp_path(path: Path) -> Path:
@@ -135,14 +71,7 @@ def _publish(tmp: Path, path: Path) -> Path:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
-        pass
+    fsync_folder(path.parent)
     return path
 
 
@@ -183,38 +112,13 @@ def output_problem(path: Path | str) -> str | None:
     return None
 
 
-def probe_audio(path: Path | str) -> None:
-    """Decode the start of ``path``'s first audio stream; InputError if ffmpeg cannot.
-
-    Run before rendering, so that a bad audio file fails in seconds, not at the final join.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: audio file not found; expected an audio file (WAV, MP3, AAC, FLAC ...)")
-    try:
-        _run_ffmpeg(["-i", str(path), "-map", "0:a:0", "-t", "1", "-f", "null", "-"], f"reading audio {path}")
-    except DreamvidError as err:
-        raise _audio_input_error(path, err) from None
-
-
-def _audio_input_error(path: Path, err: DreamvidError) -> DreamvidError:
-    """ffmpeg's failure to read ``path``'s audio as a one-line InputError naming the file; ``err``
-    itself when ffmpeg could not run at all (not the audio file's fault)."""
-    if isinstance(err, InputError) or "ffmpeg failed" not in str(err):
-        return err
-    reason = str(err).split("): ", 1)[-1]
-    if "matches no streams" in reason:
-        reason = "it has no audio stream"
-    return InputError(f"{path}: not a readable audio file ({reason}); expected an audio file ffmpeg can "
-                      "decode (WAV, MP3, AAC, FLAC ...)")
-
-
 def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str, video_filters=()) -> Path:
     """Copy the video of ``video_args`` (+ optional audio) into ``out``, atomically."""
     extra = _audio_args(audio) if audio is not None else ["-map", "0:v:0"]
     tmp = _temp_path(out)
     try:
-        _run_ffmpeg(["-y", *video_args, *extra, "-c:v", "copy", *video_filters, *_container_args(out), str(tmp)], what)
+        ffmpeg.run(["-v", "error", "-y", *video_args, *extra, "-c:v", "copy", *video_filters, *_container_args(out),
+                    str(tmp)], what)
         return _publish(tmp, out)
     finally:
         _unlink(tmp)
@@ -223,32 +127,9 @@ def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str, 
 # --- codecs --------------------------------------------------------------------
 
 
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg, or the one IMAGEIO_FFMPEG_EXE names
-    (honoured as imageio-ffmpeg does, even where imageio-ffmpeg is not installed)."""
-    try:
-        exe = os.environ.get("IMAGEIO_FFMPEG_EXE")
-        if not exe:
-            import imageio_ffmpeg
-
-            exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception as err:  # ImportError, RuntimeError (binary missing)
-        raise DreamvidError(
-            f"ffmpeg not found ({err}); reinstall it with: pip install --force-reinstall imageio-ffmpeg"
-        ) from None
-    # imageio-ffmpeg trusts IMAGEIO_FFMPEG_EXE blindly; a wrong one would only fail later, as
-    # a bare "No such file" from Popen. Check it here, with the variable named.
-    found = shutil.which(exe)
-    if found is None:
-        source = "IMAGEIO_FFMPEG_EXE" if os.environ.get("IMAGEIO_FFMPEG_EXE") else "imageio-ffmpeg"
-        raise DreamvidError(f"{exe}: ffmpeg not found or not executable (from {source}); expected an ffmpeg "
-                            "binary: fix or unset IMAGEIO_FFMPEG_EXE, or pip install --force-reinstall imageio-ffmpeg")
-    return found
-
-
 @functools.cache
 def _encoders() -> frozenset[str]:
-    out = _run_ffmpeg(["-encoders"], "listing encoders").stdout.decode(errors="replace")
+    out = ffmpeg.run(["-v", "error", "-encoders"], "listing encoders").stdout.decode(errors="replace")
     names = set()
     for line in out.splitlines():
         parts = line.split()
@@ -261,13 +142,10 @@ def _encoders() -> frozenset[str]:
 @functools.cache
 def _nvenc_works() -> bool:
     """A tiny real encode: nvenc is compiled in everywhere but needs a GPU + driver."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-f", "lavfi",
-           "-i", "testsrc2=s=256x256:r=16", "-frames:v", "16", "-c:v", "h264_nvenc",
-           "-pix_fmt", "yuv420p", "-f", "null", "-"]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
-                              **_popen_kwargs())
-    except (OSError, subprocess.TimeoutExpired):
+        proc = ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=256x256:r=16", "-frames:v", "16",
+                           "-c:v", "h264_nvenc", "-pix_fmt", "yuv420p", "-f", "null", "-"], check=False, timeout=30)
+    except (DreamvidError, subprocess.TimeoutExpired):  # ffmpeg cannot run, or the test encode hangs
         return False
     return proc.returncode == 0
 
@@ -334,20 +212,20 @@ class VideoWriter:
             _audio_args(audio)  # fail now, not after hours of rendering
         self.codec = probe_codec(codec)
         rate = str(Fraction(fps).limit_denominator(100000))
-        cmd = [ffmpeg_exe(), "-hide_banner", "-v", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", rate, "-i", "pipe:0",
-               "-an", "-c:v", self.codec, *_quality_args(self.codec, crf, preset),
-               "-pix_fmt", pix_fmt, *_container_args(self.path), *map(str, extra_output_params),
-               str(self._tmp)]
+        args = ["-v", "error", "-y",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", rate, "-i", "pipe:0",
+                "-an", "-c:v", self.codec, *_quality_args(self.codec, crf, preset),
+                "-pix_fmt", pix_fmt, *_container_args(self.path), *map(str, extra_output_params),
+                str(self._tmp)]
         # No -vf scale anywhere: 200x90 stays 200x90 (imageio's macro_block_size=16 would pad it).
         # stderr goes to a file, not a pipe: nobody has to drain it, and we read its tail on error.
         self._stderr = tempfile.TemporaryFile()
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=self._stderr, **_popen_kwargs())
-        except OSError as err:
+            self._proc = ffmpeg.start(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                      what=f"for {self.path}")
+        except DreamvidError:
             self._stderr.close()
-            raise DreamvidError(f"cannot start ffmpeg for {self.path}: {err}") from None
+            raise
         self._queue: queue.Queue = queue.Queue(max(1, queue_size))
         self._thread = threading.Thread(target=self._feed, name=f"ffmpeg-writer:{self.path.name}", daemon=True)
         self._thread.start()
@@ -370,13 +248,13 @@ class VideoWriter:
 
     def _ffmpeg_died_reason(self) -> str:
         try:
-            rc = self._proc.wait(timeout=_TERMINATE_WAIT_S)
+            rc = self._proc.wait(timeout=ffmpeg.TERMINATE_WAIT_S)
         except subprocess.TimeoutExpired:
             return f"the {self.codec} encoder stopped reading frames"
         self._stderr.seek(0)
-        reason = _reason(self._stderr.read(4000), default="")
+        reason = ffmpeg.reason(self._stderr.read(4000), default="")
         hint = "" if self.codec == _FALLBACK_CODEC else f"; try codec {_FALLBACK_CODEC!r}"
-        return f"ffmpeg ({self.codec}) failed ({_exit_reason(rc)})" + (f": {reason}" if reason else "") + hint
+        return f"ffmpeg ({self.codec}) failed ({ffmpeg.exit_reason(rc)})" + (f": {reason}" if reason else "") + hint
 
     def _check_open(self) -> None:
         if self._failure is not None:
@@ -447,10 +325,10 @@ class VideoWriter:
     def abort(self) -> None:
         """Kill ffmpeg, stop the thread, remove the temp file. Idempotent, never raises."""
         self._closed = True
+        proc, thread = self._proc, self._thread
         try:
-            proc, thread = self._proc, self._thread
             if proc is not None and proc.poll() is None:
-                proc.terminate()
+                proc.terminate()  # first: a write blocked on a full pipe fails, so the thread can stop
             if thread is not None and thread.is_alive():
                 try:  # drop queued frames, then let the thread finish its current write and stop
                     while True:
@@ -458,21 +336,12 @@ class VideoWriter:
                 except queue.Empty:
                     pass
                 self._queue.put_nowait(_STOP)
-                thread.join(timeout=_TERMINATE_WAIT_S)
-            if proc is not None:
-                if proc.stdin is not None and not (thread is not None and thread.is_alive()):
-                    try:  # EOF: ffmpeg's input thread may sit in read() even after SIGTERM
-                        proc.stdin.close()
-                    except OSError:
-                        pass
-                try:
-                    proc.wait(timeout=_TERMINATE_WAIT_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                thread.join(timeout=ffmpeg.TERMINATE_WAIT_S)
+            if proc is not None:  # its stdin is closed only once the thread no longer writes to it
+                ffmpeg.stop(proc, terminate=False, close_pipes=not (thread is not None and thread.is_alive()))
         except BaseException:  # noqa: BLE001 - cleanup must not mask the original error
-            if self._proc is not None and self._proc.poll() is None:
-                self._proc.kill()  # e.g. a second Ctrl-C during the waits above
+            if proc is not None and proc.poll() is None:
+                proc.kill()  # e.g. a second Ctrl-C during the waits above
         finally:
             self._cleanup_files()
 
@@ -498,7 +367,7 @@ class VideoWriter:
             self.abort()
 
 
-# --- joining and reading --------------------------------------------------------
+# --- joining --------------------------------------------------------------------
 
 
 def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
@@ -543,64 +412,10 @@ def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
 def _decode_delay(path: Path) -> int:
     """How many frames the decoder of ``path``'s video lags behind its presentation (B-frames:
     the first packet's pts - dts, in frames)."""
-    proc = _run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"],
+    proc = ffmpeg.run(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "framecrc", "-"],
                        f"reading the timestamps of {path}")  # fmt: skip
     for line in proc.stdout.decode(errors="replace").splitlines():
         if not line.startswith("#"):
             _, dts, pts, duration = (int(v) for v in line.split(",")[:4])
             return max(0, round((pts - dts) / duration)) if duration > 0 else 0
     return 0
-
-
-def iter_frames(path) -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame (HxWx3 uint8 RGB views), without holding the whole video."""
-    import imageio_ffmpeg
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: video not found; expected a video file")
-    gen = imageio_ffmpeg.read_frames(str(path))
-    try:
-        w, h = next(gen)["size"]
-        for buf in gen:
-            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-    except (OSError, RuntimeError, StopIteration) as err:
-        probe_video(path)  # raises with ffmpeg's reason if the file is not a readable video
-        raise DreamvidError(f"cannot decode {path}: {_reason(str(err), 'not a readable video')}") from None
-    finally:
-        gen.close()
-
-
-def read_frames(path) -> list[np.ndarray]:
-    """Every frame of ``path`` as an HxWx3 uint8 RGB array (for tests and tools)."""
-    return [f.copy() for f in iter_frames(path)]
-
-
-def probe_video(path) -> dict:
-    """``{"frames": n, "size": (w, h), "fps": f}`` of the first video stream.
-
-    Frames are counted exactly by decoding them all (one ffmpeg pass); size and fps
-    come from the stream header that the same pass prints.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DreamvidError(f"video not found: {path}")
-    # level+info: header lines to parse, and "[error]" tags to find the problem among warnings
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-v", "level+info", "-i", str(path), "-map", "0:v:0",
-           "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-"]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, **_popen_kwargs())
-    err = proc.stderr.decode(errors="replace")
-    problems = "\n".join(ln for ln in err.splitlines() if "[error]" in ln or "[fatal]" in ln)
-    stream = next((ln for ln in err.splitlines() if "Stream #" in ln and "Video:" in ln), None)
-    frames = re.findall(r"^frame=(\d+)\s*$", proc.stdout.decode(errors="replace"), re.M)
-    if stream is None and "Input #" in err:
-        raise DreamvidError(f"{path} has no video stream")
-    if proc.returncode != 0 or stream is None or not frames:
-        raise DreamvidError(f"cannot read video {path}: {_reason(problems, 'ffmpeg gave no reason')}")
-    size = re.search(r", (\d+)x(\d+)[ ,\[]", stream)
-    rate = re.search(r"([\d.]+) fps", stream) or re.search(r"([\d.]+) tbr", stream)
-    return {
-        "frames": int(frames[-1]),
-        "size": (int(size[1]), int(size[2])) if size else (0, 0),
-        "fps": float(rate[1]) if rate else 0.0,
-    }
