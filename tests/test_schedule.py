@@ -139,7 +139,8 @@ def test_segment_of_and_bounds(schedule):
 def _colour_defaults():
     d = DefaultsSpec()
     keyframed = ("colour_strength", "saturation_match", "input_blend", "smoothing", "clip_guard")
-    return {"colour": d.colour, "colour_reference": d.colour_reference, **{k: float(getattr(d, k).values(1)[0]) for k in keyframed}}
+    values = {k: float(getattr(d, k).values(1)[0]) for k in keyframed}  # what the schedule reads
+    return {"colour": d.colour, "colour_reference": d.colour_reference, **values}
 
 
 def test_params_first_segment_inherits_defaults(schedule):
