@@ -13,7 +13,15 @@ from pathlib import Path
 
 from dreamvid.bars import Bar, BatchBar
 from dreamvid.core import defaults as D
-from dreamvid.core.errors import DreamvidError, Interrupted
+from dreamvid.core.errors import (
+    DreamvidError,
+    Interrupted,
+    describe_os_error,
+    fit_advice,
+    is_out_of_memory,
+    out_of_memory_message,
+)
+from dreamvid.core.stop import StopRequest
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -109,8 +117,8 @@ def cmd_render(args) -> int:
     from dreamvid.api import render
 
     schedule = _load(args)
-    bar, stop = Bar(args.quiet), _StopRequest()
-    stop.install()
+    bar, stop = Bar(args.quiet), _stop_request()
+    stop.install()  # kept after the render: until _quiet_exit, one more signal still aborts
     try:
         out = render(schedule, args.output, device=args.device, frames=args.frames, fresh=args.fresh,
                      keep_parts=args.keep_parts, callback=bar, should_stop=stop)  # fmt: skip
@@ -394,34 +402,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _StopRequest:
-    """Ctrl-C or SIGTERM once: finish the frame, close the part, checkpoint, exit 130.
-    A second signal aborts at once (the previous checkpoint stands)."""
+def _stop_request():
+    """Ctrl-C or SIGTERM once: finish the frame, close the part, checkpoint, exit 130 (saying
+    so on stderr). A second signal aborts at once (the previous checkpoint stands)."""
+    import signal
 
-    def __init__(self):
-        self.requested = False
-
-    def install(self) -> None:
-        import signal
-
-        try:
-            signal.signal(signal.SIGINT, self._handler)
-            signal.signal(signal.SIGTERM, self._handler)
-        except ValueError:  # not the main thread (embedded use)
-            pass
-
-    def _handler(self, signum, frame) -> None:
-        import signal
-
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    def say(signum: int) -> None:
         said = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(f"\ndreamvid: stopping after this frame ({said} again to abort now)", file=sys.stderr)
 
-    def __call__(self) -> bool:
-        return self.requested
+    return StopRequest(on_first=say)
 
 
 def _quiet_exit() -> None:
@@ -465,15 +455,10 @@ def _report(e: BaseException, debug: bool) -> int:
         print(f"dreamvid: error: {e}", file=sys.stderr)
         return e.exit_code
     if isinstance(e, OSError):  # a file system failure no module foresaw: still one line
-        from dreamvid.core.errors import describe_os_error
-
         print(f"dreamvid: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
-    if isinstance(e, (MemoryError, RuntimeError)) and (  # out of memory in preview/dream (render words its own)
-        isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
-    ):
-        print("dreamvid: error: out of memory; expected a size that fits: choose a smaller --size/size "
-              "(on a GPU, `tile: auto` splits frames that do not fit)", file=sys.stderr)  # fmt: skip
+    if is_out_of_memory(e):  # in preview/dream (render words its own, with the frame's size)
+        print(f"dreamvid: error: {out_of_memory_message(e, advice=fit_advice('--size/size'))}", file=sys.stderr)
         return 1
     if isinstance(e, KeyboardInterrupt):
         print("dreamvid: interrupted", file=sys.stderr)

@@ -757,3 +757,67 @@ def test_studio_error(case, tmp_path):
     error = r.json()["error"]
     assert text in error and "\n" not in error, error
     assert list(tmp_path.iterdir()) == [], "the studio wrote a file"
+
+
+# ------------------------------------------------------------------ the shared helpers (issue "one of each")
+
+
+def test_first_line_is_the_first_line_with_text():
+    from dreamvid.core.errors import first_line
+
+    assert first_line(RuntimeError("\n  torch.load failed  \nTraceback ...\n")) == "torch.load failed"
+    assert first_line(KeyError("inception_v9")) == "inception_v9"  # the key, not its repr
+    assert first_line(ConnectionError()) == "ConnectionError"
+    assert first_line(ValueError(" \n"), "nothing said") == "nothing said"
+    assert first_line("Input should be a valid number\n  more") == "Input should be a valid number"
+    assert first_line("") == ""
+
+
+def test_out_of_memory_is_worded_once(capsys):
+    from dreamvid.core.errors import out_of_memory_message
+
+    gpu, cpu = torch.OutOfMemoryError("CUDA out of memory"), RuntimeError("DefaultCPUAllocator: can't allocate memory")
+    assert out_of_memory_message(cpu, "rendering a 96x64 frame") == (
+        "out of CPU memory rendering a 96x64 frame; expected a size that fits: choose a smaller size "
+        "(on a GPU, `tile: auto` splits frames that do not fit)")  # fmt: skip
+    assert out_of_memory_message("GPU", advice="free GPU memory") == "out of GPU memory; free GPU memory"
+    assert cli._report(gpu, debug=False) == 1  # preview and dream: the CLI's own line, its option named
+    assert capsys.readouterr().err == ("dreamvid: error: out of GPU memory; expected a size that fits: choose a "
+                                       "smaller --size/size (on a GPU, `tile: auto` splits frames that do not fit)\n")
+    with pytest.raises(RuntimeError, match="something else"):
+        cli._report(RuntimeError("something else"), debug=False)  # not out of memory: a bug, raised again
+
+
+def test_stop_request_first_signal_asks_second_aborts():
+    from dreamvid.core.stop import StopRequest
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    said = []
+    with StopRequest(on_first=said.append) as stop:
+        assert not stop()
+        signal.raise_signal(signal.SIGTERM)
+        assert stop() and said == [signal.SIGTERM]
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert said == [signal.SIGTERM]  # told once
+    assert {s: signal.getsignal(s) for s in before} == before  # given back
+    with StopRequest((signal.SIGTERM,), second_aborts=False) as worker:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)  # a batch worker: only its parent aborts it
+        assert worker()
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_stop_request_off_the_main_thread_leaves_signals_alone():
+    import threading
+
+    from dreamvid.core.stop import StopRequest
+
+    before, installed = signal.getsignal(signal.SIGINT), []
+    stop = StopRequest()
+    thread = threading.Thread(target=lambda: installed.append(stop.install()))
+    thread.start()
+    thread.join()
+    assert installed == [False] and signal.getsignal(signal.SIGINT) is before
+    stop.request()
+    assert stop()

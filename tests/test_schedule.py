@@ -139,7 +139,8 @@ def test_segment_of_and_bounds(schedule):
 def _colour_defaults():
     d = DefaultsSpec()
     keyframed = ("colour_strength", "saturation_match", "input_blend", "smoothing", "clip_guard")
-    return {"colour": d.colour, "colour_reference": d.colour_reference, **{k: getattr(d, k).at(0) for k in keyframed}}
+    values = {k: float(getattr(d, k).values(1)[0]) for k in keyframed}  # what the schedule reads
+    return {"colour": d.colour, "colour_reference": d.colour_reference, **values}
 
 
 def test_params_first_segment_inherits_defaults(schedule):
@@ -193,11 +194,14 @@ def test_params_smooth_and_clamping(schedule):
 
 
 def test_smooth_exact_value():
-    kf = Keyframes(((0, 0.0), (4, 10.0), (8, 20.0)))
-    assert kf.at(1, "smooth") == pytest.approx(1.5625)
-    assert kf.at(5, "smooth") == pytest.approx(11.5625)
-    assert kf.at(2, "linear") == 5.0 and kf.at(3, "step") == 0.0 and kf.at(4, "step") == 10.0
-    assert kf.at(-3) == 0.0 and kf.at(100) == 20.0
+    """What the schedule reads per segment (Keyframes.values), at hand-computed frames."""
+    kf = Keyframes(((2, 0.0), (6, 10.0), (10, 20.0)))
+    smooth, linear, step = (kf.values(14, how) for how in ("smooth", "linear", "step"))
+    assert smooth[3] == pytest.approx(1.5625) and smooth[7] == pytest.approx(11.5625)  # t = 0.25: 10 * 0.15625
+    assert smooth[4] == pytest.approx(5.0)  # smoothstep(0.5) is 0.5
+    assert linear[4] == 5.0 and linear[3] == 2.5 and step[5] == 0.0 and step[6] == 10.0
+    for values in (smooth, linear, step):  # the first key's value before it, the last key's after it
+        assert list(values[:3]) == [0.0, 0.0, 0.0] and list(values[10:]) == [20.0] * 4
 
 
 def test_summary_and_to_dict(schedule):

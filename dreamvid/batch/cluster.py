@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from dreamvid.core.errors import DreamvidError, InputError
+from dreamvid.core.errors import DreamvidError, InputError, first_line
 
 POLL_S = 0.25
 
@@ -47,7 +47,7 @@ def connect(address: str, logs: bool = False):
         ray.init(address=None if address == "local" else address, include_dashboard=False,
                  log_to_driver=logs, logging_level="INFO" if logs else "ERROR")  # fmt: skip
     except ConnectionError as err:
-        raise DreamvidError(f"--ray {address}: no Ray cluster found ({str(err).splitlines()[0]}); start one with "
+        raise DreamvidError(f"--ray {address}: no Ray cluster found ({first_line(err)}); start one with "
                             "`ray start --head`, or use --ray local for a private one on this machine") from None
     return True
 
@@ -123,5 +123,4 @@ def _result(ray, ref, stopping: bool) -> dict:
         return {"status": "interrupted", "frames": 0, "error": "cancelled"}
     except ray.exceptions.RayError as err:  # the worker died more than max_retries times, ...
         status = "interrupted" if stopping else "failed"
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        return {"status": status, "frames": 0, "error": f"{type(err).__name__}: {lines[0] if lines else ''}"}
+        return {"status": status, "frames": 0, "error": f"{type(err).__name__}: {first_line(err, '')}"}

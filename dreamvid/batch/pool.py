@@ -13,6 +13,7 @@ import signal
 from collections import deque
 
 from dreamvid.batch.worker import render_variant
+from dreamvid.core.stop import StopRequest
 
 
 def local_plan(workers: int | None, videos: int) -> tuple[int, list[str | None], int]:
@@ -35,13 +36,17 @@ def run(tasks: list[dict], workers: int | None, retries: int, tracker) -> None:
     ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited torch threads or CUDA state
     queue = deque({**t, "threads": threads} for t in tasks)
     pool = [_Worker(ctx, devices[i]) for i in range(n)]
-    stopping, ctrl_c = False, _CtrlC()
+    # While installed (main thread only), the first Ctrl-C only sets the flag: the loop acts on
+    # it between two steps, so it never lands between a worker's result and its bookkeeping
+    # (which left a finished worker counted as busy: a hang). A second one aborts at once.
+    stopping, ctrl_c = False, StopRequest((signal.SIGINT,))
+    ctrl_c.install()  # not on the main thread: Ctrl-C is not ours to catch
     try:
         for w in pool:
             w.give(queue.popleft())
         while any(w.task for w in pool):
             try:
-                if ctrl_c.pressed and not stopping:  # asked between two steps: no result is ever half-booked
+                if ctrl_c() and not stopping:  # asked between two steps: no result is ever half-booked
                     stopping = True  # each worker checkpoints its open part and stops
                     tracker.emit("warning", message="stopping: each video finishes its frame and checkpoints "
                                                     "(Ctrl-C again to abort now)")  # fmt: skip
@@ -60,29 +65,6 @@ def run(tasks: list[dict], workers: int | None, retries: int, tracker) -> None:
         ctrl_c.restore()
         for w in pool:
             w.close()
-
-
-class _CtrlC:
-    """While installed (main thread only), the first Ctrl-C only sets ``pressed``: the loop
-    acts on it between two steps, so it never lands between a worker's result and its
-    bookkeeping (which left a finished worker counted as busy: a hang). A second one raises
-    KeyboardInterrupt to abort at once."""
-
-    def __init__(self):
-        self.pressed = False
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: Ctrl-C is not ours to catch
-            self._old = None
-
-    def _handler(self, signum, frame) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-
-    def restore(self) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 def _service(w: _Worker, tracker, retries: int, queue: deque, stopping: bool) -> None:
@@ -173,9 +155,9 @@ class _Worker:
 
 def _worker_main(conn, device: str | None) -> None:
     """A local worker process: render the tasks it is sent, report over ``conn``."""
-    stop = {"requested": False}
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("requested", True))
+    stop = StopRequest((signal.SIGTERM,), second_aborts=False)  # the parent kills it to abort
+    stop.install()
     _die_with_parent()
 
     def report(p) -> None:
@@ -188,7 +170,7 @@ def _worker_main(conn, device: str | None) -> None:
             return
         if task is None:
             return
-        result = render_variant(task, report, should_stop=lambda: stop["requested"], device=device)
+        result = render_variant(task, report, should_stop=stop, device=device)
         conn.send(("result", result))
 
 

@@ -51,3 +51,40 @@ def is_out_of_memory(err: BaseException) -> bool:
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return True
     return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
+
+
+def fit_advice(size: str = "size") -> str:
+    """The usual advice when a frame does not fit in memory; ``size``: how the user sets it."""
+    return f"expected a size that fits: choose a smaller {size} (on a GPU, `tile: auto` splits frames that do not fit)"
+
+
+def out_of_memory_message(memory: BaseException | str, doing: str = "", advice: str | None = None) -> str:
+    """The one wording of running out of memory: ``out of <GPU|CPU> memory[ <doing>]; <advice>``.
+
+    ``memory``: the error (see :func:`is_out_of_memory`; torch's OutOfMemoryError is the GPU's,
+    any other the CPU's), or "GPU" / "CPU" where the error is not kept. ``doing``: what ran
+    out, e.g. "rendering a 640x360 frame". ``advice``: what to do, :func:`fit_advice` unless given.
+    """
+    if isinstance(memory, BaseException):
+        memory = "GPU" if type(memory).__name__ == "OutOfMemoryError" else "CPU"
+    doing = f" {doing}" if doing else ""
+    return f"out of {memory} memory{doing}; {fit_advice() if advice is None else advice}"
+
+
+def first_line(err: BaseException | str, default: str | None = None) -> str:
+    """The first line of an error's text that is not blank, stripped: the part of a long
+    message (a traceback-like text, a list of problems) that fits in one line of ours.
+
+    A KeyError's text is its key (``str()`` would quote it). ``default`` when there is no
+    such line: else the error's type name (an empty string for a text).
+    """
+    if isinstance(err, KeyError) and err.args:
+        text = str(err.args[0])
+    else:
+        text = str(err)
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    if default is not None:
+        return default
+    return "" if isinstance(err, str) else type(err).__name__

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from dreamvid.core.errors import first_line
+
 Loc = tuple  # a key path: str = mapping key, int = list index
 
 
@@ -109,7 +111,7 @@ def translate(err: ValidationError, model_at: Callable[[Loc], type[BaseModel] | 
     problems: list[tuple[Loc, str]] = []
     for e in err.errors():
         loc, kind, got, ctx = tuple(e["loc"]), e["type"], e.get("input"), e.get("ctx") or {}
-        expected = description(loc) or e["msg"].splitlines()[0]
+        expected = description(loc) or first_line(e["msg"])
         if kind == "value_error" and isinstance(ctx.get("error"), Invalid):
             problems.extend((loc + sub, text) for sub, text in ctx["error"].problems)
         elif kind in ("extra_forbidden", "invalid_key"):

@@ -32,7 +32,6 @@ RNG, so the same inputs give the same image on any device.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 
 from dreamvid.core import defaults as D
 from dreamvid.core.defaults import MIN_TILE
-from dreamvid.core.errors import DreamvidError
+from dreamvid.core.errors import DreamvidError, out_of_memory_message
 from dreamvid.engine.model import FeatureNet
 from dreamvid.engine.objectives import Objective
 from dreamvid.engine.precision import choose as choose_precision
@@ -207,25 +206,20 @@ def dream_octave(
     objective: Objective,
     s: DreamSettings,
     generator: torch.Generator,
-    step_fn: Callable = gradient_step,
     after_step: AfterStep | None = None,
 ) -> torch.Tensor:
-    """``s.iterations`` jittered steps at one scale.
+    """``s.iterations`` jittered steps at one scale (:func:`gradient_step`, tiled by ``s.tile``).
 
     ``after_step(x, (dy, dx))``, if given, runs after every step on ``x`` as it stands: at this
     octave's size and rolled by ``(dy, dx)`` (e.g. :func:`dreamvid.pixels.flow.pull_toward`).
     """
     oy = ox = 0  # current roll of x
-    if s.tile is not None:
-        step_fn = functools.partial(step_fn, tile=s.tile)
-    if s.gradient_norm != "mean":
-        step_fn = functools.partial(step_fn, norm=s.gradient_norm)
     for _ in range(s.iterations):
         if s.jitter > 0:
             ny, nx = torch.randint(-s.jitter, s.jitter + 1, (2,), generator=generator).tolist()
             x = torch.roll(x, (ny - oy, nx - ox), (2, 3))
             oy, ox = ny, nx
-        x = step_fn(net, x, objective, s.step, s.amp_dtype)
+        x = gradient_step(net, x, objective, s.step, s.amp_dtype, tile=s.tile, norm=s.gradient_norm)
         if after_step is not None:
             x = after_step(x, (oy, ox))
     return torch.roll(x, (-oy, -ox), (2, 3)) if (oy or ox) else x
@@ -237,7 +231,6 @@ def dream(
     objective: Objective,
     settings: DreamSettings,
     generator: torch.Generator,
-    step_fn: Callable = gradient_step,
     after_step: AfterStep | None = None,
 ) -> torch.Tensor:
     """Dream ``image`` (1, 3, H, W) in [0, 1]; returns a new tensor of the same shape.
@@ -250,7 +243,7 @@ def dream(
     for size in sizes:
         base = _resize(image, size)
         x = base if detail is None else (base + _resize(detail, size)).clamp_(0.0, 1.0)
-        x = dream_octave(net, x, objective, settings, generator, step_fn, after_step)
+        x = dream_octave(net, x, objective, settings, generator, after_step)
         detail = x - base
     return x
 
@@ -397,10 +390,10 @@ def dream_frame(net, image, objective, settings: DreamSettings, new_generator: C
         size = f"{image.shape[-1]}x{image.shape[-2]}"
         if tile != "auto":
             where = "without tiles" if side is None else f"in tiles of {side} px"
-            raise DreamvidError(f"out of GPU memory dreaming a {size} frame {where}; set `tile: auto` "
-                                "in the schedule (or a smaller tile, or a smaller size)")
+            raise DreamvidError(out_of_memory_message("GPU", f"dreaming a {size} frame {where}", "set `tile: auto` "
+                                                      "in the schedule (or a smaller tile, or a smaller size)"))
         side = max(image.shape[-2:]) // 2 if side is None else side // 2
         retried = True
         if side < MIN_TILE:
-            raise DreamvidError(f"out of GPU memory dreaming a {size} frame even in tiles of {MIN_TILE} px; "
-                                "free GPU memory or choose a smaller size")
+            raise DreamvidError(out_of_memory_message("GPU", f"dreaming a {size} frame even in tiles of {MIN_TILE} px",
+                                                      "free GPU memory or choose a smaller size"))

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dreamvid.core.errors import InputError
+from dreamvid.core.errors import InputError, first_line
 
 __all__ = [
     "METHODS",
@@ -113,8 +113,7 @@ def raft(weights: str | Path, device: str | torch.device = "cpu", iterations: in
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file: pickle, zip, EOF errors
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: not a readable weights file ({why[:120]}); {expected}") from None
+        raise InputError(f"{path}: not a readable weights file ({first_line(err)[:120]}); {expected}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     model = None

@@ -368,12 +368,12 @@ def _is_runtime_failure(err: BaseException) -> bool:
 def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -> DreamvidError:
     """A runtime failure (disk full, ffmpeg died, NaN, out of memory) as one line that
     also says what survived: checkpoints are written atomically, so the last one stands."""
+    from dreamvid.core.errors import out_of_memory_message
+
     if isinstance(err, OSError):
         what = describe_os_error(err)
     elif is_out_of_memory(err) and not isinstance(err, DreamvidError):
-        where = "GPU" if type(err).__name__ == "OutOfMemoryError" else "CPU"
-        what = (f"out of {where} memory rendering a {size[0]}x{size[1]} frame; expected a size that fits: "
-                "choose a smaller size (on a GPU, `tile: auto` splits frames that do not fit)")
+        what = out_of_memory_message(err, f"rendering a {size[0]}x{size[1]} frame")
     else:
         what = str(err)
     if saved >= 0:

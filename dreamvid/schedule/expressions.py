@@ -547,7 +547,7 @@ def evaluate_keyframes(points: Sequence[tuple[int, float | Expression]], frames:
 
     ``points``: (frame, value) with increasing frames below ``frames``; ``variables`` as from
     :func:`frame_variables` (needed only if a value is an Expression). A number key
-    interpolates (``linear``, ``step`` or ``smooth``, exactly as ``schedule.Keyframes.at``)
+    interpolates (``linear``, ``step``, or ``smooth``: smoothstep ``t*t*(3-2t)``)
     towards the next key's value at that key; an expression key is evaluated at every frame
     from its key up to the next key; before the first key the value is the first key's value
     at that key. NaN/inf from an expression are passed on for the caller's range check.

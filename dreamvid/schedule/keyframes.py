@@ -15,7 +15,6 @@ after interpolation (:func:`round_half_up`). A :class:`Rule` says what values a 
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 from collections.abc import Mapping
@@ -113,24 +112,6 @@ class Keyframes:
     def variables(self) -> frozenset[str]:
         """The names the value's formulas use (empty for numbers)."""
         return frozenset().union(*(v.variables for _, v in self.points if isinstance(v, Expression)))
-
-    def at(self, frame: int, interpolation: str = "linear") -> float:
-        """The (unrounded) value at ``frame`` of number keyframes; clamped to the first/last key."""
-        pts = self.points
-        if any(isinstance(v, Expression) for _, v in pts):
-            raise ValueError("keyframes with formulas are evaluated with values(), which knows the frame's variables")
-        if frame <= pts[0][0]:
-            return pts[0][1]
-        if frame >= pts[-1][0]:
-            return pts[-1][1]
-        i = bisect.bisect_right(self.frames, frame) - 1
-        (f0, v0), (f1, v1) = pts[i], pts[i + 1]
-        if interpolation == "step":
-            return v0
-        t = (frame - f0) / (f1 - f0)
-        if interpolation == "smooth":
-            t = t * t * (3.0 - 2.0 * t)
-        return v0 + (v1 - v0) * t
 
     def values(self, frames: int, interpolation: str = "linear", variables: Mapping | None = None) -> np.ndarray:
         """The (unrounded) values at frames 0..frames-1 of a segment, float64; ``variables`` as

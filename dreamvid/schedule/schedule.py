@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from dreamvid.core import defaults as D
-from dreamvid.core.errors import InputError
+from dreamvid.core.errors import InputError, first_line
 from dreamvid.core.files import resolve_path
 from dreamvid.core.problems import message, one_line, show, translate
 from dreamvid.engine.catalogue import layer_catalogue, size_problem
@@ -446,7 +446,7 @@ def parse_schedule(
         try:
             context["layers"] = dict((catalogue or layer_catalogue)(model))
         except (InputError, KeyError) as err:
-            problem = _first_line(err)
+            problem = first_line(err, f"unknown model ({type(err).__name__})")
             if "; expected" not in problem:
                 problem += "; expected " + ScheduleSpec.model_fields["model"].description
             context["model_problem"] = problem
@@ -465,7 +465,7 @@ def parse_schedule(
         try:
             clip = probe_input(resolve_path(base, spec.input))
         except InputError as err:
-            raise ScheduleError([message(name, ("input",), _first_line(err))]) from None
+            raise ScheduleError([message(name, ("input",), first_line(err))]) from None
     problems = _video_problems(spec, clip, check_files)
     if problems:
         raise ScheduleError([message(name, loc, text) for loc, text in problems])
@@ -533,11 +533,6 @@ def _video_problems(spec: ScheduleSpec, clip: ClipInfo | None, check_files: bool
         problems.append((loc, "raft needs its weights; expected `flow_weights:` a local raft_large or raft_small "
                               "state-dict file (nothing is downloaded), or flow dis, farneback or none"))
     return problems
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return (text.splitlines() or [f"unknown model ({type(err).__name__})"])[0]
 
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from dreamvid.core.errors import first_line
 from dreamvid.core.problems import Loc, show
 
 
@@ -134,7 +135,7 @@ def read_yaml(text: str, what: str = "schedule keys") -> tuple[Any, list[tuple[L
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        what_went_wrong = getattr(err, "problem", None) or getattr(err, "reason", None) or str(err).splitlines()[0]
+        what_went_wrong = getattr(err, "problem", None) or getattr(err, "reason", None) or first_line(err)
         return None, [((), f"{where}not valid YAML ({what_went_wrong}); expected a YAML mapping of {what}")]
     except RecursionError:
         return None, [((), f"nested too deeply to read; expected a YAML mapping of {what}")]

@@ -418,10 +418,10 @@ async def _http_error(request: Request, err: HTTPException):
 
 
 async def _dreamvid_error(request: Request, err: Exception):
-    from dreamvid.core.errors import InputError
+    from dreamvid.core.errors import InputError, first_line
 
     status = 422 if isinstance(err, InputError) else 500
-    return _error(status, str(err).splitlines()[0] if str(err) else type(err).__name__)
+    return _error(status, first_line(err))
 
 
 async def _os_error(request: Request, err: OSError):

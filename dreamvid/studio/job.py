@@ -13,27 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
+from dreamvid.core.stop import StopRequest
 
-class _Stop:
-    """``should_stop`` for the render: set by a signal or by the studio going away."""
 
-    def __init__(self):
-        self.requested = False
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._signal)
-        signal.signal(signal.SIGTERM, self._signal)
-
-    def _signal(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt  # the second one: abort now
-        self.requested = True
+class _Stop(StopRequest):
+    """``should_stop`` for the render: set by SIGINT or SIGTERM (a second one aborts), or by
+    the studio going away."""
 
     def watch(self, fd: int) -> None:
         """Stop when ``fd`` (our stdin, whose other end the studio holds) closes. Raw reads:
@@ -44,12 +34,9 @@ class _Stop:
                     pass
             except OSError:
                 pass
-            self.requested = True
+            self.request()
 
         threading.Thread(target=run, daemon=True, name="studio-watch").start()
-
-    def __call__(self) -> bool:
-        return self.requested
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             events.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
         except OSError:  # the studio is gone (a broken pipe): stop as if it had said so
-            stop.requested = True
+            stop.request()
 
     stop.install()
     stop.watch(sys.stdin.fileno())
     emit("launched", pid=os.getpid())
     import dreamvid
-    from dreamvid.core.errors import describe_os_error, is_out_of_memory
+    from dreamvid.core.errors import describe_os_error, is_out_of_memory, out_of_memory_message
     from dreamvid.studio.paths import Folder
 
     def report(p) -> None:
@@ -101,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RuntimeError) as err:
         if not is_out_of_memory(err):
             raise
-        emit("error", message="out of memory; expected a size that fits: choose a smaller size", code=1)
+        emit("error", message=out_of_memory_message(err), code=1)
         return 1
 
 
