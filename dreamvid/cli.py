@@ -276,13 +276,18 @@ def _add_precision_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_dream_args(p: argparse.ArgumentParser) -> None:
-    """The dream settings of ``dream`` and ``gallery``: a schedule segment's, with its defaults."""
+    """What ``dream`` and ``gallery`` share: a schedule segment's dream settings with their
+    defaults, the seed, the device and the network."""
     p.add_argument("--objective", default=D.OBJECTIVE, choices=["square", "mean"])
     p.add_argument("--iterations", type=_positive(int), default=D.ITERATIONS)
     p.add_argument("--step", type=_positive(float), default=D.STEP)
     p.add_argument("--octaves", type=_positive(int), default=D.OCTAVES)
     p.add_argument("--octave-scale", type=_positive(float), default=D.OCTAVE_SCALE)
     p.add_argument("--jitter", type=_positive(int, zero_ok=True), default=D.JITTER)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--quiet", action="store_true")
+    _add_model_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,12 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output PNG")
     p.add_argument("--layers", default=D.LAYERS, help='objective: "mixed3", "mixed4:97", "mixed3+mixed4:97"')
-    _add_dream_args(p)
     p.add_argument("--size", type=_size, help="fit the image to WxH (cover + centre crop)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--quiet", action="store_true")
-    _add_model_args(p)
+    _add_dream_args(p)
     p.set_defaults(func=cmd_dream)
 
     p = sub.add_parser("gallery", help="dream one picture at every layer: a labelled contact sheet")
@@ -319,10 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guide-weight", type=float, default=D.GUIDE_WEIGHT, metavar="W",
                    help=f"the guide's weight against the layer's (default {D.GUIDE_WEIGHT:g})")
     _add_dream_args(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--quiet", action="store_true")
-    _add_model_args(p)
     p.set_defaults(func=cmd_gallery)
 
     p = sub.add_parser("render", help="render a schedule to a video (resumes an interrupted render)")

@@ -25,8 +25,10 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from dreamvid.core.errors import DreamvidError
 
@@ -104,6 +106,18 @@ def start(args: list[str], *, stdin, stdout, stderr, what: str) -> subprocess.Po
         return subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, **_popen_kwargs())
     except OSError as err:
         raise DreamvidError(f"cannot start ffmpeg {what}: {err}") from None
+
+
+def start_logged(args: list[str], *, stdin, stdout, what: str) -> tuple[subprocess.Popen, IO[bytes]]:
+    """:func:`start` with stderr going to a temporary file (nobody has to drain a pipe; read it
+    back with :func:`reason` on failure). Returns the process and the file, which the caller
+    closes; on a failed start the file is closed here."""
+    log = tempfile.TemporaryFile()
+    try:
+        return start(args, stdin=stdin, stdout=stdout, stderr=log, what=what), log
+    except BaseException:
+        log.close()
+        raise
 
 
 def stop(proc: subprocess.Popen, *, terminate: bool = True, close_pipes: bool = True) -> None:

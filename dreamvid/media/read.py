@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -242,13 +241,8 @@ class ClipReader:
         args = ["-nostdin", "-nostats", "-v", "error", "-i", str(self.info.path),
                 "-map", "0:v:0", *(["-vf", ",".join(filters)] if filters else []), "-fps_mode", "passthrough",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-        self._stderr = tempfile.TemporaryFile()  # read back only on failure; nobody has to drain it
-        try:
-            self._proc = ffmpeg.start(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      what=f"to read {self.info.path}")
-        except DreamvidError:
-            self._stderr.close()
-            raise
+        self._proc, self._stderr = ffmpeg.start_logged(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                       what=f"to read {self.info.path}")  # fmt: skip
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self

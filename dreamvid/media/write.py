@@ -218,14 +218,9 @@ class VideoWriter:
                 "-pix_fmt", pix_fmt, *_container_args(self.path), *map(str, extra_output_params),
                 str(self._tmp)]
         # No -vf scale anywhere: 200x90 stays 200x90 (imageio's macro_block_size=16 would pad it).
-        # stderr goes to a file, not a pipe: nobody has to drain it, and we read its tail on error.
-        self._stderr = tempfile.TemporaryFile()
-        try:
-            self._proc = ffmpeg.start(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                      what=f"for {self.path}")
-        except DreamvidError:
-            self._stderr.close()
-            raise
+        # stderr goes to a file (start_logged): we read its tail on error.
+        self._proc, self._stderr = ffmpeg.start_logged(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                       what=f"for {self.path}")
         self._queue: queue.Queue = queue.Queue(max(1, queue_size))
         self._thread = threading.Thread(target=self._feed, name=f"ffmpeg-writer:{self.path.name}", daemon=True)
         self._thread.start()
