@@ -32,7 +32,7 @@ def test_second_video_of_a_worker_does_not_recompile(tmp_path, monkeypatch):
     tasks = []
     for name in ("a", "b"):
         path = write_schedule(tmp_path / name, segments=segments, compile=True, device="cpu", precision="fp32",
-                              size=[48, 32], output=f"{name}.mp4", defaults={"iterations": 1, "octaves": 1})
+                              size=[64, 48], output=f"{name}.mp4", defaults={"iterations": 1, "octaves": 1})
         tasks.append({"name": name, "schedule": str(path), "threads": 0})
 
     def graphs() -> int:
