@@ -33,10 +33,11 @@ from skimage.metrics import structural_similarity
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dreamvid.api import preview  # noqa: E402
 from dreamvid.media import stats as S  # noqa: E402
 from dreamvid.media.read import iter_frames  # noqa: E402
 from dreamvid.pixels.images import noise_image  # noqa: E402
-from dreamvid.rendering.loop import preview, render  # noqa: E402
+from dreamvid.rendering.loop import render  # noqa: E402
 from dreamvid.schedule.schedule import parse_schedule  # noqa: E402
 
 OUT = ROOT / "out" / "precision"
@@ -82,7 +83,7 @@ def run_stills() -> dict:
         frames = {}
         for key, (precision, seed) in VARIANTS.items():
             t = time.perf_counter()
-            frames[key] = preview(schedule(image, OUT / "unused.mp4", precision, seed), 1)
+            frames[key] = preview(schedule(image, OUT / "unused.mp4", precision, seed), 1, progress=False)
             cv2.imwrite(str(OUT / f"still-{name}-{key}.png"), frames[key][:, :, ::-1])
             print(f"still {name} {key}: {time.perf_counter() - t:.0f} s", file=sys.stderr)
         out[name] = {"ssim": ssim(frames["fp32"], frames["bf16"]), "ssim_seed": ssim(frames["fp32"], frames["fp32-seed1"])}

@@ -24,9 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dreamvid.pixels import flow as F  # noqa: E402
-from dreamvid.rendering import loop as R  # noqa: E402
-from dreamvid.rendering import video_input as video  # noqa: E402
+from dreamvid.rendering import step as R  # noqa: E402
 from dreamvid.schedule.schedule import parse_schedule  # noqa: E402
 from tests.conftest import pan_clip  # noqa: E402
 

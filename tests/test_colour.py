@@ -163,13 +163,12 @@ def test_colour_matching_keeps_shape_dtype_and_range(mode):
 
 
 def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
-    """A Dreamer that starts from frame 2 (as a resumed render does) dreams frame 1 again as
-    the colour reference of a noise input, and gives the same frames 3 and 4.
+    """A Dreamer that starts from frame 2 (as a resumed render does) dreams frame 1 again
+    (without colour control) as the colour reference of a noise input, and gives the same
+    frames 3 and 4.
     (Image inputs, whose reference is frame 0, are covered by tests/test_resume.py.)"""
-    import copy
-
     from dreamvid.engine.model import load_model
-    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.rendering.step import Dreamer
     from dreamvid.schedule.schedule import load_schedule
     from tests.conftest import write_schedule
 
@@ -180,11 +179,11 @@ def test_a_resumed_dreamer_repeats_colour_control_bit_exactly(tmp_path):
     frames = [a.first_frame()]
     for n in range(1, 5):
         frames.append(a.next_frame(frames[-1], n))
-    b = copy.copy(a)  # the same network, but no colour state: as after a restart
-    b._input, b._references = None, {}
+    b = Dreamer(load_schedule(path), a.net)  # the same network, but no colour state: as after a restart
     f3 = b.next_frame(frames[2].clone(), 3)
     assert torch.equal(f3, frames[3]) and torch.equal(b.next_frame(f3, 4), frames[4])
-    assert torch.equal(b._references["frame1"].image, a._references["frame1"].image)
+    assert torch.equal(b.colour.references.built["frame1"].image, a.colour.references.built["frame1"].image)
+    assert torch.equal(b.colour.references.built["frame1"].image, a.dream_without_colour(frames[0], 1))
     assert frames[4].min() >= 0.05 and frames[4].max() <= 0.95  # the guard held
 
 

@@ -119,13 +119,13 @@ def test_outside_the_mask_pixels_change_five_times_less(tmp_path, net):
 
 def test_a_mask_that_follows_the_camera_comes_from_the_frame_number_alone(tmp_path, net):
     from dreamvid.pixels.camera import move
-    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.rendering.step import Dreamer
 
     s = _mask_schedule(tmp_path, defaults={"zoom": 1.1, "rotate": 3.0, "center": [0.3, 0.6], "translate": [1, 0]},
                        segments=[{"frames": 6, "layers": {"mixed3": 1.0}}])  # fmt: skip
     walked = Dreamer(s, net)
-    step_by_step = [walked.mask_at(n) for n in range(6)]
-    assert torch.equal(Dreamer(s, net).mask_at(5), step_by_step[5])  # straight to frame 5: the same mask
+    step_by_step = [walked.mask.at(n) for n in range(6)]
+    assert torch.equal(Dreamer(s, net).mask.at(5), step_by_step[5])  # straight to frame 5: the same mask
     moved = step_by_step[0]
     for n in range(1, 6):  # as if the mask were moved with the frames, frame by frame
         p = s.params(n)
@@ -134,7 +134,7 @@ def test_a_mask_that_follows_the_camera_comes_from_the_frame_number_alone(tmp_pa
     still = _mask_schedule(tmp_path / "frame", mask_follows="frame", defaults={"zoom": 1.1},
                            segments=[{"frames": 3, "layers": {"mixed3": 1.0}}])  # fmt: skip
     d = Dreamer(still, net)
-    assert torch.equal(d.mask_at(2), d.mask_at(0))
+    assert torch.equal(d.mask.at(2), d.mask.at(0))
 
 
 # -------------------------------------------------------------------------------- resume
@@ -148,7 +148,8 @@ def test_a_preview_from_a_checkpoint_equals_one_from_scratch_with_every_new_key(
     import cv2
     import skimage.data
 
-    from dreamvid.rendering.loop import preview, render
+    from dreamvid.api import preview
+    from dreamvid.rendering.loop import render
 
     cv2.imwrite(str(tmp_path / "g.png"), skimage.data.chelsea()[::4, ::4, ::-1])
     s = _mask_schedule(tmp_path, mask_follows="camera", defaults={
@@ -159,10 +160,10 @@ def test_a_preview_from_a_checkpoint_equals_one_from_scratch_with_every_new_key(
          "zoom": 0.97, "center": [0.7, 0.4]}])  # fmt: skip
     render(s, model=net, frames=7, keep_parts=True)
     starts = []
-    resumed = preview(s, 8, model=net, callback=lambda p: p.event == "start" and starts.append(p.start))
+    resumed = preview(s, 8, model=net, progress=False, callback=lambda p: p.event == "start" and starts.append(p.start))
     assert starts == [7]  # from the checkpoint of frame 6
     shutil.rmtree(tmp_path / "out")
-    assert np.array_equal(preview(s, 8, model=net), resumed)
+    assert np.array_equal(preview(s, 8, model=net, progress=False), resumed)
 
 
 def test_a_batch_variant_keeps_its_guide_and_mask(tmp_path):

@@ -43,6 +43,8 @@ from dreamvid.media.read import probe_video
 from dreamvid.pixels.images import fit, read_image
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import loop as render_mod
+from dreamvid.rendering import step as step_mod
+from dreamvid.rendering.workdir import list_checkpoints
 from dreamvid.schedule import schedule as schedule_mod
 from tests.conftest import ENV, pan_clip, write_schedule
 from tests.procs import ffmpeg_children
@@ -342,14 +344,14 @@ def nan_at_frame(k: int):
 
     def make(c: Ctx) -> list:
         c.cached_model()
-        real, calls = render_mod.move, []
+        real, calls = step_mod.move, []
 
         def move(image, *args, **kwargs):
             calls.append(1)
             out = real(image, *args, **kwargs)
             return out * float("nan") if len(calls) == k else out
 
-        c.monkeypatch.setattr(render_mod, "move", move)
+        c.monkeypatch.setattr(step_mod, "move", move)
         return render_args(c, schedule=c.schedule(checkpoint_every=2))
 
     return make
@@ -390,7 +392,7 @@ def cpu_out_of_memory(c: Ctx) -> list:
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
                            "memory: you tried to allocate 40000000000 bytes. Error code 12 (Cannot allocate memory)")
 
-    c.monkeypatch.setattr(render_mod, "move", move)
+    c.monkeypatch.setattr(step_mod, "move", move)
     return render_args(c)
 
 
@@ -670,11 +672,11 @@ def _check_nothing_lost(c: Ctx, case: Case) -> None:
         assert not c.output.exists(), "a failed render left a file at the output path"
         work = c.output.with_name(c.output.name + ".parts")
         if case.kept is not None:
-            saved = ckpt.list_checkpoints(work)
+            saved = list_checkpoints(work)
             assert saved, "the checkpoint did not survive"
-            state = ckpt.load(saved[0])  # verifies the checksum
-            assert case.kept == -1 or state["index"] == case.kept
-            assert all((work / name).is_file() for name, _, _ in state["parts"]), "its video parts are gone"
+            checkpoint = ckpt.load(saved[0])  # verifies the checksum
+            assert case.kept == -1 or checkpoint.index == case.kept
+            assert all((work / name).is_file() for name, _, _ in checkpoint.parts), "its video parts are gone"
         else:
             assert not work.exists(), "a render that saved nothing left its work folder"
     assert not [p for p in c.tmp.rglob("*") if "partial" in p.name], "temp files left behind"

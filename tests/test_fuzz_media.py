@@ -32,6 +32,7 @@ from dreamvid.media.ffmpeg import ffmpeg_exe
 from dreamvid.media.read import ClipReader, probe_clip, read_frames
 from dreamvid.pixels.images import read_image
 from dreamvid.rendering import checkpoint as ckpt
+from dreamvid.rendering.workdir import list_checkpoints
 from tests.fuzzing import (
     Hang,
     bounded,
@@ -238,7 +239,7 @@ def rendered(tmp_path_factory, net):
     path.write_text(yaml.safe_dump(TINY))
     video = api.render(str(path), model=net, keep_parts=True, progress=False)
     work = folder / "out" / "v.mp4.parts"
-    assert [p.name for p in ckpt.list_checkpoints(work)] == ["ckpt-00000004.pt", "ckpt-00000003.pt"]
+    assert [p.name for p in list_checkpoints(work)] == ["ckpt-00000004.pt", "ckpt-00000003.pt"]
     saved = folder / "saved.parts"
     shutil.copytree(work, saved)
     reference = read_frames(video)
@@ -266,13 +267,13 @@ def test_fuzz_checkpoint_files(rendered, tmp_path):
         path.write_bytes(data)
         try:
             with bounded():
-                state = ckpt.load(path)
+                checkpoint = ckpt.load(path)
         except Hang:
             raise
         except BaseException as err:  # noqa: BLE001
             check_one_line(err, str(path))
         else:
-            assert isinstance(state, dict) and isinstance(state.get("index"), int)
+            assert isinstance(checkpoint, ckpt.Checkpoint) and isinstance(checkpoint.index, int)
 
     fuzz(checkpoint_files)
 

@@ -92,7 +92,7 @@ def test_the_real_probe_measures_a_ratio():
 
 
 def test_dreamer_warns_when_bf16_is_not_native(fake_cpu, net, tmp_path):
-    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.rendering.step import Dreamer
     from dreamvid.schedule.schedule import load_schedule
 
     fake_cpu(AVX2)
@@ -149,13 +149,14 @@ def test_cli_precision_overrides_the_schedule_and_lands_in_the_checkpoint(tmp_pa
     """--precision bf16 on render: the checkpoint says what the frames were dreamed in (bf16
     where this CPU has it, else fp32 after a warning)."""
     from dreamvid.rendering import checkpoint as ckpt
+    from dreamvid.rendering.workdir import list_checkpoints
 
     path = write_schedule(tmp_path, segments=[{"frames": 4, "layers": {"mixed0": 1.0}}], precision="fp32")
     r = run_cli("render", path, "--frames", "4", "--keep-parts", "--quiet", "--precision", "bf16", "--device", "cpu")
     assert r.returncode == 0, r.stderr
-    state = ckpt.load(ckpt.list_checkpoints(tmp_path / "out" / "video.mp4.parts")[0])
+    saved = ckpt.load(list_checkpoints(tmp_path / "out" / "video.mp4.parts")[0])
     native = precision.native_bf16(CPU)
-    assert state["numerics"]["precision"] == ("bf16" if native else "fp32")
+    assert saved.precision == ("bf16" if native else "fp32")
     assert ("no bf16 arithmetic" in r.stderr) == (not native)
     r = run_cli("preview", path, "--frame", "1", "--precision", "fp16")
     assert r.returncode == 2 and "--precision" in r.stderr and "Traceback" not in r.stderr
@@ -164,15 +165,17 @@ def test_cli_precision_overrides_the_schedule_and_lands_in_the_checkpoint(tmp_pa
 def test_a_resume_keeps_the_precision_auto_chose_when_the_render_began(fake_cpu, tmp_path, net):
     """auto times a probe on a CPU with bf16 instructions; a later run could tip the other
     way, so a resume follows the checkpoint's precision (an explicit one is kept as asked)."""
-    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.rendering.checkpoint import Checkpoint
+    from dreamvid.rendering.step import Dreamer
     from dreamvid.schedule.schedule import load_schedule
 
+    saved_in_bf16 = Checkpoint(3, torch.zeros(1, 3, 8, 8), (), (), {}, [], {"device": "cpu", "precision": "bf16"})
     fake_cpu(AVX512_BF16, speedup=0.5)  # this run, auto would choose fp32
     s = load_schedule(write_schedule(tmp_path, precision="auto"))
     dreamer = Dreamer(s, net)
     assert dreamer.precision == "fp32"
-    dreamer.continue_from({"numerics": {"device": "cpu", "precision": "bf16"}})
+    dreamer.continue_from(saved_in_bf16)
     assert dreamer.precision == "bf16" and dreamer.amp_dtype == torch.bfloat16
     fixed = Dreamer(replace(s, precision="fp32"), net)
-    fixed.continue_from({"numerics": {"device": "cpu", "precision": "bf16"}})
+    fixed.continue_from(saved_in_bf16)
     assert fixed.precision == "fp32" and fixed.amp_dtype is None

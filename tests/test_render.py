@@ -15,7 +15,8 @@ from dreamvid.engine.model import load_model
 from dreamvid.media.read import probe_video, read_frames
 from dreamvid.pixels.camera import move
 from dreamvid.pixels.images import fit, read_image, to_tensor
-from dreamvid.rendering.loop import Dreamer, render
+from dreamvid.rendering.loop import render
+from dreamvid.rendering.step import Dreamer
 from dreamvid.schedule.schedule import load_schedule
 from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children

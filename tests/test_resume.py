@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from dreamvid.media.read import read_frames
+from dreamvid.rendering.workdir import list_checkpoints
 from tests.conftest import ENV, run_cli, write_schedule
 from tests.procs import ffmpeg_children
 
@@ -255,7 +256,7 @@ def test_a_rerun_shorter_than_the_saved_frames_loses_none_of_them(tmp_path, net,
     out = render(s, model=net, frames=5, callback=lambda p: p.event == "warning" and warnings.append(p.message))
     assert same_video(out, short_references[5])
     assert {p.name: p.read_bytes() for p in work.iterdir() if p.name not in ("lock", "lease")} == before
-    assert ckpt.load(ckpt.list_checkpoints(work)[0])["index"] == 5
+    assert ckpt.load(list_checkpoints(work)[0]).index == 5
     assert any("frames 0-5" in w and str(work) in w for w in warnings), warnings
     starts = []
     out = render(s, model=net, callback=lambda p: p.event == "start" and starts.append(p.start))
@@ -275,9 +276,9 @@ def test_a_stop_checkpoint_refers_to_the_frames_on_disk(tmp_path, net):
         folder = tmp_path / str(last)
         s = load_schedule(write_schedule(folder, segments=STOP_SEGMENTS, **{**STOP_TOP, "checkpoint_every": 100}))
         _stopped_after(s, net, last)
-        (path,) = ckpt.list_checkpoints(folder / "out" / "video.mp4.parts")
+        (path,) = list_checkpoints(folder / "out" / "video.mp4.parts")
         sizes[last] = path.stat().st_size
-        assert len(ckpt.load(path)["pending"]) == last + 1
+        assert len(ckpt.load(path).pending) == last + 1
     assert abs(sizes[7] - sizes[1]) < 1024, sizes  # 6 more frames, next to no more bytes
 
 

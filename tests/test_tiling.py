@@ -109,7 +109,7 @@ def test_compile_key_validates(tmp_path):
 
 
 def test_failed_compile_falls_back_to_eager(tmp_path):
-    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.rendering.step import Dreamer
 
     warnings = []
     dreamer = Dreamer(load_schedule(write_schedule(tmp_path)), load_model(device="cpu"), on_warning=warnings.append)

@@ -13,6 +13,7 @@ import dreamvid
 from dreamvid import cli
 from dreamvid.media.read import ClipReader, probe_clip
 from dreamvid.rendering import loop as render_mod
+from dreamvid.rendering.step import Dreamer
 from dreamvid.schedule.schedule import load_schedule, parse_schedule
 from tests.conftest import pan_clip, run_cli, write_video_schedule
 from tests.test_resume import same_video, start_render, wait_for_checkpoint
@@ -137,7 +138,7 @@ def test_preview_from_a_checkpoint_equals_preview_from_frame_0(tmp_path, net):
 def test_the_clip_is_streamed_not_held(tmp_path, net):
     pan_clip(tmp_path / "c.mp4", frames=6)
     s = schedule(tmp_path, "c.mp4", 6)
-    dreamer = render_mod.Dreamer(s, net)
+    dreamer = Dreamer(s, net)
     frame = dreamer.first_frame()
     for n in range(1, 6):
         frame = dreamer.next_frame(frame, n)

@@ -1,21 +1,16 @@
 """Checkpoints: what frame n+1 needs, saved atomically and verified on load.
 
-A render's work folder (``<output>.parts/``) holds encoded video parts and checkpoints::
+A checkpoint (:class:`Checkpoint`) is frame n as float32, the parts of the work folder
+(:mod:`.workdir`) that hold frames 0..n, and the fingerprint of what those frames depend on.
+A checkpoint written at a stop (or at a render's end between two boundaries) also names the
+open part's frame files and their SHA-256 (``pending``); a resume feeds them to that part's
+encoder again, so parts always hold the same frames as in an uninterrupted render.
 
-    part-00000000.mp4   frames 0..49      (each part closes at a checkpoint)
-    part-00000050.mp4   frames 50..99
-    frame-00000100.npy  the open part's frames, as they are (uint8), until it closes
-    ckpt-00000049.pt    frame 49 as float32, the part list, the fingerprint
-    ckpt-00000099.pt
-
-A checkpoint written at a stop (or at a render's end between two boundaries) also names
-the open part's frame files and their SHA-256 (``pending``); a resume feeds them to that
-part's encoder again, so parts always hold the same frames as in an uninterrupted render.
-
-One checkpoint is one dict (see :func:`save`), written as ``MAGIC + sha256 + payload`` to a
-temp file, fsynced and renamed, so a reader sees either the old file or the whole new one;
-the checksum catches truncation and bit rot. The previous checkpoint is kept until a newer
-one is safely on disk.
+This module alone turns a checkpoint into bytes and back (:func:`save`, :func:`load`): one
+dict, written as ``MAGIC + sha256 + payload`` to a temp file, fsynced and renamed, so a
+reader sees either the old file or the whole new one; the checksum catches truncation and
+bit rot. The dict's keys and types are those every release wrote, so checkpoints move
+between releases both ways. The previous checkpoint is kept until a newer one is safely on disk.
 
 Whether a checkpoint belongs to a schedule is decided from what frames 0..n depend on: the
 :func:`global_settings` (the input file's content, size, seed, model, encoder, ...) and one
@@ -28,9 +23,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 import weakref
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -39,9 +33,52 @@ from dreamvid.core import defaults as D
 from dreamvid.core.errors import DreamvidError, InputError
 from dreamvid.core.files import write_atomic
 from dreamvid.core.progress import Callback, Progress
+from dreamvid.engine.model import weights_digest
+from dreamvid.rendering.workdir import list_checkpoints
 
 MAGIC = b"DREAMVID-CKPT-1\n"
 KEEP = 2  # checkpoints kept in the work folder (the newest and the one before)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Frame ``index`` of a render and what holds frames 0..index in the work folder."""
+
+    index: int  # the frame it holds
+    frame: torch.Tensor  # frame ``index`` (1, 3, H, W), float32 on the CPU once loaded
+    parts: tuple[tuple[str, int, int], ...]  # the closed parts: (file in the work folder, first frame, last frame)
+    pending: tuple[tuple[str, str], ...]  # the open part's frames up to ``index``: (file, its SHA-256)
+    settings: dict  # what every frame depends on (global_settings, with the codec and network)
+    digests: list[str]  # one per frame 0..index of its parameters (frame_digests)
+    numerics: dict | None = None  # what the frames' last bits depend on (numerics); None before it was saved
+    version: str | None = None  # the release that wrote it (save writes this one's)
+
+    @property
+    def first_pending(self) -> int:
+        """The first frame not in a closed part (the open part's first frame)."""
+        return self.index + 1 - len(self.pending)
+
+    def pending_file(self, n: int) -> str:
+        """The file of frame ``n``, one of the open part's (``first_pending <= n <= index``)."""
+        return self.pending[n - self.first_pending][0]
+
+    @property
+    def files(self) -> set[str]:
+        """The work folder's files it refers to: its parts and pending frames."""
+        return {name for name, _, _ in self.parts} | {name for name, _ in self.pending}
+
+    @property
+    def precision(self) -> str | None:
+        """The precision its frames were dreamed in, when it says."""
+        return (self.numerics or {}).get("precision")
+
+    def fits(self, settings: dict, digests: list[str]) -> bool:
+        """Whether it was written by a render of these settings and frame digests (up to its frame)."""
+        return self.settings == settings and self.digests[: len(digests)] == digests
+
+    def reaches_past(self, last: int) -> bool:
+        """Whether it is past frame ``last`` with closed parts that hold frames past it too."""
+        return self.index > last and bool(self.parts) and self.parts[-1][2] > last
 
 
 def file_digest(path: Path | None) -> str:
@@ -80,6 +117,15 @@ def global_settings(schedule) -> dict:
         settings["flow_weights"] = file_digest(schedule.flow_weights_path)
     if schedule.audio_driven:  # the music moves the camera or the dream: its content decides the frames
         settings["audio"] = {"file": file_digest(schedule.audio_path), **schedule.audio_settings.to_data()}
+    return settings
+
+
+def render_settings(schedule, codec: str, net) -> dict:
+    """:func:`global_settings` as a render with ``codec`` and the network ``net`` has them."""
+    settings = global_settings(schedule)
+    settings["encoder"] = {**settings["encoder"], "codec": codec}
+    if net.name != schedule.model:  # a network of the caller's: its weights decide the frames
+        settings["model"], settings["model_weights"] = net.name, weights_digest(net)
     return settings
 
 
@@ -138,15 +184,19 @@ def describe_change(old: dict, settings: dict, old_digests: list[str], digests: 
     return "the schedule changed"
 
 
-def save(path: Path, state: dict) -> None:
-    """Write ``state`` atomically with a checksum. ``state['frame']`` is a float32 tensor."""
+def save(path: Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` atomically with a checksum, as this release's."""
+    state = {"index": checkpoint.index, "frame": checkpoint.frame.detach().float().cpu().contiguous(),
+             "parts": [list(p) for p in checkpoint.parts], "pending": [list(p) for p in checkpoint.pending],
+             "settings": checkpoint.settings, "digests": checkpoint.digests, "numerics": checkpoint.numerics,
+             "version": D.VERSION}  # fmt: skip
     buf = io.BytesIO()
-    torch.save({**state, "version": D.VERSION}, buf)
+    torch.save(state, buf)
     payload = buf.getvalue()
     write_atomic(path, MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload, make_folder=False)
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> Checkpoint:
     """Read and verify a checkpoint; :class:`DreamvidError` if it is not a whole, valid one."""
     data = path.read_bytes()
     if not data.startswith(MAGIC):
@@ -158,39 +208,35 @@ def load(path: Path) -> dict:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever the unpickler makes of bad bytes
         raise DreamvidError(f"{path}: checkpoint is corrupt ({type(err).__name__} while reading it)") from None
-    if not isinstance(state, dict) or not _KEYS.issubset(state) or not isinstance(state["index"], int):
+    checkpoint = _from_saved(state)
+    if checkpoint is None:
         raise DreamvidError(f"{path}: checkpoint is corrupt (not the data dreamvid saves)")
-    return state
+    return checkpoint
 
 
-_KEYS = frozenset({"index", "frame", "parts", "pending", "settings", "digests"})  # what save() is given
+def _from_saved(state) -> Checkpoint | None:
+    """The checkpoint in a loaded payload (keys it does not know are ignored), or None when
+    it is not one."""
+    if not isinstance(state, dict) or not _KEYS.issubset(state) or not isinstance(state["index"], int):
+        return None
+    try:
+        parts = tuple((name, first, last) for name, first, last in state["parts"])
+        pending = tuple((name, digest) for name, digest in state["pending"])
+    except (TypeError, ValueError):
+        return None
+    well_formed = (isinstance(state["frame"], torch.Tensor) and isinstance(state["settings"], dict)
+                   and isinstance(state["digests"], list) and isinstance(state.get("numerics"), (dict, type(None)))
+                   and all(isinstance(name, str) and isinstance(first, int) and isinstance(last, int)
+                           for name, first, last in parts)
+                   and all(isinstance(name, str) and isinstance(digest, str) for name, digest in pending))  # fmt: skip
+    if not well_formed:
+        return None
+    version = state.get("version")
+    return Checkpoint(state["index"], state["frame"], parts, pending, state["settings"], state["digests"],
+                      state.get("numerics"), version if isinstance(version, str) else None)  # fmt: skip
 
 
-CKPT_RE = re.compile(r"ckpt-(\d{8})\.pt$")
-
-
-def checkpoint_path(work: Path, index: int) -> Path:
-    return work / f"ckpt-{index:08d}.pt"
-
-
-def part_path(work: Path, first: int) -> Path:
-    return work / f"part-{first:08d}.mp4"
-
-
-def frame_path(work: Path, index: int) -> Path:
-    return work / f"frame-{index:08d}.npy"
-
-
-def index_of(path: Path) -> int:
-    return int(CKPT_RE.match(path.name)[1])
-
-
-def list_checkpoints(work: Path) -> list[Path]:
-    """Checkpoint files in the work folder, newest first."""
-    if not work.is_dir():
-        return []
-    found = [p for p in work.iterdir() if CKPT_RE.match(p.name)]
-    return sorted(found, key=lambda p: p.name, reverse=True)
+_KEYS = frozenset({"index", "frame", "parts", "pending", "settings", "digests"})  # what every release saved
 
 
 def prune(work: Path, keep: int = KEEP) -> None:
@@ -199,12 +245,12 @@ def prune(work: Path, keep: int = KEEP) -> None:
         old.unlink(missing_ok=True)
 
 
-def missing_file(work: Path, state: dict) -> str | None:
-    """The first part or saved frame of ``state`` that is gone or damaged, or None."""
-    for name, _, _ in state["parts"]:
+def missing_file(work: Path, checkpoint: Checkpoint) -> str | None:
+    """The first part or saved frame of ``checkpoint`` that is gone or damaged, or None."""
+    for name, _, _ in checkpoint.parts:
         if not (work / name).is_file():
             return f"part {name} is missing"
-    for name, digest in state["pending"]:
+    for name, digest in checkpoint.pending:
         try:
             data = (work / name).read_bytes()
         except OSError:
@@ -214,7 +260,7 @@ def missing_file(work: Path, state: dict) -> str | None:
     return None
 
 
-def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) -> dict | None:
+def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) -> Checkpoint | None:
     """The newest checkpoint in ``work`` this schedule can continue to frame ``upto``.
 
     That is one at a frame <= ``upto``, or a later one whose closed parts end by ``upto``
@@ -224,24 +270,23 @@ def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) ->
     mismatch = corrupt = further = None
     for path in list_checkpoints(work):
         try:
-            state = load(path)
+            found = load(path)
         except (DreamvidError, OSError, RuntimeError) as e:
             corrupt = corrupt or str(e)
             callback(Progress("warning", message=f"{e}; falling back to the previous checkpoint"))
             continue
-        n = state["index"]
-        if n > upto and state["parts"] and state["parts"][-1][2] > upto:
-            further = further or n  # its parts hold frames past the end: an earlier one may serve
+        if found.reaches_past(upto):
+            further = further or found.index  # its parts hold frames past the end: an earlier one may serve
             continue
-        digests = frame_digests(schedule, min(n, upto))
-        if state["settings"] != settings or state["digests"][: len(digests)] != digests:
-            mismatch = mismatch or (path, describe_change(state["settings"], settings, state["digests"], digests))
+        digests = frame_digests(schedule, min(found.index, upto))
+        if not found.fits(settings, digests):
+            mismatch = mismatch or (path, describe_change(found.settings, settings, found.digests, digests))
             continue
-        missing = missing_file(work, state)
+        missing = missing_file(work, found)
         if missing:
             callback(Progress("warning", message=f"{path}: {missing}; trying an earlier checkpoint"))
             continue
-        return state
+        return found
     fresh = f"rerun with --fresh to start over (deletes {work})"
     if mismatch:
         path, why = mismatch

@@ -4,7 +4,7 @@
 uint8 copy on the host, as ``first_frame()``/``next_frame()`` and ``to_uint8(...).cpu()``
 would. On CUDA it works one frame ahead: it starts frame n's copy into a pinned, reused host
 buffer on a side stream (``non_blocking``), dreams frame n+1 meanwhile, and only then waits
-for the copy. The frames and the order in which the :class:`~dreamvid.rendering.loop.Dreamer` makes
+for the copy. The frames and the order in which the :class:`~dreamvid.rendering.step.Dreamer` makes
 them are the same as without look-ahead (frame n+1 depends only on frame n and n), so the
 video is too. A failure while dreaming frame n+1 is kept and raised when the loop asks for
 frame n+1, after frame n was written and checkpointed, as without look-ahead. A frame

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from dreamvid.core.errors import InputError
 from dreamvid.core.files import write_atomic
+from dreamvid.rendering.workdir import LOCK  # in the work folder: the lease of the render writing there
 
-LOCK = "lock"  # in the work folder: the lease of the render writing there (see exclusive)
 HEARTBEAT_S = 5.0  # the holder rewrites its lease this often
 STALE_S = 30.0  # a lease seen unchanged this long belongs to a dead holder
 OLD_S = 300.0  # a lease whose own time is this old is a dead holder's at first sight

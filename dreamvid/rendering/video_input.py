@@ -6,10 +6,10 @@ With ``input:`` a clip, frame n of the video is dreamed from the clip's frame n 
     start[0] = source[0]
     start[n] = (1 - flow_blend) * source[n] + flow_blend * warp(out[n-1])   (n >= 1)
 
-with occluded and newly visible pixels taken from ``source[n]`` (:func:`.flow.start_image`);
+with occluded and newly visible pixels taken from ``source[n]`` (:func:`dreamvid.pixels.flow.start_image`);
 the camera move and the dream then run as for an image, and after every gradient step the
 ``temporal`` term pulls the image toward the previous dream carried onto this frame
-(:func:`.flow.pull_toward`). Colour control matches and blends toward ``source[n]``.
+(:func:`dreamvid.pixels.flow.pull_toward`). Colour control matches and blends toward ``source[n]``.
 
 What frame n needs is ``out[n-1]`` (the checkpoint's frame) and source frames n-1 and n,
 which :class:`ClipFrames` reads again from the clip (its stream position is the frame
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from dreamvid.media.read import ClipInfo, ClipReader
-from dreamvid.pixels import flow as F
+from dreamvid.pixels import flow
 from dreamvid.pixels.images import to_tensor
 from dreamvid.schedule.schedule import FrameParams, Schedule
 
@@ -74,22 +74,22 @@ class VideoStart:
     def __init__(self, schedule: Schedule, size: tuple[int, int], device: torch.device):
         self.schedule, self.device = schedule, device
         self.frames = ClipFrames(schedule.clip, size, device)
-        self._flows: dict[str, F.FlowFn | None] = {}
+        self._flows: dict[str, flow.FlowFn | None] = {}
 
     def source(self, n: int) -> torch.Tensor:
         return self.frames.get(n)
 
-    def start(self, n: int, previous: torch.Tensor | None, p: FrameParams) -> F.Start:
+    def start(self, n: int, previous: torch.Tensor | None, p: FrameParams) -> flow.Start:
         """Frame ``n``'s start image, and the target and mask of its temporal term."""
         if n == 0:
             source = self.source(0)
-            return F.Start(source, source, torch.zeros_like(source[:, :1]))
+            return flow.Start(source, source, torch.zeros_like(source[:, :1]))
         prev_source, source = self.source(n - 1), self.source(n)
-        return F.start_image(source, prev_source, previous, p.flow_blend, self._flow(p.flow))
+        return flow.start_image(source, prev_source, previous, p.flow_blend, self._flow(p.flow))
 
-    def _flow(self, name: str) -> F.FlowFn | None:
+    def _flow(self, name: str) -> flow.FlowFn | None:
         if name not in self._flows:
-            self._flows[name] = F.flow_method(name, weights=self.schedule.flow_weights_path, device=self.device)
+            self._flows[name] = flow.flow_method(name, weights=self.schedule.flow_weights_path, device=self.device)
         return self._flows[name]
 
     def close(self) -> None:
@@ -112,11 +112,11 @@ def notices(clip: ClipInfo | None) -> list[str]:
     return out
 
 
-def moved(start: F.Start, move) -> F.Start:
+def moved(start: flow.Start, move) -> flow.Start:
     """``start`` with the camera move applied to its image, target and mask alike."""
-    return F.Start(move(start.image), move(start.target), move(start.valid))
+    return flow.Start(move(start.image), move(start.target), move(start.valid))
 
 
-def after_step(start: F.Start, strength: float):
+def after_step(start: flow.Start, strength: float):
     """The temporal term for :func:`.ascent.dream` (None when there is nothing to pull)."""
-    return F.pull_toward(start, strength) if strength else None
+    return flow.pull_toward(start, strength) if strength else None

@@ -9,7 +9,7 @@ its stdin, held by the studio, closes).
 What the page lists comes from disk as much as from this process: a render is *running*
 while its work folder's lease is held, by this studio or by a ``dreamvid render`` elsewhere
 (:func:`dreamvid.rendering.lease.holder`), *stopped at frame N* when the work folder holds checkpoints
-(:func:`dreamvid.rendering.checkpoint.list_checkpoints`), *done* when the video exists. So a restarted
+(:func:`dreamvid.rendering.workdir.last_saved_frame`), *done* when the video exists. So a restarted
 studio, or a second tab, shows the same state.
 """
 
@@ -189,9 +189,8 @@ class Renders:
 
     def rows(self, schedules: list[tuple[str, object, str]]) -> list[dict]:
         """One row per schedule: ``(name, parsed schedule or None, problem)`` -> its render's state."""
-        from dreamvid.rendering.checkpoint import CKPT_RE, list_checkpoints
         from dreamvid.rendering.lease import holder
-        from dreamvid.rendering.workdir import work_dir
+        from dreamvid.rendering.workdir import last_saved_frame, work_dir
 
         out = []
         for name, schedule, problem in schedules:
@@ -215,12 +214,12 @@ class Renders:
                 continue
             work = work_dir(output)
             elsewhere = holder(work)
-            checkpoints = list_checkpoints(work)
+            last = last_saved_frame(work)
             if elsewhere is not None:
                 pid = elsewhere["pid"]
                 row.update(state="running", message=f"rendering elsewhere (pid {pid})", pid=pid)
-            elif checkpoints:
-                saved = int(CKPT_RE.match(checkpoints[0].name).group(1)) + 1
+            elif last is not None:
+                saved = last + 1
                 row.update(state="stopped", frame=saved, message=f"stopped at frame {saved} of {schedule.total_frames}")
             elif row["video"]:
                 row.update(state="done", frame=schedule.total_frames, message="")

@@ -1,6 +1,6 @@
 """The plain DeepDream zoom loop that ``dreamvid bench`` measures dreamvid against.
 
-The same algorithm as :mod:`dreamvid.dream` and :class:`dreamvid.rendering.loop.Dreamer` (octaves,
+The same algorithm as :mod:`dreamvid.dream` and :class:`dreamvid.rendering.step.Dreamer` (octaves,
 jitter, normalised gradient step, the zoom between frames), written the way a first
 version usually is, not slowed on purpose:
 

@@ -6,7 +6,7 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
 
 - ``baseline``: :mod:`dreamvid.tools.baseline`, fp32 NCHW eager, the full network each step,
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
-- ``dreamvid``: :class:`dreamvid.rendering.loop.Dreamer` ``.next_frame`` and
+- ``dreamvid``: :class:`dreamvid.rendering.step.Dreamer` ``.next_frame`` and
   :class:`dreamvid.media.write.VideoWriter`, as :func:`dreamvid.rendering.loop.render` uses them (colour
   control off, as the baseline has none), in the precision ``precision`` resolves to
   (:mod:`dreamvid.engine.precision`).
@@ -187,7 +187,7 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
 
 
 def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[dict, torch.Tensor, object]:
-    from dreamvid.rendering.loop import Dreamer
+    from dreamvid.rendering.step import Dreamer
 
     net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
     dreamer = Dreamer(schedule, net)
@@ -212,7 +212,7 @@ def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[d
 
 
 def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.device, random_weights: bool) -> dict:
-    from dreamvid.rendering.loop import frame_rng
+    from dreamvid.rendering.step import frame_rng
 
     net = load_model(schedule.model, random_init=random_weights, device=device)  # fp32, NCHW
     torch.backends.cudnn.benchmark = False  # the Dreamer turned it on; the plain loop does not know it
