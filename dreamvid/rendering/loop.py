@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamvid.core.errors import DreamvidError, InputError, Interrupted, describe_os_error, is_out_of_memory
+from dreamvid.core.errors import (
+    DreamvidError,
+    InputError,
+    Interrupted,
+    describe_os_error,
+    is_out_of_memory,
+    out_of_memory_message,
+)
 from dreamvid.core.progress import Callback, Progress, ignore, warner
 from dreamvid.engine.model import FeatureNet, pick_device, shared_model
 from dreamvid.media.audio import probe_audio
@@ -169,8 +176,6 @@ def _is_runtime_failure(err: BaseException) -> bool:
 def _failed(err: BaseException, work: Path, saved: int, size: tuple[int, int]) -> DreamvidError:
     """A runtime failure (disk full, ffmpeg died, NaN, out of memory) as one line that
     also says what survived: checkpoints are written atomically, so the last one stands."""
-    from dreamvid.core.errors import out_of_memory_message
-
     if isinstance(err, OSError):
         what = describe_os_error(err)
     elif is_out_of_memory(err) and not isinstance(err, DreamvidError):
