@@ -77,9 +77,9 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8765, toke
             if isinstance(captured, list):
                 captured.clear()  # a signal is the way to stop the studio: not an error to re-raise
 
-    # The render list reads checkpoints (torch) and previews dream: import it while the user
-    # opens the page rather than on the first request.
-    threading.Thread(target=lambda: importlib.import_module("dreamvid.rendering.checkpoint"), daemon=True).start()
+    # Previews dream (torch, seconds to import): import it while the user opens the page rather
+    # than on the first preview. The render list reads only file names.
+    threading.Thread(target=lambda: importlib.import_module("torch"), daemon=True).start()
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     say(f"dreamvid studio: serving {studio.folder.root}")
     say(f"    {url(host, port, studio.token)}")
