@@ -22,6 +22,7 @@ import torch
 
 from dreamvid.core.errors import DreamvidError, first_line, is_out_of_memory
 from dreamvid.engine.ascent import DreamSettings, dream_frame, fallback, speed_setup
+from dreamvid.engine.catalogue import split_layer_key
 from dreamvid.engine.model import FeatureNet
 from dreamvid.engine.objectives import Objective, guide_features, guided, weighted
 from dreamvid.engine.precision import choose as choose_precision
@@ -205,7 +206,7 @@ class Guides:
 
     def features(self, path: Path, layers) -> dict[str, torch.Tensor]:
         """The guide image's features at the layers ``layers`` read."""
-        names = {key.split(":")[0] for key in layers}
+        names = {split_layer_key(key)[0] for key in layers}
         missing = [name for name in names if (path, name) not in self._features]
         if missing:
             found = guide_features(self.net, to_tensor(fit(read_image(path), self.size), self.device), missing)
