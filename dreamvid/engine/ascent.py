@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from dreamvid.core import defaults as D
 from dreamvid.core.defaults import MIN_TILE
 from dreamvid.core.errors import DreamvidError, out_of_memory_message
-from dreamvid.engine.model import FeatureNet
+from dreamvid.engine.model import COMPILED, FeatureNet
 from dreamvid.engine.objectives import Objective
 from dreamvid.engine.precision import choose as choose_precision
 
@@ -291,7 +291,7 @@ def compiled(net: FeatureNet, cuda_graphs: bool = False) -> Callable:
     config = torch._dynamo.config
     if getattr(config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
         config.recompile_limit = RECOMPILE_LIMIT
-    modes = net.__dict__.setdefault("_dreamvid_compiled", {})  # a plain attribute, not a submodule
+    modes = net.__dict__.setdefault(COMPILED, {})  # a plain attribute, not a submodule
     mode = "reduce-overhead" if cuda_graphs else None
     if mode in modes and modes[mode] is None:  # it failed in this process: the next simpler one
         return compiled(net) if cuda_graphs else net
@@ -305,7 +305,7 @@ def fallback(step_net: Callable, net: FeatureNet) -> tuple[Callable, str]:
     """The next simpler network after ``step_net`` failed: CUDA graphs -> plain compiled ->
     eager ``net``; and how the render continues, for the warning. The failed one is not
     tried again in this process (a batch worker's next videos start from the simpler one)."""
-    modes = net.__dict__.get("_dreamvid_compiled", {})
+    modes = net.__dict__.get(COMPILED, {})
     for mode, fn in modes.items():
         if fn is step_net:
             modes[mode] = None
