@@ -1,0 +1,212 @@
+"""What a CUDA render depends on, checked on the CPU (issue 34): which errors the compile
+fallback takes, the out-of-memory classifier, ``tile: auto`` decided once per render and kept
+by its checkpoints, the CUDA graphs dropped before an out-of-memory retry."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+import dreamvid.engine.ascent as ascent
+from dreamvid.core.errors import DreamvidError, is_out_of_memory, out_of_memory_message
+from dreamvid.engine.ascent import AutoTile, DreamSettings, dream_frame, is_compile_failure
+from dreamvid.engine.objectives import layer
+from dreamvid.rendering.checkpoint import Checkpoint
+from dreamvid.rendering.step import Dreamer
+from dreamvid.schedule.schedule import load_schedule
+
+from .conftest import write_schedule
+from .test_tiling import compile_failing
+
+CUDNN = "cuDNN error: CUDNN_STATUS_ALLOC_FAILED"
+CUBLAS = "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"
+ILLEGAL = "CUDA error: an illegal memory access was encountered"
+
+
+def _wrapped(inner: BaseException, how: str) -> BaseException:
+    """``inner`` as an error that wraps it: raised from it, raised while handling it, or a
+    compile failure that hit it (dynamo's BackendCompilerFailed)."""
+    if how == "compile":
+        try:
+            compile_failing(inner)(torch.ones(2), ())
+        except Exception as e:  # noqa: BLE001 - whatever dynamo wraps it in
+            return e
+    try:
+        try:
+            raise inner
+        except BaseException as e:
+            if how == "cause":
+                raise RuntimeError("step failed") from e
+            raise RuntimeError("step failed")  # noqa: B904 - the context is the point
+    except RuntimeError as outer:
+        return outer
+
+
+@pytest.mark.parametrize("text", [CUDNN, CUBLAS, "CUDA error: out of memory", "CUDA out of memory. Tried to allocate"])
+def test_gpu_allocation_failures_are_out_of_memory_however_wrapped(text):
+    err = RuntimeError(text)
+    assert is_out_of_memory(err)
+    assert out_of_memory_message(err).startswith("out of GPU memory")
+    for how in ("cause", "context", "compile"):
+        wrapped = _wrapped(RuntimeError(text), how)
+        assert is_out_of_memory(wrapped), how
+        assert out_of_memory_message(wrapped).startswith("out of GPU memory")
+        assert not is_compile_failure(wrapped)  # to the out-of-memory handling, not to a simpler mode
+
+
+def test_other_errors_are_not_out_of_memory():
+    assert not is_out_of_memory(RuntimeError(ILLEGAL))
+    assert not is_out_of_memory(_wrapped(ValueError("bad"), "cause"))
+    assert is_out_of_memory(MemoryError()) and out_of_memory_message(MemoryError()).startswith("out of CPU memory")
+
+
+def test_only_what_compiling_raises_is_a_compile_failure():
+    assert is_compile_failure(_wrapped(RuntimeError("no C++ compiler"), "compile"))
+    assert not is_compile_failure(_wrapped(RuntimeError(ILLEGAL), "compile"))  # CUDA's own error, even inside
+    assert not is_compile_failure(RuntimeError(ILLEGAL))
+    assert not is_compile_failure(RuntimeError("inductor: something"))  # words alone are not a compile error
+    assert not is_compile_failure(ValueError("a bug of ours"))
+
+
+@pytest.fixture()
+def dreamer(tmp_path):
+    d = Dreamer(load_schedule(write_schedule(tmp_path)), _net())
+    d.first = d.first_frame()
+    return d
+
+
+_NET = []
+
+
+def _net():
+    from dreamvid.engine.model import load_model
+
+    if not _NET:
+        _NET.append(load_model(device="cpu"))
+    return _NET[0]
+
+
+def _failing_step(err: BaseException, calls: list):
+    def step(x, layers):
+        calls.append(1)
+        raise err
+
+    return step
+
+
+@pytest.mark.parametrize("message", [ILLEGAL, "CUDA error: device-side assert triggered"])
+def test_a_cuda_error_in_a_compiled_step_is_raised_once_and_keeps_the_mode(dreamer, message):
+    warnings, calls = [], []
+    dreamer.on_warning = warnings.append
+    compiled = dreamer.step_net = _failing_step(RuntimeError(message), calls)
+    with pytest.raises(RuntimeError, match="illegal memory|device-side"):
+        dreamer.next_frame(dreamer.first, 1)
+    assert calls == [1]  # not rerun in a simpler mode
+    assert dreamer.step_net is compiled and warnings == [] and dreamer.compile_fallback is None
+
+
+def test_out_of_memory_in_a_compiled_step_goes_to_the_tiles_not_the_fallback(dreamer):
+    warnings, calls = [], []
+    dreamer.on_warning = warnings.append
+    dreamer.schedule = replace(dreamer.schedule, tile=None)
+    compiled = dreamer.step_net = _failing_step(RuntimeError(CUDNN), calls)
+    with pytest.raises(DreamvidError, match="out of GPU memory"):
+        dreamer.next_frame(dreamer.first, 1)
+    assert calls == [1] and dreamer.step_net is compiled and warnings == []
+
+
+def test_a_compile_failure_falls_back_once_and_the_checkpoint_says_so(dreamer):
+    warnings = []
+    dreamer.on_warning = warnings.append
+    expected = dreamer.next_frame(dreamer.first, 1)
+    dreamer.step_net = compile_failing()
+    assert torch.equal(dreamer.next_frame(dreamer.first, 1), expected)
+    assert len(warnings) == 1 and "BackendCompilerFailed" in warnings[0]
+    numerics = dreamer.numerics()
+    assert numerics["compile"] == "eager" and "BackendCompilerFailed" in numerics["compile_fallback"]
+
+
+# -- tile: auto, once per render ------------------------------------------------------------
+
+
+def test_auto_tile_is_decided_once_per_render_and_recorded(dreamer, monkeypatch):
+    """The free memory changes from frame to frame; the render keeps its first decision."""
+    free = iter([None, 256, None, 512])
+    asked = []
+    monkeypatch.setattr(ascent, "auto_tile", lambda shape, device, dtype=None: asked.append(shape) or next(free))
+    sides = []
+    real = ascent.dream
+
+    def spy(net, image, objective, settings, generator, **kw):
+        sides.append(settings.tile)
+        return real(net, image, objective, settings, generator, **kw)
+
+    monkeypatch.setattr(ascent, "dream", spy)
+    frame = dreamer.first
+    for n in range(1, 4):
+        frame = dreamer.next_frame(frame, n)
+    assert asked == [(64, 96)] and sides == [None, None, None]
+    assert dreamer.numerics()["tile"] == 0  # whole frames, as recorded in its checkpoints
+
+
+def _checkpoint(numerics):
+    return Checkpoint(3, torch.zeros(1, 3, 64, 96), (), (), {}, [], numerics)
+
+
+def test_a_resume_dreams_with_the_recorded_tiles(tmp_path, monkeypatch):
+    monkeypatch.setattr(ascent, "auto_tile", lambda *a, **k: pytest.fail("decided again on a resume"))
+    d = Dreamer(load_schedule(write_schedule(tmp_path)), _net())
+    d.continue_from(_checkpoint({"device": "cpu", "precision": "fp32", "tile": 128}))
+    assert d.tile.side == 128 and d.numerics()["tile"] == 128
+    d = Dreamer(load_schedule(write_schedule(tmp_path)), _net())
+    d.continue_from(_checkpoint({"device": "cpu", "precision": "fp32", "tile": 0}))
+    assert d.tile.side is None
+
+
+def test_a_checkpoint_without_the_tile_decides_as_before(tmp_path):
+    """Checkpoints of 0.1.0 and later releases before the key: auto decides again (on the
+    CPU: whole frames, as then)."""
+    assert _checkpoint({"device": "cpu", "threads": 2}).tile_side is None
+    assert _checkpoint(None).tile_side is None
+    d = Dreamer(load_schedule(write_schedule(tmp_path)), _net())
+    d.continue_from(_checkpoint({"device": "cpu", "threads": 2}))
+    assert d.tile.side is None
+
+
+def test_out_of_memory_lowers_the_renders_tile_and_later_frames_keep_it(monkeypatch):
+    tries = []
+
+    def fake(net, image, objective, settings, generator):
+        tries.append(settings.tile)
+        if settings.tile is None or settings.tile >= 400:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return image
+
+    monkeypatch.setattr(ascent, "dream", fake)
+    tile = AutoTile(None)
+    for _ in range(2):
+        dream_frame(None, torch.zeros(1, 3, 1080, 1920), layer("mixed3"), DreamSettings(), torch.Generator, tile=tile)
+    assert tries == [None, 960, 480, 240, 240] and tile.side == 240
+
+
+def test_out_of_memory_with_cuda_graphs_drops_the_graphs_before_the_retry(monkeypatch):
+    """``empty_cache`` does not free a CUDA graph pool: the retry must release the graphs first."""
+    import torch._inductor.cudagraph_trees as trees
+
+    events = []
+    monkeypatch.setattr(trees, "reset_cudagraph_trees", lambda: events.append("release"))
+
+    def fake(net, image, objective, settings, generator):
+        events.append(f"try {settings.tile}")
+        if settings.tile is None:
+            raise RuntimeError(CUDNN)
+        return image
+
+    monkeypatch.setattr(ascent, "dream", fake)
+    graphs = ascent._GraphSteps(lambda x, layers: x)
+    dream_frame(graphs, torch.zeros(1, 3, 512, 512), layer("mixed3"), DreamSettings(), torch.Generator, tile="auto")
+    assert events == ["try None", "release", "try 256"]
+    events.clear()
+    dream_frame(lambda x, layers: x, torch.zeros(1, 3, 512, 600), layer("mixed3"), DreamSettings(), torch.Generator,
+                tile="auto")  # fmt: skip
+    assert events == ["try None", "try 300"]  # no graphs, nothing to release
