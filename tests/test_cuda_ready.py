@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-import dreamvid.engine.ascent as ascent
 from dreamvid.core.errors import DreamvidError, is_out_of_memory, out_of_memory_message
+from dreamvid.engine import ascent
 from dreamvid.engine.ascent import AutoTile, DreamSettings, dream_frame, is_compile_failure
 from dreamvid.engine.objectives import layer
 from dreamvid.rendering.checkpoint import Checkpoint
@@ -37,7 +37,7 @@ def _wrapped(inner: BaseException, how: str) -> BaseException:
         except BaseException as e:
             if how == "cause":
                 raise RuntimeError("step failed") from e
-            raise RuntimeError("step failed")  # noqa: B904 - the context is the point
+            raise RuntimeError("step failed")  # the context is the point
     except RuntimeError as outer:
         return outer
 
