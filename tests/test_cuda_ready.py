@@ -210,3 +210,74 @@ def test_out_of_memory_with_cuda_graphs_drops_the_graphs_before_the_retry(monkey
     dream_frame(lambda x, layers: x, torch.zeros(1, 3, 512, 600), layer("mixed3"), DreamSettings(), torch.Generator,
                 tile="auto")  # fmt: skip
     assert events == ["try None", "try 300"]  # no graphs, nothing to release
+
+
+# -- no host syncs in a frame --------------------------------------------------------------
+
+# aten ops that make the host wait for the device on CUDA: a scalar read (.item(), bool(), an
+# `if` on a tensor) or an output whose shape depends on the data
+SYNC_OPS = {"_local_scalar_dense", "is_nonzero", "equal", "nonzero", "masked_select", "_unique", "_unique2",
+            "unique_dim", "unique_consecutive", "item"}
+
+
+class SyncCounter(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts, on any device, what would make the host wait on CUDA: the ops above, an upload
+    that is not ``non_blocking`` (``.to(device)`` from pageable memory waits for the queue) and a
+    tensor made straight on a device from Python values (``torch.tensor(..., device=)``)."""
+
+    def __init__(self, monkeypatch):
+        super().__init__()
+        self.seen = []
+        real_to, real_tensor = torch.Tensor.to, torch.tensor
+
+        def to(t, *args, **kwargs):
+            moves = any(isinstance(a, (torch.device, str)) for a in args) or "device" in kwargs
+            if moves and not kwargs.get("non_blocking"):
+                self.seen.append("blocking upload (.to)")
+            return real_to(t, *args, **kwargs)
+
+        def tensor(*args, **kwargs):
+            if kwargs.get("device") is not None:
+                self.seen.append("torch.tensor(device=)")
+            return real_tensor(*args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, "to", to)
+        monkeypatch.setattr(torch, "tensor", tensor)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in SYNC_OPS:
+            self.seen.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def _mask(folder):
+    import cv2
+    import numpy as np
+
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:, :48] = 255
+    cv2.imwrite(str(folder / "mask.png"), mask)
+    return "mask.png"
+
+
+@pytest.mark.parametrize("extra", ["default", "laplacian", "mask", "clip_guard"])
+def test_no_host_sync_in_a_frame_after_the_first(tmp_path, monkeypatch, extra):
+    """The default path (colour: histogram with the saturation match, a camera move), and with
+    gradient_norm: laplacian, a mask that follows the camera, a clip guard: after frame 1 (which
+    builds the colour reference), a frame asks nothing of the device that makes the host wait.
+    The NaN check is deferred there, as FrameSource does on CUDA."""
+    over = {"laplacian": {"defaults": {"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02, "zoom": 1.05,
+                                       "gradient_norm": "laplacian"}},
+            "mask": {"mask": _mask(tmp_path) if extra == "mask" else None},
+            "clip_guard": {"defaults": {"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02, "zoom": 1.05,
+                                        "clip_guard": 0.02}}}.get(extra, {})  # fmt: skip
+    tmp_path.mkdir(exist_ok=True)
+    d = Dreamer(load_schedule(write_schedule(tmp_path, **over)), _net())
+    d.checks.deferred = True
+    frame = d.next_frame(d.first_frame(), 1)
+    with SyncCounter(monkeypatch) as counter:
+        for n in (2, 3):
+            frame = d.next_frame(frame, n)
+    assert counter.seen == []
+    finite, errors = d.checks.take()
+    assert finite.tolist() == [True] * 3 and len(errors) == 3  # the checks were made, for the copy to carry

@@ -32,6 +32,7 @@ RNG, so the same inputs give the same image on any device.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -137,8 +138,10 @@ def tiled_gradient(net: FeatureNet, x: torch.Tensor, objective: Objective, tile:
 LAPLACIAN_LEVELS = 4  # the tutorials' scale_n
 
 
+@functools.lru_cache(maxsize=32)
 def _binomial_kernel(channels: int, device, dtype) -> torch.Tensor:
-    """The 5x5 binomial blur ([1 4 6 4 1] outer itself / 256), one per channel (depthwise)."""
+    """The 5x5 binomial blur ([1 4 6 4 1] outer itself / 256), one per channel (depthwise);
+    made once per device and dtype (an upload per use would make the host wait, 4 per step)."""
     k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device, dtype=dtype)
     k = torch.outer(k, k) / 256.0
     return k.expand(channels, 1, 5, 5).contiguous()

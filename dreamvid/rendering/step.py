@@ -36,7 +36,7 @@ from dreamvid.engine.objectives import Objective, guide_features, guided, weight
 from dreamvid.engine.precision import choose as choose_precision
 from dreamvid.pixels import colour
 from dreamvid.pixels.camera import affine_theta, move
-from dreamvid.pixels.images import fit, noise_image, read_image, to_tensor
+from dreamvid.pixels.images import fit, noise_image, read_image, to_device, to_tensor
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import video_input as video
 from dreamvid.rendering.checkpoint import Checkpoint
@@ -53,6 +53,40 @@ def frame_rng(seed: int, n: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+class FiniteChecks:
+    """Whether each dreamed image is finite (a too large ``step`` makes NaN/inf).
+
+    Checked at once, which makes the host wait for the device, unless ``deferred``: then the
+    checks wait, as device tensors, until :meth:`take` hands them to whoever copies the frame
+    to the host anyway (:class:`.framesource.FrameSource`, which copies them with it and calls
+    :meth:`verify` once the copy is done)."""
+
+    def __init__(self):
+        self.deferred = False
+        self._pending: list[tuple[torch.Tensor, str]] = []  # (finite?, the error if not), not yet checked
+
+    def add(self, image: Image, error: str) -> None:
+        finite = torch.isfinite(image).all()
+        if self.deferred:
+            self._pending.append((finite, error))
+        elif not finite:
+            raise DreamvidError(error)
+
+    def take(self) -> tuple[torch.Tensor | None, list[str]]:
+        """The checks not done yet, as one bool tensor on the device, and their errors."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return None, []
+        return torch.stack([finite for finite, _ in pending]), [error for _, error in pending]
+
+    @staticmethod
+    def verify(finite, errors: list[str]) -> None:
+        """Raise the first error whose check (``finite``, host booleans in :meth:`take`'s order) failed."""
+        for ok, error in zip(finite, errors):
+            if not ok:
+                raise DreamvidError(error)
+
+
 class Dreamer:
     """A schedule's network on its device, and the step from one frame to the next."""
 
@@ -65,6 +99,7 @@ class Dreamer:
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
+        self.checks = FiniteChecks()  # each dream's NaN/inf check
         self.compile_fallback: str | None = None  # why torch.compile failed, if it did (checkpoints say)
         self._tile: AutoTile | None = None  # ``tile: auto`` as this render decided it (see tile)
         self.use_precision(schedule.precision)
@@ -159,9 +194,8 @@ class Dreamer:
         settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale),
                                  gradient_norm=p.gradient_norm, amp_dtype=self.amp_dtype)  # fmt: skip
         out = self._ascend(moved, self.objective(p), settings, n, pull)
-        if not torch.isfinite(out).all():
-            raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
-                                f"segments[{p.segment}].step (now {p.step:g})")
+        self.checks.add(out, f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
+                             f"segments[{p.segment}].step (now {p.step:g})")  # fmt: skip
         return out
 
     def objective(self, p: FrameParams) -> Objective:
@@ -276,7 +310,7 @@ class Mask:
             theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
             step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
             self._moves.append(self._moves[-1] @ step)
-        theta = self._moves[n][:2].float().to(self.device)[None]
+        theta = to_device(self._moves[n][:2].float()[None], self.device)
         grid = torch.nn.functional.affine_grid(theta, list(self._mask.shape), align_corners=False)
         return torch.nn.functional.grid_sample(self._mask, grid, mode="bilinear", padding_mode="reflection",
                                                align_corners=False).clamp_(0.0, 1.0)  # fmt: skip
