@@ -281,3 +281,38 @@ def test_no_host_sync_in_a_frame_after_the_first(tmp_path, monkeypatch, extra):
     assert counter.seen == []
     finite, errors = d.checks.take()
     assert finite.tolist() == [True] * 3 and len(errors) == 3  # the checks were made, for the copy to carry
+
+
+def test_jitter_keeps_channels_last_where_roll_returns_nchw(monkeypatch):
+    """torch.roll on CUDA returns NCHW: the network must still get channels_last at every step."""
+    real = torch.roll
+    monkeypatch.setattr(torch, "roll", lambda x, shifts, dims: real(x, shifts, dims).contiguous())  # as on CUDA
+    layouts = []
+
+    def net(x, layers):
+        layouts.append(x.is_contiguous(memory_format=torch.channels_last))
+        return {"mixed3": x.mean(1, keepdim=True)}
+
+    x = torch.rand(1, 3, 48, 64).contiguous(memory_format=torch.channels_last)
+    out = ascent.dream_octave(net, x, layer("mixed3"), DreamSettings(iterations=3, jitter=4), torch.Generator())
+    assert layouts == [True, True, True] and out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("tail", [0.005, 0.2])
+def test_clip_guard_by_sort_picks_the_same_values_as_kthvalue(tail):
+    from dreamvid.pixels.colour import _tails
+
+    image = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(2))
+    image[0, 1, :5] = 0.5  # ties
+    assert [t.item() for t in _tails(image, tail, by_sort=True)] == [t.item() for t in _tails(image, tail, by_sort=False)]
+
+
+@pytest.mark.parametrize("midpoint", [False, True])
+def test_histogram_shares_without_unique_equal_the_unique_ones(midpoint):
+    """The sort-and-search shares (no host sync) are bit for bit the torch.unique ones."""
+    from dreamvid.pixels.colour import _quantiles, _shares
+
+    values = (torch.rand(4000, generator=torch.Generator().manual_seed(1)) * 50).round() / 50  # many ties
+    _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
+    assert torch.equal(_shares(values, values.dtype, midpoint), _quantiles(counts, values.numel(), values.dtype,
+                                                                           midpoint)[inverse])  # fmt: skip

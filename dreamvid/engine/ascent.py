@@ -220,12 +220,22 @@ def dream_octave(
     for _ in range(s.iterations):
         if s.jitter > 0:
             ny, nx = torch.randint(-s.jitter, s.jitter + 1, (2,), generator=generator).tolist()
-            x = torch.roll(x, (ny - oy, nx - ox), (2, 3))
+            x = _roll(x, (ny - oy, nx - ox))
             oy, ox = ny, nx
         x = gradient_step(net, x, objective, s.step, s.amp_dtype, tile=s.tile, norm=s.gradient_norm)
         if after_step is not None:
             x = after_step(x, (oy, ox))
-    return torch.roll(x, (-oy, -ox), (2, 3)) if (oy or ox) else x
+    return _roll(x, (-oy, -ox)) if (oy or ox) else x
+
+
+def _roll(x: torch.Tensor, shifts: tuple[int, int]) -> torch.Tensor:
+    """``torch.roll`` over height and width, keeping ``x``'s channels_last layout: on CUDA the
+    roll returns NCHW, which would give the network a second layout to trace and run (and
+    compile) from the first jitter on. Only the layout changes, never a value."""
+    out = torch.roll(x, shifts, (2, 3))
+    if x.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def dream(
