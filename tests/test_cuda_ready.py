@@ -316,3 +316,26 @@ def test_histogram_shares_without_unique_equal_the_unique_ones(midpoint):
     _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
     assert torch.equal(_shares(values, values.dtype, midpoint), _quantiles(counts, values.numel(), values.dtype,
                                                                            midpoint)[inverse])  # fmt: skip
+
+
+def test_studio_previews_dream_without_compiling(tmp_path, monkeypatch):
+    """Previews run in worker threads at several scales: no CUDA graphs, no graph per scale."""
+    import threading
+
+    import numpy as np
+
+    import dreamvid
+    from dreamvid.studio.previews import Previewer
+
+    asked = []
+
+    def frames(schedule, *, start, stop, **kw):
+        asked.append((schedule.compile, threading.current_thread() is threading.main_thread()))
+        yield from (np.zeros((8, 8, 3), np.uint8) for _ in range(start, stop))
+
+    monkeypatch.setattr(dreamvid, "frames", frames)
+    s = load_schedule(write_schedule(tmp_path, compile=True))
+    worker = threading.Thread(target=lambda: Previewer().png(s, "k", 2, 0.5))
+    worker.start()
+    worker.join()
+    assert asked == [(False, False)] and s.compile is True  # the schedule itself is left as it was
