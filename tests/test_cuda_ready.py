@@ -339,3 +339,15 @@ def test_studio_previews_dream_without_compiling(tmp_path, monkeypatch):
     worker.start()
     worker.join()
     assert asked == [(False, False)] and s.compile is True  # the schedule itself is left as it was
+
+
+def test_a_resume_in_another_compile_mode_warns_and_old_checkpoints_do_not():
+    from dreamvid.rendering.checkpoint import numerics, numerics_warning
+
+    cpu = torch.device("cpu")
+    saved = numerics(cpu, "fp32", compile="cuda graphs", tile=0, fallback=None)
+    now = numerics(cpu, "fp32", compile="compiled", tile=0, fallback="BackendCompilerFailed: no compiler")
+    assert "compile cuda graphs -> compiled" in numerics_warning(saved, now)
+    assert numerics_warning(now, {**now, "compile_fallback": "another"}) is None  # the reason is not compared
+    old = {"device": "cpu", "threads": torch.get_num_threads(), "precision": "fp32", "torch": str(torch.__version__)}
+    assert numerics_warning(old, now) is None  # written before the keys existed
