@@ -351,3 +351,20 @@ def test_a_resume_in_another_compile_mode_warns_and_old_checkpoints_do_not():
     assert numerics_warning(now, {**now, "compile_fallback": "another"}) is None  # the reason is not compared
     old = {"device": "cpu", "threads": torch.get_num_threads(), "precision": "fp32", "torch": str(torch.__version__)}
     assert numerics_warning(old, now) is None  # written before the keys existed
+
+
+def test_the_installed_torch_is_in_the_declared_range():
+    """pyproject.toml declares the torch and torchvision releases dreamvid is tested with; the
+    lent GPUs' 2.11 is one of them (bench/device_check.sh --rehearse renders with it)."""
+    import re
+    from pathlib import Path
+
+    import torchvision
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    declared = dict(re.findall(r'^\s*"(torch|torchvision)([<>=!~][^"]*)",', text, re.M))
+    assert Version("2.11.0") in SpecifierSet(declared["torch"]) and Version("0.26.0") in SpecifierSet(declared["torchvision"])
+    assert Version(torch.__version__.split("+")[0]) in SpecifierSet(declared["torch"])
+    assert Version(torchvision.__version__.split("+")[0]) in SpecifierSet(declared["torchvision"])

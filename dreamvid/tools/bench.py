@@ -187,11 +187,13 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
             "peak_memory_bytes": _peak_bytes(device)}  # fmt: skip
 
 
-def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[dict, torch.Tensor, object]:
+def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) -> tuple[dict, torch.Tensor, object]:
+    """dreamvid's path; ``net``: a network already loaded (and compiled) in this process."""
     from dreamvid.rendering.framesource import FrameSource
     from dreamvid.rendering.step import Dreamer
 
-    net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
+    if net is None:
+        net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
     dreamer = Dreamer(schedule, net)
     first = dreamer.first_frame()
     state = {"frame": first}
