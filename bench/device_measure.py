@@ -238,7 +238,7 @@ def run_step(ctx: Context, index: int, step, seconds: int) -> dict:
     t = time.perf_counter()
     try:
         result = {"ok": True, **step(ctx)}
-    except BaseException as err:  # noqa: BLE001 - recorded; the next measurement still runs
+    except BaseException as err:  # recorded; the next measurement still runs
         if isinstance(err, KeyboardInterrupt):
             raise
         result = {"ok": False, "error": f"{type(err).__name__}: {first_line(err, '')[:500]}",

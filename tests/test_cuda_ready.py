@@ -364,7 +364,7 @@ def test_the_installed_torch_is_in_the_declared_range():
     from packaging.version import Version
 
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    declared = dict(re.findall(r'^\s*"(torch|torchvision)([<>=!~][^"]*)",', text, re.M))
+    declared = dict(re.findall(r'^\s*"(torch|torchvision)([<>=!~][^"]*)",', text, re.MULTILINE))
     assert Version("2.11.0") in SpecifierSet(declared["torch"]) and Version("0.26.0") in SpecifierSet(declared["torchvision"])
     assert Version(torch.__version__.split("+")[0]) in SpecifierSet(declared["torch"])
     assert Version(torchvision.__version__.split("+")[0]) in SpecifierSet(declared["torchvision"])
