@@ -94,7 +94,8 @@ def _schedule(schedule: ScheduleSource, model: Any = None) -> Schedule:
 def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     """Check a schedule as ``dreamvid validate`` does (keys, layers, files, and that the input
     image and audio decode) without dreaming; returns its summary. What is allowed but likely
-    a mistake (a camera jump between segments without a transition) is reported through
+    a mistake (a camera jump between segments without a transition, a formula that reads ``s``
+    as Deforum's seed where dreamvid's ``s`` is seconds) is reported through
     ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
     lines on stderr."""
     from dreamvid.pixels.images import check_images, read_image
@@ -111,7 +112,7 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
-    for warning in s.camera_jumps():
+    for warning in s.camera_jumps() + s.deforum_seconds():
         callback(Progress("warning", message=warning))
     return s.summary()
 
