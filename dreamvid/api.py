@@ -326,11 +326,12 @@ def dream(image: Any, *, layers: str | Mapping[str, float] = D.LAYERS, iteration
 def _layer_weights(layers: str | Mapping[str, float]) -> dict[str, float]:
     if isinstance(layers, Mapping):
         return {str(k): float(v) for k, v in layers.items()}
-    if isinstance(layers, str):
-        weights = {key.strip(): 1.0 for key in layers.split("+") if key.strip()}
-        if weights:
-            return weights
-    raise InputError(f"layers: got {layers!r}; expected 'mixed3', 'mixed3+mixed4:97' or a mapping key -> weight")
+    from dreamvid.engine.catalogue import layer_sum
+
+    try:
+        return layer_sum(layers)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def _size(size) -> tuple[int, int]:

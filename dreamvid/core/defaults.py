@@ -62,6 +62,7 @@ FPS = 30  # with an image or noise input; a video input's own rate by default (`
 FPS_AUTO = "auto"
 AUDIO_INPUT = "input"  # the `audio` value that keeps a video input's own sound
 SEED = 0
+IMPORT_LAYERS = "mixed0 mixed3 mixed4"  # dreamvid import: one segment each, like the demo (edges, eyes, motifs)
 SCHEDULE_VERSION = 1  # the schedule format this dreamvid reads and `dreamvid import` writes (`version:`)
 MODEL = "inception_v3"  # the embedded TF InceptionV3 (dreamvid/model.py)
 DEVICE = "auto"  # cuda when present, else cpu

@@ -301,15 +301,20 @@ class Schedule:
                 else blend(previous[name], own[name]) for name in CAMERA}  # fmt: skip
 
     def camera_jumps(self) -> list[str]:
-        """One line per camera parameter that jumps where a segment without a transition starts."""
+        """One line per camera parameter that jumps where a segment without a transition starts:
+        that changes there by more than it does from frame to frame on either side (a camera that
+        moves on smoothly across the start, as a formula of ``t`` does, is no jump)."""
         out = []
         for seg in self.segments[1:]:
             if seg.transition:
                 continue
             before, after = self.camera_at(seg.start - 1), self.camera_at(seg.start)
+            earlier = self.camera_at(seg.start - 2) if seg.start >= 2 else before
+            later = self.camera_at(seg.start + 1) if seg.start + 1 < self.total_frames else after
             for name in CAMERA:
                 was, now = before[name], after[name]
-                if not np.allclose(was, now, rtol=0, atol=1e-9):
+                step = np.maximum(np.abs(np.subtract(was, earlier[name])), np.abs(np.subtract(later[name], now)))
+                if np.any(np.abs(np.subtract(now, was)) > 2.0 * step + 1e-9):
                     show_value = (lambda v: f"[{v[0]:g}, {v[1]:g}]") if isinstance(now, tuple) else (lambda v: f"{v:g}")
                     out.append(f"{self.source.name}: segments[{seg.index}]: {name} jumps from {show_value(was)} to "
                                f"{show_value(now)} at frame {seg.start}; set segments[{seg.index}].transition to "
