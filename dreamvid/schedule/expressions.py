@@ -69,6 +69,7 @@ __all__ = [
     "looks_like_deforum_seed",
     "parse_keyframe_string",
     "parse_value",
+    "split_entries",
 ]
 
 # --- limits and names (the one place they are set) ---------------------------------------
@@ -467,7 +468,7 @@ def is_keyframe_string(text: str) -> bool:
     return bool(_KEYFRAME_START.match(text))
 
 
-def _split_top_level(text: str) -> list[str]:
+def split_entries(text: str) -> list[str]:
     """Split on commas outside brackets (those inside belong to calls such as ``max(a, b)``)."""
     pieces, depth, start = [], 0, 0
     for i, ch in enumerate(text):
@@ -507,7 +508,7 @@ def parse_keyframe_string(text: str) -> list[tuple[int, float | Expression]]:
         raise ExpressionError(f"keyframe string is {len(text)} characters long; expected at most "
                               f"{MAX_KEYFRAME_STRING}")
     out: list[tuple[int, float | Expression]] = []
-    for piece in _split_top_level(text):
+    for piece in split_entries(text):
         m = _ENTRY.fullmatch(piece)
         if m is None:
             raise ExpressionError(f"bad keyframe entry {_show(piece)}; expected 'frame: (value)' entries like "

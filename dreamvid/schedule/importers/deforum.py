@@ -8,7 +8,7 @@ Read: ``max_frames``, ``fps``, ``W``/``H``, ``seed``, ``animation_mode``, the 2D
 carried over, one line each (a family such as ``cn_1_*`` on one line).
 
 Keyframe strings are read as Deforum reads them (``FrameInterpolater.parse_key_frames``):
-entries split on commas, ``frame: (value)``; a frame may be a formula of ``max_f`` in quotes
+entries split on commas (outside brackets: Deforum would fail on ``max(a, b)``), ``frame: (value)``; a frame may be a formula of ``max_f`` in quotes
 (``"max_f-1": (1.0)``), computed now; keys outside ``0..max_frames-1`` are ignored, as Deforum
 ignores them. A value is a number or a formula of ``t`` (the frame), ``max_f`` and ``s`` (the
 seed), which becomes dreamvid's ``seed`` (dreamvid's ``s`` is seconds).
@@ -23,7 +23,7 @@ from typing import Any
 
 from dreamvid.core import defaults as D
 from dreamvid.core.problems import show
-from dreamvid.schedule.expressions import ExpressionError, compile_expression
+from dreamvid.schedule.expressions import ExpressionError, compile_expression, split_entries
 from dreamvid.schedule.importers import parseq
 from dreamvid.schedule.importers.draft import Draft, ImportProblem, Points, check_formula, finite_number, relative
 
@@ -177,7 +177,11 @@ def keyframes(key: str, text: Any, frames: int, seed: int) -> Points:
     if not isinstance(text, str):
         raise ImportProblem(key, f"got {show(text)}; expected a Deforum keyframe string like '0: (1.02)'")
     points: dict[int, float | str] = {}
-    for entry in text.split(","):
+    try:
+        entries = split_entries(text)  # commas inside brackets belong to a function (Deforum would fail there)
+    except ExpressionError as err:
+        raise ImportProblem(key, str(err)) from None
+    for entry in entries:
         if not entry.strip():
             continue
         frame_text, colon, value = entry.partition(":")
