@@ -22,7 +22,7 @@ import yaml
 from dreamvid.core import defaults as D
 from dreamvid.core.errors import InputError
 from dreamvid.core.files import write_atomic
-from dreamvid.core.problems import show
+from dreamvid.core.problems import one_line, show
 from dreamvid.schedule.importers import deforum, parseq
 from dreamvid.schedule.importers.draft import ImportProblem, layer_segments, relative, schedule_data
 from dreamvid.schedule.schedule import ScheduleError, parse_schedule
@@ -72,14 +72,14 @@ def import_file(path: str | os.PathLike, output: str | os.PathLike, *, layers: s
             draft.input = relative(str(input), Path.cwd(), folder)
         data = schedule_data(draft, layer_segments(layers), output)
     except ImportProblem as err:
-        raise ImportError_([f"{name}: {err}"]) from None
+        raise ImportError_([one_line(f"{name}: {err}")]) from None
     try:
         parse_schedule(data, source=output, check_files=False)
     except ScheduleError as err:
-        raise ImportError_([f"{name}: the imported schedule would not load: {line}" for line in err.messages]) \
+        raise ImportError_([one_line(f"{name}: the imported schedule would not load: {line}") for line in err.messages]) \
             from None
     text = _yaml(data, path, draft.kind)
-    return Imported(draft.kind, data, text, tuple(draft.notes), tuple(draft.warnings))
+    return Imported(draft.kind, data, text, tuple(map(one_line, draft.notes)), tuple(map(one_line, draft.warnings)))
 
 
 def write_import(imported: Imported, output: str | os.PathLike, *, force: bool = False) -> Path:

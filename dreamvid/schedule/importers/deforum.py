@@ -16,6 +16,7 @@ seed), which becomes dreamvid's ``seed`` (dreamvid's ``s`` is seconds).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from dreamvid.core import defaults as D
 from dreamvid.core.problems import show
-from dreamvid.schedule.expressions import ExpressionError, compile_expression, split_entries
+from dreamvid.schedule.expressions import MAX_FRAME_DIGITS, ExpressionError, compile_expression, split_entries
 from dreamvid.schedule.importers import parseq
 from dreamvid.schedule.importers.draft import Draft, ImportProblem, Points, check_formula, finite_number, relative
 
@@ -200,11 +201,15 @@ def _frame(key: str, text: str, frames: int, seed: int) -> int:
     """A keyframe's frame: a number, or a formula of max_f (and s, the seed) in quotes."""
     bare = text.strip().strip("'\"").strip()
     if re.fullmatch(r"-?\d+", bare):
+        if len(bare) > MAX_FRAME_DIGITS:
+            raise ImportProblem(key, f"keyframe {bare[:12]}... has {len(bare)} digits; expected a frame number")
         return int(bare)
     try:
         value = compile_expression(to_dreamvid(bare)).evaluate({"max_f": frames - 1.0, "seed": float(seed)})
     except ExpressionError as err:
         raise ImportProblem(key, f"keyframe frame {show(text.strip())}: {err}") from None
+    if not math.isfinite(value):
+        raise ImportProblem(key, f"keyframe frame {show(text.strip())} gives {value}; expected a frame number")
     return int(value)  # Deforum's int(): toward zero
 
 
