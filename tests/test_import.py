@@ -131,14 +131,14 @@ def test_what_has_no_meaning_here_is_listed_one_line_each(tmp_path):
     settings = json.loads(DEFORUM.read_text())
     notes = "\n".join(result.notes)
     for key in ("prompts", "strength", "cfg_scale_schedule", "sampler", "seed_schedule", "sd_model_name"):
-        assert re.search(rf"^not carried: {key} = ", notes, re.M), key
+        assert re.search(rf"^not carried: {key} = ", notes, re.MULTILINE), key
     assert "not carried: translation_z and 1 more: 3D motion" in notes  # translation_z, rotation_3d_x
     assert "not carried: cn_1_enabled and 2 more: ControlNet unit 1" in notes
     assert "border: 'replicate'" in notes and "diffusion_cadence: 2" in notes
     # every key is read or listed: none is dropped without a word
     from dreamvid.schedule.importers.deforum import READ
 
-    listed = sum(int(m.group(2) or 0) + 1 for m in re.finditer(r"^not carried: (\S+)(?: and (\d+) more)?", notes, re.M))
+    listed = sum(int(m.group(2) or 0) + 1 for m in re.finditer(r"^not carried: (\S+)(?: and (\d+) more)?", notes, re.MULTILINE))
     assert listed + len([k for k in settings if k in READ]) == len(settings)
     assert all("\n" not in line for line in result.notes)
 

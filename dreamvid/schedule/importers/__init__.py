@@ -76,8 +76,8 @@ def import_file(path: str | os.PathLike, output: str | os.PathLike, *, layers: s
     try:
         parse_schedule(data, source=output, check_files=False)
     except ScheduleError as err:
-        raise ImportError_([one_line(f"{name}: the imported schedule would not load: {line}") for line in err.messages]) \
-            from None
+        lines = [one_line(f"{name}: the imported schedule would not load: {line}") for line in err.messages]
+        raise ImportError_(lines) from None
     text = _yaml(data, path, draft.kind)
     return Imported(draft.kind, data, text, tuple(map(one_line, draft.notes)), tuple(map(one_line, draft.warnings)))
 

@@ -8,7 +8,8 @@ Read: ``max_frames``, ``fps``, ``W``/``H``, ``seed``, ``animation_mode``, the 2D
 carried over, one line each (a family such as ``cn_1_*`` on one line).
 
 Keyframe strings are read as Deforum reads them (``FrameInterpolater.parse_key_frames``):
-entries split on commas (outside brackets: Deforum would fail on ``max(a, b)``), ``frame: (value)``; a frame may be a formula of ``max_f`` in quotes
+entries split on commas (outside brackets: Deforum would fail on ``max(a, b)``), each
+``frame: (value)``; a frame may be a formula of ``max_f`` in quotes
 (``"max_f-1": (1.0)``), computed now; keys outside ``0..max_frames-1`` are ignored, as Deforum
 ignores them. A value is a number or a formula of ``t`` (the frame), ``max_f`` and ``s`` (the
 seed), which becomes dreamvid's ``seed`` (dreamvid's ``s`` is seconds).

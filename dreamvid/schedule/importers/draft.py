@@ -12,7 +12,6 @@ as they are).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dreamvid.core import defaults as D
-from dreamvid.core.problems import show
+from dreamvid.core.problems import finite_float, show
 from dreamvid.engine.catalogue import layer_sum
 from dreamvid.schedule.expressions import ExpressionError, evaluate_keyframes, frame_variables, parse_value
 
@@ -199,6 +198,7 @@ def schedule_data(draft: Draft, layers: list[dict[str, float]], output: Path) ->
 
 def finite_number(key: str, value: Any, what: str) -> float:
     """``value`` as a float, or ImportProblem naming ``key`` and ``what`` was expected."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = finite_float(value)
+    if number is None:
         raise ImportProblem(key, f"got {show(value)}; expected {what}")
-    return float(value)
+    return number
