@@ -529,8 +529,8 @@ def test_a_schedule_may_say_its_version_and_one_for_a_newer_dreamvid_is_one_line
     path = write_schedule(tmp_path / "v2", version=2, shiny_new_key={"a": 1}, segments=[{"frames": 3}])
     with pytest.raises(ScheduleError) as info:
         load_schedule(path)
-    assert info.value.messages == [f"{path}: version: 2 is a schedule format newer than this dreamvid "
-                                   f"({D.VERSION}) reads; expected version 1, or upgrade dreamvid to read it"]
+    assert info.value.messages == [(f"{path}: version: 2 is a schedule format newer than this dreamvid "
+                                    f"({D.VERSION}) reads; expected version 1, or upgrade dreamvid to read it")]
     for bad in (0, "1", 1.0):
         with pytest.raises(ScheduleError) as info:
             load_schedule(write_schedule(tmp_path / f"bad{bad!r}", version=bad))

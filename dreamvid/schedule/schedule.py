@@ -54,6 +54,7 @@ from dreamvid.schedule.yamlfile import read_yaml_file
 
 AUDIO_SET = frozenset(AUDIO_VARIABLES)
 CAMERA = ("zoom", "rotate", "translate", "center")  # what a transition blends besides the layers
+NO_ENVELOPE = Keyframes(((0, D.ATTACK),))  # attack and release 0: the music as analysed
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -100,8 +101,8 @@ class Segment:
     colour_reference: str
     guide_weight: Keyframes
     mask_strength: Keyframes
-    attack: Keyframes = Keyframes(((0, D.ATTACK),))  # the music's envelope (see Schedule.audio_features)
-    release: Keyframes = Keyframes(((0, D.RELEASE),))
+    attack: Keyframes = NO_ENVELOPE  # the music's envelope (see Schedule.audio_features)
+    release: Keyframes = NO_ENVELOPE
     gradient_norm: str = "mean"  # "mean" | "laplacian"
     guide: Path | None = None  # the guide image (absolute), None: unguided
     flow: str = D.FLOW

@@ -564,8 +564,9 @@ def version_problem(data: Mapping) -> tuple[Loc, str] | None:
     one problem, said before any other (its other keys may mean what this dreamvid cannot know)."""
     version = data.get("version")
     if type(version) is int and version > D.SCHEDULE_VERSION:
-        return (("version",), f"{version} is a schedule format newer than this dreamvid ({D.VERSION}) reads; "
-                              f"expected version {D.SCHEDULE_VERSION}, or upgrade dreamvid to read it")
+        text = (f"{version} is a schedule format newer than this dreamvid ({D.VERSION}) reads; "
+                f"expected version {D.SCHEDULE_VERSION}, or upgrade dreamvid to read it")
+        return ("version",), text
     return None
 
 
@@ -599,10 +600,11 @@ def whole_schedule_problems(spec: ScheduleSpec) -> list[tuple[Loc, str]]:
         problems.append((("segments", 0, "transition"), "the first segment has nothing to blend from; expected 0"))
     for loc, kf in [(("defaults",) + loc, kf) for loc, kf in keyframes_of(spec.defaults)] + [
             (("segments", i) + loc, kf) for i, seg in enumerate(spec.segments) for loc, kf in keyframes_of(seg)]:
-        if loc[-1] in ENVELOPE_KEYS and kf.variables & set(AUDIO_VARIABLES):
-            problems.append((loc, f"a formula of the music ({', '.join(sorted(kf.variables & set(AUDIO_VARIABLES)))})"
-                                  " cannot shape the music; expected a number or a formula of t, f, s, T, max_f, "
-                                  "seed and fps"))
+        music = kf.variables & set(AUDIO_VARIABLES)
+        if loc[-1] in ENVELOPE_KEYS and music:
+            text = (f"a formula of the music ({', '.join(sorted(music))}) cannot shape the music; expected a number "
+                    "or a formula of t, f, s, T, max_f, seed and fps")
+            problems.append((loc, text))
     for loc, kf in keyframes_of(spec.defaults):
         name = loc[0]
         inheriting = [(i, s.frames) for i, s in enumerate(spec.segments) if getattr(s, name) is None]
