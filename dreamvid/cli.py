@@ -241,8 +241,9 @@ def cmd_import(args) -> int:
     imported = import_file(args.file, output, layers=args.layers, input=args.input)
     path = write_import(imported, output, force=args.force)
     frames = sum(seg["frames"] for seg in imported.data["segments"])
+    count = len(imported.data["segments"])
     print(f"wrote {path} ({imported.kind}: {frames} frames at {imported.data['fps']} fps, "
-          f"{len(imported.data['segments'])} segments)")
+          f"{count} segment{'s' if count > 1 else ''})")
     for line in imported.notes:
         print(f"  {line}")
     for line in imported.warnings:
