@@ -284,3 +284,15 @@ def test_validate_warns_where_s_reads_like_deforums_seed(tmp_path):
     lines = [p.message for p in seen if p.event == "warning" and "reads s" in p.message]
     assert len(lines) == 2 and "'1.0 + 0.01*s/max_f' reads s, which is seconds in dreamvid" in lines[0]
     assert "'s' reads s" in lines[1]  # sin(s) alone is seconds as dreamvid means them: no warning
+
+
+def test_a_manifest_inside_deforum_settings_brings_its_frames_and_rate_by_default(tmp_path):
+    settings = json.loads(DEFORUM.read_text())
+    settings["parseq_manifest"] = PARSEQ.read_text()  # parseq_non_schedule_overrides: true, as Deforum defaults
+    path = tmp_path / "with-manifest.txt"
+    path.write_text(json.dumps(settings))
+    result, s = imported(tmp_path, path)
+    rows = json.loads(PARSEQ.read_text())["rendered_frames"]
+    assert s.total_frames == len(rows) and s.size == (256, 144)
+    assert [s.params(n).rotate for n in range(len(rows))] == pytest.approx([r["angle_delta"] for r in rows])
+    assert "parseq_manifest: its 36 frames at 12 fps replace the settings' 48 at 12" in "\n".join(result.notes)

@@ -54,6 +54,9 @@ def into(settings: Mapping[str, Any], text: str, out: Draft) -> None:
     rows = frames_of(manifest)
     fps = output_fps(manifest)
     if settings.get("parseq_non_schedule_overrides", True):
+        if (len(rows), fps) != (out.frames, out.fps):
+            out.notes.append(f"parseq_manifest: its {len(rows)} frames at {fps if fps is not None else out.fps:g} fps "
+                             f"replace the settings' {out.frames} at {out.fps:g} (parseq_non_schedule_overrides)")
         out.frames = len(rows)
         out.fps = fps if fps is not None else out.fps
         out.camera = {key: [(k, v) for k, v in points if k < out.frames] or [(0, points[0][1])]
