@@ -238,7 +238,7 @@ def cmd_import(args) -> int:
     from dreamvid.schedule.importers import import_file, write_import
 
     output = args.output or args.file.with_suffix(".yaml")
-    imported = import_file(args.file, output, layers=args.layers, input=args.input)
+    imported = import_file(args.file, output, layers=args.layers, input=args.input, size=args.size)
     path = write_import(imported, output, force=args.force)
     frames = sum(seg["frames"] for seg in imported.data["segments"])
     count = len(imported.data["segments"])
@@ -413,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {D.IMPORT_LAYERS!r})")
     p.add_argument("--input", type=Path, metavar="IMAGE_OR_CLIP", help="start from this image or clip (default: "
                    "the file's init image or video, else noise)")
+    p.add_argument("--size", type=_size, help="the frame size WxH (default: the file's W and H; a Parseq manifest "
+                   "has none: 1280x720)")
     p.add_argument("--force", action="store_true", help="replace the output if it exists")
     p.set_defaults(func=cmd_import)
 

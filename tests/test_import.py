@@ -98,8 +98,8 @@ def test_a_deforum_s_becomes_seed_and_frames_may_be_formulas(tmp_path):
 def test_parseq_deltas_are_the_per_frame_camera(tmp_path):
     manifest = json.loads(PARSEQ.read_text())
     rows = manifest["rendered_frames"]
-    result, s = imported(tmp_path, PARSEQ)
-    assert s.total_frames == len(rows) and s.fps == manifest["options"]["output_fps"]
+    result, s = imported(tmp_path, PARSEQ, size=(128, 72))
+    assert s.total_frames == len(rows) and s.fps == manifest["options"]["output_fps"] and s.size == (128, 72)
     for row in rows:
         p = s.params(row["frame"])
         assert p.zoom == pytest.approx(row["zoom_delta"], abs=1e-12)

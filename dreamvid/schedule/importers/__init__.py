@@ -52,10 +52,11 @@ class Imported:
 
 
 def import_file(path: str | os.PathLike, output: str | os.PathLike, *, layers: str = D.IMPORT_LAYERS,
-                input: str | os.PathLike | None = None) -> Imported:
+                input: str | os.PathLike | None = None, size: tuple[int, int] | None = None) -> Imported:
     """The schedule that ``path`` (Deforum settings or a Parseq manifest) makes, to be written at
     ``output``; ``layers``: one segment per space-separated layer term; ``input``: the image or
-    clip to start from (a path from here), instead of the file's own. ImportError_ when it cannot."""
+    clip to start from (a path from here), instead of the file's own; ``size``: (width, height)
+    instead of the file's (a manifest has none). ImportError_ when it cannot."""
     path, output = Path(path), Path(output)
     name = str(path)
     try:
@@ -70,6 +71,8 @@ def import_file(path: str | os.PathLike, output: str | os.PathLike, *, layers: s
                                     "expected a Deforum settings file or a Parseq manifest")
         if input is not None:
             draft.input = relative(str(input), Path.cwd(), folder)
+        if size is not None:
+            draft.size = tuple(size)
         data = schedule_data(draft, layer_segments(layers), output)
     except ImportProblem as err:
         raise ImportError_([one_line(f"{name}: {err}")]) from None
