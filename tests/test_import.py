@@ -138,7 +138,8 @@ def test_what_has_no_meaning_here_is_listed_one_line_each(tmp_path):
     # every key is read or listed: none is dropped without a word
     from dreamvid.schedule.importers.deforum import READ
 
-    listed = sum(int(m.group(2) or 0) + 1 for m in re.finditer(r"^not carried: (\S+)(?: and (\d+) more)?", notes, re.MULTILINE))
+    lines = re.finditer(r"^not carried: (\S+)(?: and (\d+) more)?", notes, re.MULTILINE)
+    listed = sum(int(m.group(2) or 0) + 1 for m in lines)
     assert listed + len([k for k in settings if k in READ]) == len(settings)
     assert all("\n" not in line for line in result.notes)
 

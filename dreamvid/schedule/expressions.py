@@ -537,8 +537,9 @@ def frame_variables(start: int, frames: int, total: int, fps: float,
     """The variables for the ``frames`` frames of a segment starting at video frame ``start``.
 
     ``t`` = start + f, ``f`` = 0..frames-1, ``s`` = t / fps (float64 arrays), ``T`` = total,
-    ``max_f`` = total - 1, ``seed``, ``fps``; with ``audio`` (the dict from :func:`dreamvid.media.audio.features`, one value per video
-    frame) also each audio feature's slice for these frames.
+    ``max_f`` = total - 1, ``seed``, ``fps``; with ``audio`` (the dict from
+    :func:`dreamvid.media.audio.features`, one value per video frame) also each audio feature's
+    slice for these frames.
     """
     f = np.arange(frames, dtype=np.float64)
     t = f + start

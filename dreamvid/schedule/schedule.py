@@ -535,8 +535,9 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
                 continue
             if kf.variables & AUDIO_SET and schedule.audio_path is None:
                 used = ", ".join(sorted(kf.variables & AUDIO_SET))
-                problems.append((loc, f"uses {used} of the music, but the schedule has no audio; expected "
-                                      "`audio:` a sound file, or a formula of t, f, s, T, max_f, seed and fps only"))  # fmt: skip
+                text = (f"uses {used} of the music, but the schedule has no audio; expected `audio:` a sound file, "
+                        "or a formula of t, f, s, T, max_f, seed and fps only")
+                problems.append((loc, text))
                 reported.add(loc)
                 continue
             rule = RULES[name]
