@@ -297,3 +297,11 @@ def test_a_manifest_inside_deforum_settings_brings_its_frames_and_rate_by_defaul
     assert s.total_frames == len(rows) and s.size == (256, 144)
     assert [s.params(n).rotate for n in range(len(rows))] == pytest.approx([r["angle_delta"] for r in rows])
     assert "parseq_manifest: its 36 frames at 12 fps replace the settings' 48 at 12" in "\n".join(result.notes)
+
+
+def test_more_layer_terms_than_frames_are_said_to_be_left_out(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text(json.dumps({"max_frames": 2, "zoom": "0: (1.01)"}))
+    result = import_file(path, tmp_path / "short.yaml", layers="mixed0 mixed3 mixed4")
+    assert [seg["frames"] for seg in result.data["segments"]] == [1, 1]
+    assert "--layers: 3 terms for 2 frames: the last 1 left out" in "\n".join(result.notes)

@@ -174,10 +174,13 @@ def schedule_data(draft: Draft, layers: list[dict[str, float]], output: Path) ->
         defaults["colour"] = draft.colour
     data["defaults"] = defaults
     lengths = segment_lengths(draft.frames, len(layers))
+    if len(lengths) < len(layers):
+        draft.notes.append(f"--layers: {len(layers)} terms for {draft.frames} frames: the last "
+                           f"{len(layers) - len(lengths)} left out (a segment has at least one frame)")
     every = {key: series(draft.camera[key], draft.frames, draft.fps, draft.seed)
              for key in CAMERA_KEYS if key in draft.camera}
     segments, start = [], 0
-    for length, weights in zip(lengths, layers):
+    for length, weights in zip(lengths, layers[:len(lengths)], strict=True):
         segment: dict[str, Any] = {"frames": length, "layers": weights}
         camera = {key: keyframe_text(split(draft.camera[key], every[key], start, start + length), draft.mapping_style)
                   for key in every}
