@@ -94,7 +94,8 @@ def _schedule(schedule: ScheduleSource, model: Any = None) -> Schedule:
 def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     """Check a schedule as ``dreamvid validate`` does (keys, layers, files, and that the input
     image and audio decode) without dreaming; returns its summary. What is allowed but likely
-    a mistake (a camera jump between segments without a transition) is reported through
+    a mistake (a camera jump between segments without a transition, a formula that reads ``s``
+    as Deforum's seed where dreamvid's ``s`` is seconds) is reported through
     ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
     lines on stderr."""
     from dreamvid.pixels.images import check_images, read_image
@@ -111,7 +112,7 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
-    for warning in s.camera_jumps():
+    for warning in s.camera_jumps() + s.deforum_seconds():
         callback(Progress("warning", message=warning))
     return s.summary()
 
@@ -325,11 +326,12 @@ def dream(image: Any, *, layers: str | Mapping[str, float] = D.LAYERS, iteration
 def _layer_weights(layers: str | Mapping[str, float]) -> dict[str, float]:
     if isinstance(layers, Mapping):
         return {str(k): float(v) for k, v in layers.items()}
-    if isinstance(layers, str):
-        weights = {key.strip(): 1.0 for key in layers.split("+") if key.strip()}
-        if weights:
-            return weights
-    raise InputError(f"layers: got {layers!r}; expected 'mixed3', 'mixed3+mixed4:97' or a mapping key -> weight")
+    from dreamvid.engine.catalogue import layer_sum
+
+    try:
+        return layer_sum(layers)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def _size(size) -> tuple[int, int]:

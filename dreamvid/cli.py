@@ -234,6 +234,23 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from dreamvid.schedule.importers import import_file, write_import
+
+    output = args.output or args.file.with_suffix(".yaml")
+    imported = import_file(args.file, output, layers=args.layers, input=args.input, size=args.size)
+    path = write_import(imported, output, force=args.force)
+    frames = sum(seg["frames"] for seg in imported.data["segments"])
+    count = len(imported.data["segments"])
+    print(f"wrote {path} ({imported.kind}: {frames} frames at {imported.data['fps']} fps, "
+          f"{count} segment{'s' if count > 1 else ''})")
+    for line in imported.notes:
+        print(f"  {line}")
+    for line in imported.warnings:
+        print(f"dreamvid: warning: {line}", file=sys.stderr)
+    return 0
+
+
 def cmd_stats(args) -> int:
     from dreamvid.media import stats
     from dreamvid.media.read import iter_frames
@@ -386,6 +403,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive(int, zero_ok=True), default=8765, help="default 8765; 0: any free port")
     p.add_argument("--no-token", action="store_true", help="no token: anyone who reaches the port drives the studio")
     p.set_defaults(func=cmd_studio)
+
+    p = sub.add_parser("import", help="a Deforum settings file or a Parseq manifest as a schedule "
+                       "(see docs/schedule.md)")
+    p.add_argument("file", type=Path, help="Deforum settings (.txt, JSON) or a Parseq manifest (.json)")
+    p.add_argument("-o", "--output", type=Path, help="the schedule to write (default: FILE with .yaml)")
+    p.add_argument("--layers", default=D.IMPORT_LAYERS, metavar="SPEC",
+                   help=f"one segment per space-separated term, e.g. 'mixed3' or 'mixed0 mixed3+mixed4:97' "
+                        f"(default {D.IMPORT_LAYERS!r})")
+    p.add_argument("--input", type=Path, metavar="IMAGE_OR_CLIP", help="start from this image or clip (default: "
+                   "the file's init image or video, else noise)")
+    p.add_argument("--size", type=_size, help="the frame size WxH (default: the file's W and H; a Parseq manifest "
+                   "has none: 1280x720)")
+    p.add_argument("--force", action="store_true", help="replace the output if it exists")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("schema", help="print the schedule's JSON Schema (for editor completion)")
     p.set_defaults(func=cmd_schema)

@@ -24,6 +24,8 @@ ROTATE = 0.0  # degrees per frame, counter-clockwise
 TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
 CENTER = (0.5, 0.5)  # the point zoom and rotation turn around, fractions of the frame (x, y)
 INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
+CAMERAS = ("dreamvid", "deforum")  # how zoom, rotate and translate compose (dreamvid/pixels/camera.py)
+CAMERA = "dreamvid"  # turn and zoom about the centre, then translate; "deforum": Deforum's 2D warp
 
 # -- creative controls (per segment; the weights keyframeable) --------------------------------
 GUIDE_WEIGHT = 1.0  # weight of the guide image's objective against the layers' (with `guide:` set)
@@ -49,12 +51,19 @@ FLOW_BLEND = 0.5  # share of the flow-warped previous output in a frame's start 
 TEMPORAL = 0.3  # pull toward the carried previous dream after every gradient step (docs/video.md)
 VIDEO_ZOOM = 1.0  # with a video input the camera holds still unless the schedule moves it
 
+# -- the music's envelope, per frame (per segment; keyframeable; docs/audio.md) -------------------
+ATTACK = 0.0  # s: rms, bass, mid, treble and onset rise to a louder frame at once (as before the key existed)
+RELEASE = 0.0  # s: ... and fall to a quieter one at once
+MAX_ENVELOPE_S = 10.0  # the longest attack or release
+
 # -- the video -------------------------------------------------------------------------------
 SIZE = (1280, 720)  # width, height
 FPS = 30  # with an image or noise input; a video input's own rate by default (`fps: auto`)
 FPS_AUTO = "auto"
 AUDIO_INPUT = "input"  # the `audio` value that keeps a video input's own sound
 SEED = 0
+IMPORT_LAYERS = "mixed0 mixed3 mixed4"  # dreamvid import: one segment each, like the demo (edges, eyes, motifs)
+SCHEDULE_VERSION = 1  # the schedule format this dreamvid reads and `dreamvid import` writes (`version:`)
 MODEL = "inception_v3"  # the embedded TF InceptionV3 (dreamvid/model.py)
 DEVICE = "auto"  # cuda when present, else cpu
 CHECKPOINT_EVERY = 50  # frames between checkpoints (and video parts)

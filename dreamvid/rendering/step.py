@@ -124,7 +124,7 @@ class Dreamer:
         k = self.scale
 
         def camera(image: Image) -> Image:
-            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center, p.camera)
 
         if self.video is None:
             image, pull = camera(previous), None
@@ -241,7 +241,8 @@ class Mask:
             return self._mask
         while len(self._moves) <= n:  # output-to-input maps compose as M_n = M_(n-1) T_n
             p, k = self.schedule.params(len(self._moves)), self.scale
-            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center,
+                                 p.camera)
             step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
             self._moves.append(self._moves[-1] @ step)
         theta = self._moves[n][:2].float().to(self.device)[None]
