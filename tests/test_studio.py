@@ -272,6 +272,36 @@ def test_preview_is_the_api_frame_and_is_cached(client, studio, folder):
                                                           "scale": scale}), 400)  # fmt: skip
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "schedules"
+
+
+def test_the_shipped_schedules_check_preview_and_say_how_to_render(tmp_path):
+    """The README's `dreamvid studio schedules/`: the shipped schedules write ../out/, outside
+    the folder; they check and preview all the same, Render says how to fix it in one line, and
+    the job file is listed as a job file, not as a broken schedule."""
+    import shutil
+
+    folder = tmp_path / "repo" / "schedules"
+    shutil.copytree(SHIPPED, folder)
+    studio = Studio(folder)
+    client = TestClient(create_app(studio, allowed_hosts=["testserver"]), headers={"X-Dreamvid-Token": studio.token})
+    rows = {r["schedule"]: r for r in client.get("/api/state").json()["renders"]}
+    assert rows["logo-batch.yaml"]["state"] == "job file" and "dreamvid batch" in rows["logo-batch.yaml"]["message"]
+    assert [n for n, r in rows.items() if r["state"] == "invalid"] == []
+    assert rows["demo.yaml"]["state"] == "outside" and rows["demo.yaml"]["total"] == 90
+    text = (folder / "demo.yaml").read_text()
+    r = client.post("/api/check", json={"name": "demo.yaml", "text": text}).json()
+    assert r["ok"], r["problems"]
+    r = client.post("/api/preview", json={"name": "demo.yaml", "text": text, "frame": 0, "scale": 0.25})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    error = one_line_error(client.post("/api/render", json={"name": "demo.yaml"}), 422)
+    assert error == (f"demo.yaml: output: {tmp_path / 'repo' / 'out' / 'demo.mp4'} is outside the studio folder; "
+                     f"expected a path inside {folder} to render here (e.g. output: out/demo.mp4), or run "
+                     f"`dreamvid render {folder / 'demo.yaml'}` in a terminal")  # fmt: skip
+    assert not (tmp_path / "repo" / "out").exists()
+    studio.close()
+
+
 def test_a_new_preview_cancels_the_one_in_progress(tmp_path):
     folder = make_folder(tmp_path, segments=[{"frames": 400, "layers": {"mixed0": 1.0}}])
     s = dreamvid.load_schedule(folder / "s.yaml")

@@ -97,9 +97,14 @@ class Studio:
         if known is None or known[0] != stamp or time.monotonic() - known[2] > RECHECK:
             name = self.folder.name(path)
             try:
-                result = checks.check(self.folder, name, checks.read_text(path), decode=False)
-                known = (stamp, (result.schedule, result.problems[0].message if result.problems else ""),
-                         time.monotonic())  # fmt: skip
+                text = checks.read_text(path)
+                if checks.is_job_file(text):
+                    message = f"{JOB_FILE}: render it in a terminal with `dreamvid batch {self.folder.root / name}`"
+                    known = (stamp, (None, message), time.monotonic())
+                else:
+                    result = checks.check(self.folder, name, text, decode=False)
+                    known = (stamp, (result.schedule, result.problems[0].message if result.problems else ""),
+                             time.monotonic())  # fmt: skip
             except (OSError, UnicodeDecodeError) as err:
                 known = (stamp, (None, f"{name}: cannot read the schedule ({err})"), time.monotonic())
             self._listing[path] = known
@@ -113,9 +118,19 @@ class Studio:
             if self._snapshot and self._snapshot[1] == version and now - self._snapshot[0] < max_age:
                 return self._snapshot[2]
             rows = [(self.folder.name(p), *self.parsed(p)) for p in self.folder.schedules()]
-            state = {"folder": str(self.folder.root), "renders": self.renders.rows(rows)}
+            state = {"folder": str(self.folder.root), "renders": [_job_file(row) for row in self.renders.rows(rows)]}
             self._snapshot = (now, version, state)
             return state
+
+
+JOB_FILE = "a batch job file"  # how a job file's row starts (it is listed, not opened as a schedule)
+
+
+def _job_file(row: dict) -> dict:
+    """A job file's row is in state ``job file`` (not an invalid schedule)."""
+    if row["state"] == "invalid" and row["message"].startswith(JOB_FILE):
+        row["state"] = "job file"
+    return row
 
 
 # ------------------------------------------------------------------------------ the gate

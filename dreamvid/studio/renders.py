@@ -81,6 +81,9 @@ class Renders:
 
         if schedule.output_path is None:
             raise Refused(f"{name}: output: no output file; expected `output:` in the schedule")
+        refusal = self.folder.output_refusal(name, schedule)
+        if refusal:
+            raise Refused(refusal, 422)
         output = schedule.output_path
         with self._lock:
             job = self.jobs.get(output)
@@ -204,6 +207,9 @@ class Renders:
                 row.update(state="no output", message="add `output:` to render")
                 continue
             output = schedule.output_path
+            if not self.folder.output_inside(schedule):  # its work folder is not ours to read
+                row.update(state="outside", message=f"output outside this folder ({output}): Render says what to do")
+                continue
             row["output"] = self.folder.name(output)
             if output.is_file():
                 # the version as a string: JavaScript numbers would round the nanoseconds

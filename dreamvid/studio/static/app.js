@@ -202,7 +202,8 @@ function showRows() {
     state.className = `state state-${row.state.replace(" ", "-")}`;
     state.textContent = describe(row);
     tr.append(name, state);
-    tr.addEventListener("click", () => openSchedule(row.schedule).catch((e) => alert(e.message)));
+    if (row.state === "job file") tr.className += " job";  // dreamvid batch renders it, not this page
+    else tr.addEventListener("click", () => openSchedule(row.schedule).catch((e) => alert(e.message)));
     body.append(tr);
   }
   showRender();
