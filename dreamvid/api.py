@@ -33,7 +33,7 @@ from dreamvid.core.progress import Callback, Progress, ignore
 from dreamvid.schedule.schedule import Schedule, ScheduleError
 
 __all__ = ["Progress", "ScheduleSource", "as_image", "dream", "frames", "gallery", "layers", "load_model",
-           "load_schedule", "network", "preview", "render", "show", "validate"]
+           "load_schedule", "motion", "motion_frames", "network", "preview", "render", "show", "validate"]
 
 ScheduleSource = Union[Schedule, str, os.PathLike, Mapping]
 """A :class:`Schedule`, a schedule file's path, a mapping of schedule keys, or YAML text."""
@@ -258,6 +258,35 @@ def preview(schedule: ScheduleSource, n: int, *, device: str | None = None, mode
         return next(gen)
     finally:
         gen.close()
+
+
+def motion_frames(schedule: ScheduleSource, *, start: int = 0, stop: int | None = None, captions: bool = False,
+                  device: str | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    """The schedule's camera path without dreaming: frames ``start`` .. ``stop - 1`` as HxWx3
+    uint8 RGB, each the one before moved by its frame's camera, with the render's own warps
+    (so they equal a render with ``iterations: 0`` and colour control off). ``captions``: the
+    frame number, segment and strongest layer in the top-left corner and the zoom centre on a
+    small map in the bottom-right one. No network is loaded: hundreds of frames a second."""
+    from dreamvid.rendering.motion import motion_frames as camera_path
+
+    yield from camera_path(_schedule(schedule), start=start, stop=stop, captions=captions, device=device)
+
+
+def motion(schedule: ScheduleSource, output: str | os.PathLike | None = None, *, captions: bool = True,
+           device: str | None = None, progress: bool = True, callback: Callback | None = None) -> Path:  # fmt: skip
+    """Write the camera path (:func:`motion_frames`) as a video, as ``dreamvid preview --motion``
+    does: to ``output``, default ``<output stem>.motion.mp4`` beside the schedule's output.
+    Returns its path; the file appears only when complete."""
+    from dreamvid.rendering.motion import default_path, write_motion
+
+    s = _schedule(schedule)
+    path = Path(output) if output is not None else default_path(s)
+    report, bar = _callback(progress, callback)
+    try:
+        return write_motion(s, path, captions=captions, device=device, callback=report)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def render(schedule: ScheduleSource, output: str | os.PathLike | None = None, *, device: str | None = None,
