@@ -96,4 +96,5 @@ def test_cli_writes_the_video_beside_the_output_and_a_frame_as_png(image_input):
     (expected,) = dreamvid.motion_frames(dreamvid.load_schedule(s), start=7, stop=8)
     assert np.array_equal(f7, expected)
     r = run_cli("preview", s, "--motion", "--frame", "12")
-    assert r.returncode == 2 and r.stderr.strip() == "dreamvid: error: --frame: 12 is outside the schedule; expected 0..11"
+    assert r.returncode == 2
+    assert r.stderr.strip() == "dreamvid: error: --frame: 12 is outside the schedule; expected 0..11"
