@@ -292,12 +292,14 @@ def motion(schedule: ScheduleSource, output: str | os.PathLike | None = None, *,
 def render(schedule: ScheduleSource, output: str | os.PathLike | None = None, *, device: str | None = None,
            frames: int | None = None, fresh: bool = False, model: Any = None, keep_parts: bool = False,
            progress: bool = True, callback: Callback | None = None,
-           should_stop: Callable[[], bool] | None = None) -> Path:  # fmt: skip
+           should_stop: Callable[[], bool] | None = None, peek: str | os.PathLike | None = None) -> Path:  # fmt: skip
     """Render the schedule (its first ``frames`` frames) to ``output`` (default: the schedule's
     ``output``), as ``dreamvid render`` does: it resumes from the work folder's checkpoints,
     refuses a changed schedule unless ``fresh``, and writes the video only when complete.
     ``should_stop()`` is asked after each frame; when true the render checkpoints and raises
-    :class:`~dreamvid.rendering.loop.Interrupted`. Returns the video's path."""
+    :class:`~dreamvid.rendering.loop.Interrupted`. ``peek``: a JPEG path kept showing the
+    newest frame (every 2 s at most; the work folder has its own, which the studio shows).
+    Returns the video's path."""
     from dreamvid.rendering.loop import render as render_video
 
     s = _schedule(schedule, model)
@@ -308,7 +310,8 @@ def render(schedule: ScheduleSource, output: str | os.PathLike | None = None, *,
     try:
         return render_video(s, output=None if output is None else Path(output), frames=frames, fresh=fresh,
                             keep_parts=keep_parts, model=net, callback=report,
-                            should_stop=should_stop or (lambda: False))  # fmt: skip
+                            should_stop=should_stop or (lambda: False),
+                            peek=None if peek is None else Path(peek))  # fmt: skip
     finally:
         if bar is not None:
             bar.close()

@@ -122,7 +122,7 @@ def cmd_render(args) -> int:
     stop.install()  # kept after the render: until _quiet_exit, one more signal still aborts
     try:
         out = render(schedule, args.output, device=args.device, frames=args.frames, fresh=args.fresh,
-                     keep_parts=args.keep_parts, callback=bar, should_stop=stop)  # fmt: skip
+                     keep_parts=args.keep_parts, callback=bar, should_stop=stop, peek=args.peek)  # fmt: skip
     finally:
         bar.close()
     if not args.quiet:
@@ -362,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive(int), help="render only the first N frames")
     p.add_argument("--fresh", action="store_true", help="ignore and delete earlier checkpoints; start over")
     p.add_argument("--keep-parts", action="store_true", help="keep the work folder (parts, checkpoints)")
+    p.add_argument("--peek", type=Path, metavar="FILE.jpg", help="keep this JPEG showing the newest frame "
+                   f"(rewritten every {D.PEEK_EVERY:g} s at most, {D.PEEK_SIDE} px, atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_precision_arg(p)
     p.set_defaults(func=cmd_render)

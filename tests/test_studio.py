@@ -302,6 +302,26 @@ def test_the_shipped_schedules_check_preview_and_say_how_to_render(tmp_path):
     studio.close()
 
 
+def test_the_newest_frame_of_a_render_is_in_the_state_and_served(client, folder):
+    """A render (here or in a terminal) keeps its work folder's peek.jpg current; the page gets
+    its frame number in the state and the picture from /api/peek."""
+    from dreamvid.rendering.peek import Peek
+    from dreamvid.rendering.workdir import peek_path
+
+    r = client.get("/api/peek", params={"name": "s.yaml"})
+    assert one_line_error(r, 404) == "s.yaml: its render has shown no frame yet"
+    work = folder / "out" / "video.mp4.parts"
+    work.mkdir(parents=True)
+    (work / "ckpt-00000003.pt").write_bytes(b"")  # a stopped render, as the list reads it: by its file names
+    rgb = np.full((64, 64, 3), 200, np.uint8)
+    Peek([peek_path(work)], every=0.0)(3, 24, rgb)
+    (row,) = client.get("/api/state").json()["renders"]
+    assert row["state"] == "stopped" and row["peek"]["frame"] == 4 and row["peek"]["total"] == 24
+    r = client.get("/api/peek", params={"name": "s.yaml", "v": row["peek"]["version"]})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == peek_path(work).read_bytes()
+
+
 def test_a_new_preview_cancels_the_one_in_progress(tmp_path):
     folder = make_folder(tmp_path, segments=[{"frames": 400, "layers": {"mixed0": 1.0}}])
     s = dreamvid.load_schedule(folder / "s.yaml")

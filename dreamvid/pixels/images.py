@@ -109,6 +109,25 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x[0].clamp(0, 1) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
 
 
+def jpeg(rgb8: np.ndarray, *, max_side: int, quality: int, comment: str = "") -> bytes:
+    """``rgb8`` (HxWx3 uint8) as JPEG bytes, shrunk so that its longer side is at most
+    ``max_side``, with ``comment`` in a COM segment right after the start marker (ASCII;
+    :func:`dreamvid.rendering.workdir.peek_frame` reads it back)."""
+    h, w = rgb8.shape[:2]
+    k = max_side / max(h, w)
+    bgr = np.ascontiguousarray(rgb8[:, :, ::-1])
+    if k < 1:
+        bgr = cv2.resize(bgr, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise InputError("could not encode a JPEG")
+    data = buf.tobytes()
+    if comment:
+        text = comment.encode("ascii")
+        data = data[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + data[2:]
+    return data
+
+
 def write_png(path: str | Path, rgb8: np.ndarray) -> Path:
     """Write atomically: temp file in the same folder, fsync, rename."""
     path = Path(path)

@@ -214,11 +214,12 @@ class Renders:
             if output.is_file():
                 # the version as a string: JavaScript numbers would round the nanoseconds
                 row["video"] = {"name": row["output"], "version": str(output.stat().st_mtime_ns)}
+            work = work_dir(output)
+            row["peek"] = _peek(work)
             job = self.jobs.get(output)
             if job is not None and (job.alive or job.state in RUNNING):
                 row.update(job.to_json())
                 continue
-            work = work_dir(output)
             elsewhere = holder(work)
             last = last_saved_frame(work)
             if elsewhere is not None:
@@ -234,6 +235,20 @@ class Renders:
             if job is not None and job.state == "failed":
                 row.update(state="failed", message=job.message)
         return out
+
+
+def _peek(work: Path) -> dict | None:
+    """The render's newest frame, as its work folder's peek JPEG shows it (a render started here
+    or in a terminal): ``{frame, total, version}``, or None."""
+    from dreamvid.rendering.workdir import peek_frame, peek_path
+
+    path = peek_path(work)
+    try:
+        version = str(path.stat().st_mtime_ns)  # a string: JavaScript numbers would round the nanoseconds
+    except OSError:
+        return None
+    found = peek_frame(path)
+    return None if found is None else {"frame": found[0], "total": found[1], "version": version}
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:
