@@ -22,6 +22,7 @@ from dreamvid.core.files import write_atomic
 from dreamvid.pixels.images import jpeg
 from dreamvid.rendering.workdir import peek_comment
 
+
 class Peek:
     """Writes the newest frame to ``paths`` at most every ``every`` seconds; a failed write
     (a full disk) is reported once through ``on_warning`` and the peek stops: the render goes on."""
