@@ -32,7 +32,7 @@ from dreamvid.core.errors import InputError
 from dreamvid.core.progress import Callback, Progress, ignore
 from dreamvid.schedule.schedule import Schedule, ScheduleError
 
-__all__ = ["Progress", "ScheduleSource", "as_image", "dream", "frames", "gallery", "layers", "load_model",
+__all__ = ["Progress", "ScheduleSource", "as_image", "dream", "estimate", "frames", "gallery", "layers", "load_model",
            "load_schedule", "motion", "motion_frames", "network", "preview", "render", "show", "validate"]
 
 ScheduleSource = Union[Schedule, str, os.PathLike, Mapping]
@@ -114,6 +114,18 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     for warning in s.camera_jumps():
         callback(Progress("warning", message=warning))
     return s.summary()
+
+
+def estimate(schedule: ScheduleSource, *, device: str | None = None, model: Any = None):
+    """How long rendering the schedule will take here, as ``dreamvid validate --estimate``
+    says: two frames of its heaviest segment are dreamed at full size on ``device`` (default:
+    the schedule's) and every frame's cost is scaled from theirs. Returns an
+    :class:`~dreamvid.rendering.estimate.Estimate` (``seconds``, ``frame_seconds``,
+    ``segment``, ``peak_bytes``; ``str()`` is the command's line)."""
+    from dreamvid.rendering.estimate import estimate as time_two_frames
+
+    s = _schedule(schedule, model)
+    return time_two_frames(s, _network_for(s, model, device))
 
 
 # ------------------------------------------------------------------------------- networks

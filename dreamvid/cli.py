@@ -183,6 +183,10 @@ def cmd_validate(args) -> int:
 
     schedule = _load(args)
     print(validate(schedule))
+    if args.estimate:
+        from dreamvid.api import estimate
+
+        print(estimate(schedule, device=args.device), flush=True)
     if args.plot:
         from dreamvid.tools.timeline import plot_timeline
 
@@ -388,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("schedule", type=Path)
     p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the camera and layer weights over the frames")
     p.add_argument("--params", type=Path, metavar="CSV", help="also write every frame's settings as CSV")
+    p.add_argument("--estimate", action="store_true", help="also dream two frames of the heaviest segment at full "
+                   "size and print the whole render's estimated time here and the peak memory seen")
+    p.add_argument("--device", help="--estimate: auto | cpu | cuda (default: the schedule's device)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("batch", help="render many videos: the variants of a job file, here or on a Ray cluster")
