@@ -13,6 +13,7 @@ Routes (every one behind :class:`Gate`, the token check)::
     POST /api/timeline          {name, text} -> the timeline plot (PNG)
     POST /api/preview           {name, text, frame, scale} -> the frame (PNG); cancels the preview in progress
     POST /api/motion            {name, text} -> the camera path without dreaming (MP4, captions on)
+    POST /api/estimate          {name, text} -> the render's estimated time here (validate --estimate)
     POST /api/save              {name, text} -> writes the schedule (atomically)
     POST /api/new               {name} -> a new schedule from a template
     POST /api/render            {name, fresh} -> starts (or resumes) the render of a saved schedule
@@ -390,6 +391,19 @@ async def motion(request: Request):
     return Response(video, media_type="video/mp4", headers={"cache-control": "no-store"})
 
 
+async def estimate(request: Request):
+    studio = _studio(request)
+    data = await _body(request)
+    _, _, result = await _checked(studio, data, decode=True)
+    if not result.ok:
+        raise Refused(_first_problem(result), 422)
+    import dreamvid
+
+    found = await to_thread.run_sync(lambda: dreamvid.estimate(result.schedule))
+    return JSONResponse({"text": str(found), "seconds": found.seconds, "frame_seconds": found.frame_seconds,
+                         "peak_bytes": found.peak_bytes})  # fmt: skip
+
+
 async def save(request: Request):
     studio = _studio(request)
     data = await _body(request)
@@ -520,6 +534,7 @@ def create_app(studio: Studio, *, allowed_hosts: list[str] | None = None) -> Sta
         Route("/api/timeline", timeline, methods=["POST"]),
         Route("/api/preview", preview, methods=["POST"]),
         Route("/api/motion", motion, methods=["POST"]),
+        Route("/api/estimate", estimate, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
         Route("/api/new", new, methods=["POST"]),
         Route("/api/render", render, methods=["POST"]),

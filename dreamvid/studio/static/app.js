@@ -122,11 +122,13 @@ async function check() {
   if (!result.ok) {
     if (page.previewCtl) page.previewCtl.abort();
     $("motion-button").disabled = true;
+    $("estimate").disabled = true;
     $("preview-status").textContent = "fix the schedule to preview it";
     return;
   }
   page.total = result.total_frames;
   $("motion-button").disabled = false;
+  $("estimate").disabled = false;
   slider.max = String(page.total - 1);
   slider.disabled = false;
   if (Number(slider.value) > page.total - 1) slider.value = String(page.total - 1);
@@ -178,6 +180,17 @@ async function motion() {
     video.dataset.name = page.name;
     video.play().catch(() => { /* autoplay refused: the controls remain */ });
     status.textContent = `the camera path: ${page.total} frames, no dreaming (preview --motion)`;
+  } catch (err) {
+    status.textContent = err.message;
+  }
+}
+
+async function estimate() {
+  if (!page.name || !page.total) return;
+  const status = $("estimate-status");
+  status.textContent = "dreaming two frames of the heaviest segment at full size…";
+  try {
+    status.textContent = (await request("/api/estimate", { name: page.name, text: editor.value })).text;
   } catch (err) {
     status.textContent = err.message;
   }
@@ -316,6 +329,7 @@ document.addEventListener("keydown", (e) => {
 slider.addEventListener("input", () => { $("frame-value").textContent = slider.value; debounce("preview", 150, preview); });
 $("scale").addEventListener("change", () => preview());
 $("motion-button").addEventListener("click", motion);
+$("estimate").addEventListener("click", estimate);
 $("save").addEventListener("click", () => save().catch((err) => alert(err.message)));
 $("render").addEventListener("click", startRender);
 $("stop").addEventListener("click", stopRender);
