@@ -27,9 +27,13 @@ if not os.environ.get("CI"):  # on CI a missing browser is a failure, not a skip
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, part: str | None = None) -> None:
+    """With DREAMVID_SCREENSHOTS=1, the page (or its element ``part``) into docs/``name``."""
     if os.environ.get("DREAMVID_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / name), full_page=True)
+        if part:
+            page.locator(part).screenshot(path=str(DOCS / name))
+        else:
+            page.screenshot(path=str(DOCS / name), full_page=True)
 
 
 def test_edit_preview_render_and_play_in_chromium(tmp_path):
@@ -161,9 +165,9 @@ def test_a_render_in_progress_shows_its_newest_frame(tmp_path):
                                        timeout=180_000)  # fmt: skip
                 first = int(peek.get_attribute("data-frame"))
                 expect(page.locator("#peek-status")).to_contain_text(f"frame {first} of 40: the render's newest frame")
-                page.wait_for_function(f"Number(document.getElementById('peek').dataset.frame) > {first}",
-                                       timeout=120_000)  # it follows the render
-                shoot(page, "studio-peek.png")
+                page.wait_for_function("(first) => Number(document.getElementById('peek').dataset.frame) > first",
+                                       arg=first, timeout=120_000)  # it follows the render
+                shoot(page, "studio-peek.png", "#look")
                 page.click("#stop")
                 expect(row).to_have_attribute("data-state", "stopped", timeout=120_000)
             finally:
