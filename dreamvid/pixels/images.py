@@ -115,10 +115,12 @@ def jpeg(rgb8: np.ndarray, *, max_side: int, quality: int, comment: str = "") ->
     :func:`dreamvid.rendering.workdir.peek_frame` reads it back)."""
     h, w = rgb8.shape[:2]
     k = max_side / max(h, w)
-    bgr = np.ascontiguousarray(rgb8[:, :, ::-1])
-    if k < 1:
-        bgr = cv2.resize(bgr, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    small = rgb8
+    if k < 1:  # shrink first: the colour swap then copies the small picture only
+        step = int(1 / k) // 2 or 1  # a plain stride first halves INTER_AREA's work at 1080p and up
+        small = cv2.resize(rgb8[::step, ::step], (max(1, round(w * k)), max(1, round(h * k))),
+                           interpolation=cv2.INTER_AREA)  # fmt: skip
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise InputError("could not encode a JPEG")
     data = buf.tobytes()

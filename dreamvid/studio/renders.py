@@ -198,7 +198,7 @@ class Renders:
         out = []
         for name, schedule, problem in schedules:
             row: dict = {"schedule": name, "state": "invalid", "message": problem, "frame": 0, "total": 0,
-                         "output": None, "video": None}  # fmt: skip
+                         "output": None, "video": None, "peek": None}  # fmt: skip
             out.append(row)
             if schedule is None:
                 continue
