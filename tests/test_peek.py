@@ -56,3 +56,12 @@ def test_a_bad_peek_path_is_one_line_before_any_work(tmp_path, where):
     r = run_cli("render", path, "--peek", tmp_path / where, "--quiet")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--peek: " in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_large_frame_peeks_small_and_in_its_colours(tmp_path):
+    rgb = np.zeros((720, 1280, 3), np.uint8)
+    rgb[..., 0] = 230  # red
+    Peek([tmp_path / "p.jpg"], every=0.0)(0, 1, rgb)
+    img = cv2.imread(str(tmp_path / "p.jpg"))
+    assert img.shape == (360, 640, 3)  # PEEK_SIDE on the longer side
+    assert abs(int(img[180, 320, 2]) - 230) <= 2 and img[180, 320, :2].max() <= 2  # BGR on disk: red stays red
