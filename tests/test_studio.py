@@ -322,6 +322,22 @@ def test_the_newest_frame_of_a_render_is_in_the_state_and_served(client, folder)
     assert r.content == peek_path(work).read_bytes()
 
 
+def test_motion_and_estimate_answer_for_the_editors_text(client, studio, folder, tmp_path):
+    text = (folder / "s.yaml").read_text()
+    r = client.post("/api/motion", json={"name": "s.yaml", "text": text})
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    (tmp_path / "m.mp4").write_bytes(r.content)
+    frames = read_frames(tmp_path / "m.mp4")
+    assert len(frames) == 24 and frames[0].shape == (64, 64, 3)
+    assert client.post("/api/motion", json={"name": "s.yaml", "text": text}).content == r.content  # kept
+    assert not (folder / "out").exists()  # nothing written into the folder
+    bad = text.replace("fps: 10", "fps: -1")
+    assert "fps: -1 is out of range" in one_line_error(client.post("/api/motion", json={"name": "s.yaml",
+                                                                                         "text": bad}), 422)  # fmt: skip
+    e = client.post("/api/estimate", json={"name": "s.yaml", "text": text}).json()
+    assert e["text"].startswith("estimate: ") and e["seconds"] > e["frame_seconds"] > 0
+
+
 def test_a_new_preview_cancels_the_one_in_progress(tmp_path):
     folder = make_folder(tmp_path, segments=[{"frames": 400, "layers": {"mixed0": 1.0}}])
     s = dreamvid.load_schedule(folder / "s.yaml")
