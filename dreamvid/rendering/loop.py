@@ -88,7 +88,8 @@ def render(
             workdir.empty(work)
         parts, frame = _resume(schedule, dreamer, work, total, codec, callback)
         callback(Progress("start", frame=parts.start, total=total, start=parts.start))
-        peeks = Peek([workdir.peek_path(work), *([peek] if peek else [])], on_warning=warner(callback))
+        # parts.folder: the work folder, or a scratch folder in it when it holds a longer render's frames
+        peeks = Peek([workdir.peek_path(parts.folder), *([peek] if peek else [])], on_warning=warner(callback))
         try:
             _loop(schedule, FrameSource(dreamer, total), parts, frame, total, callback, should_stop, peeks)
             _join(schedule, parts, total, output)
