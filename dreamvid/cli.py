@@ -15,6 +15,7 @@ from dreamvid.bars import Bar, BatchBar
 from dreamvid.core import defaults as D
 from dreamvid.core.errors import (
     DreamvidError,
+    InputError,
     Interrupted,
     describe_os_error,
     fit_advice,
@@ -121,7 +122,7 @@ def cmd_render(args) -> int:
     stop.install()  # kept after the render: until _quiet_exit, one more signal still aborts
     try:
         out = render(schedule, args.output, device=args.device, frames=args.frames, fresh=args.fresh,
-                     keep_parts=args.keep_parts, callback=bar, should_stop=stop)  # fmt: skip
+                     keep_parts=args.keep_parts, callback=bar, should_stop=stop, peek=args.peek)  # fmt: skip
     finally:
         bar.close()
     if not args.quiet:
@@ -130,8 +131,13 @@ def cmd_render(args) -> int:
 
 
 def cmd_preview(args) -> int:
-    from dreamvid.api import preview
     from dreamvid.pixels.images import write_png
+
+    if args.motion:
+        return _motion_preview(args)
+    if args.frame is None:
+        raise InputError("preview: no frame; expected --frame N (or --motion for the camera path)")
+    from dreamvid.api import preview
 
     schedule = _load(args)
     bar = Bar(args.quiet)
@@ -139,9 +145,36 @@ def cmd_preview(args) -> int:
         rgb = preview(schedule, args.frame, device=args.device, scale=args.scale, callback=bar)
     finally:
         bar.close()
-    path = write_png(args.output, rgb)
+    path = write_png(args.output or Path("frame.png"), rgb)
     if not args.quiet:
         print(f"wrote {path} (frame {args.frame})")
+    return 0
+
+
+def _motion_preview(args) -> int:
+    """``preview --motion``: the camera path as a video, or with ``--frame N`` its frame N as a PNG."""
+    from dreamvid.api import motion, motion_frames
+    from dreamvid.pixels.images import write_png
+
+    schedule = _load(args)
+    captions = not args.no_captions
+    if args.frame is not None:
+        total = schedule.total_frames
+        if not 0 <= args.frame < total:
+            raise InputError(f"--frame: {args.frame} is outside the schedule; expected 0..{total - 1}")
+        frames = motion_frames(schedule, start=args.frame, stop=args.frame + 1, captions=captions, device=args.device)
+        path = write_png(args.output or Path(f"motion-{args.frame}.png"), next(frames))
+        frames.close()
+        if not args.quiet:
+            print(f"wrote {path} (frame {args.frame} of the camera path)")
+        return 0
+    bar = Bar(args.quiet)
+    try:
+        path = motion(schedule, args.output, captions=captions, device=args.device, callback=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(f"wrote {path} (the camera path, {schedule.total_frames} frames, no dreaming)")
     return 0
 
 
@@ -150,6 +183,10 @@ def cmd_validate(args) -> int:
 
     schedule = _load(args)
     print(validate(schedule))
+    if args.estimate:
+        from dreamvid.api import estimate
+
+        print(estimate(schedule, device=args.device), flush=True)
     if args.plot:
         from dreamvid.tools.timeline import plot_timeline
 
@@ -346,14 +383,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive(int), help="render only the first N frames")
     p.add_argument("--fresh", action="store_true", help="ignore and delete earlier checkpoints; start over")
     p.add_argument("--keep-parts", action="store_true", help="keep the work folder (parts, checkpoints)")
+    p.add_argument("--peek", type=Path, metavar="FILE.jpg", help="keep this JPEG showing the newest frame "
+                   f"(rewritten every {D.PEEK_EVERY:g} s at most, {D.PEEK_SIDE} px, atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_precision_arg(p)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("preview", help="render one frame exactly as the video shows it")
+    p = sub.add_parser("preview", help="render one frame exactly as the video shows it, or (--motion) the camera "
+                       "path without dreaming")  # fmt: skip
     p.add_argument("schedule", type=Path)
-    p.add_argument("--frame", type=int, required=True, help="frame index (0 = the fitted input)")
-    p.add_argument("-o", "--output", type=Path, default=Path("frame.png"))
+    p.add_argument("--frame", type=int, help="frame index (0 = the fitted input); required without --motion")
+    p.add_argument("-o", "--output", type=Path, help="output PNG (default frame.png; with --motion a video, default "
+                   "<output stem>.motion.mp4 beside the schedule's output, and with --frame motion-N.png)")
+    p.add_argument("--motion", action="store_true", help="the camera path alone, no dreaming: what a render with "
+                   "iterations: 0 and colour control off gives, in seconds")
+    p.add_argument("--no-captions", action="store_true", help="--motion: no frame number, segment, layer and "
+                   "zoom-centre map in the corners")
     p.add_argument("--device")
     p.add_argument("--scale", type=_positive(float), default=1.0, help="render smaller for a fast, approximate look")
     p.add_argument("--quiet", action="store_true")
@@ -364,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("schedule", type=Path)
     p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the camera and layer weights over the frames")
     p.add_argument("--params", type=Path, metavar="CSV", help="also write every frame's settings as CSV")
+    p.add_argument("--estimate", action="store_true", help="also dream two frames of the heaviest segment at full "
+                   "size and print the whole render's estimated time here and the peak memory seen")
+    p.add_argument("--device", help="--estimate: auto | cpu | cuda (default: the schedule's device)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("batch", help="render many videos: the variants of a job file, here or on a Ray cluster")

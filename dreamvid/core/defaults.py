@@ -76,6 +76,11 @@ CRF = 18
 PRESET = "medium"
 PIX_FMT = "yuv420p"
 
+# -- the render's newest frame (docs/studio.md: a peek at a render in progress) -----------------
+PEEK_EVERY = 2.0  # seconds between two writes of the peek JPEG, at most one per frame
+PEEK_SIDE = 640  # the peek JPEG's longer side, pixels (smaller frames keep their size)
+PEEK_QUALITY = 80  # its JPEG quality
+
 # -- limits ----------------------------------------------------------------------------------
 MIN_SIDE, MAX_SIDE = 32, 8192  # frame width and height, pixels
 MAX_FPS = 240

@@ -39,6 +39,7 @@ from dreamvid.rendering.checkpoint import (
 )
 from dreamvid.rendering.framesource import FrameSource
 from dreamvid.rendering.parts import Parts
+from dreamvid.rendering.peek import Peek
 from dreamvid.rendering.step import Dreamer
 from dreamvid.rendering.workdir import work_dir
 from dreamvid.schedule.schedule import Schedule
@@ -62,8 +63,12 @@ def render(
     model: FeatureNet | None = None,
     callback: Callback = ignore,
     should_stop: Callable[[], bool] = lambda: False,
+    peek: Path | None = None,
 ) -> Path:
     """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can.
+
+    The newest frame goes, now and then, into the work folder's ``peek.jpg`` and to ``peek``
+    (a JPEG path) when given (:mod:`.peek`).
 
     ``should_stop`` is asked after each frame; when it says yes the encoder is stopped, a
     checkpoint naming the open part's frames (already on disk) is written and
@@ -71,6 +76,7 @@ def render(
     ``KeyboardInterrupt`` instead aborts at once, keeping the last checkpoint.
     """
     output = _checked_output(schedule, output, callback)
+    peek = _checked_peek(peek, output)
     total = min(frames or schedule.total_frames, schedule.total_frames)
     codec = probe_codec(schedule.encoder.codec)
     # device and model errors before any folder is made
@@ -82,8 +88,10 @@ def render(
             workdir.empty(work)
         parts, frame = _resume(schedule, dreamer, work, total, codec, callback)
         callback(Progress("start", frame=parts.start, total=total, start=parts.start))
+        # parts.folder: the work folder, or a scratch folder in it when it holds a longer render's frames
+        peeks = Peek([workdir.peek_path(parts.folder), *([peek] if peek else [])], on_warning=warner(callback))
         try:
-            _loop(schedule, FrameSource(dreamer, total), parts, frame, total, callback, should_stop)
+            _loop(schedule, FrameSource(dreamer, total), parts, frame, total, callback, should_stop, peeks)
             _join(schedule, parts, total, output)
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             parts.abort()
@@ -120,6 +128,18 @@ def _checked_output(schedule: Schedule, output: Path | None, callback: Callback)
     return output
 
 
+def _checked_peek(peek: Path | None, output: Path) -> Path | None:
+    """``--peek``'s absolute path: a file in an existing folder, not the output."""
+    if peek is None:
+        return None
+    peek = Path(peek).absolute()
+    if not peek.parent.is_dir():
+        raise InputError(f"{peek}: --peek: its folder does not exist; expected a JPEG path in an existing folder")
+    if peek == output or peek.is_dir():
+        raise InputError(f"{peek}: --peek: expected a JPEG file path, not the output or a folder")
+    return peek
+
+
 def _resume(schedule: Schedule, dreamer: Dreamer, work: Path, total: int, codec: str,
             callback: Callback) -> tuple[Parts, torch.Tensor | None]:  # fmt: skip
     """The parts of a render of ``total`` frames into ``work``, continued from the newest
@@ -142,12 +162,14 @@ def _resume(schedule: Schedule, dreamer: Dreamer, work: Path, total: int, codec:
 
 
 def _loop(schedule: Schedule, source: FrameSource, parts: Parts, frame: torch.Tensor | None, total: int,
-          callback: Callback, should_stop: Callable[[], bool]) -> None:  # fmt: skip
-    """Frames ``parts.start`` .. ``total - 1``: each made from the one before, encoded, saved;
-    a checkpoint where a part closes and after the last frame; a stop when asked."""
+          callback: Callback, should_stop: Callable[[], bool], peek: Peek) -> None:  # fmt: skip
+    """Frames ``parts.start`` .. ``total - 1``: each made from the one before, encoded, saved,
+    shown now and then as the peek; a checkpoint where a part closes and after the last frame;
+    a stop when asked."""
     start = parts.start
     for n in range(start, total):
         frame, rgb = source.get(n, frame)
+        peek(n, total, rgb)
         if parts.add(n, rgb) or n == total - 1:
             parts.save(n, frame)
             callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
