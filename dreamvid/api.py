@@ -111,7 +111,9 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
-    for warning in s.camera_jumps():
+    from dreamvid.rendering.video_input import notices
+
+    for warning in [*notices(s.clip), *s.camera_jumps()]:
         callback(Progress("warning", message=warning))
     return s.summary()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from dreamvid.media.colour import is_hd
 from dreamvid.media.read import ClipInfo, ClipReader
 from dreamvid.pixels import flow
 from dreamvid.pixels.images import to_tensor
@@ -97,8 +98,9 @@ class VideoStart:
 
 
 def notices(clip: ClipInfo | None) -> list[str]:
-    """What a render says about its clip before it starts: a variable frame rate (resampled),
-    a damaged clip (ffmpeg's first decoding error; the frames that decode are used)."""
+    """What a render (and ``validate``) says about its clip before it starts: a variable frame
+    rate (resampled), a damaged clip (ffmpeg's first decoding error; the frames that decode are
+    used), an HD clip with no colour tags (decoded as players decode it, with BT.709)."""
     if clip is None:
         return []
     out = []
@@ -109,6 +111,9 @@ def notices(clip: ClipInfo | None) -> list[str]:
     if clip.warning:
         out.append(f"{clip.path.name}: ffmpeg reports a decoding error ({clip.warning}); the {clip.frames} frames "
                    "that decode are used")
+    if clip.tags.untagged and is_hd(clip.size):
+        out.append(f"{clip.path.name}: no colour tags: decoded with the BT.709 matrix, as players decode untagged "
+                   f"HD video ({clip.width}x{clip.height}); if its colours look off, export it with colour tags")
     return out
 
 
