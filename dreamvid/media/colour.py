@@ -99,7 +99,8 @@ def encode_filter(colour: Colour, pix_fmt: str) -> str:
 def tag_args(colour: Colour) -> list[str]:
     """The output options that tag a stream with ``colour``: for the encoder, and for the
     container when a stream is copied (joining parts, adding sound)."""
-    return ["-colorspace", colour.matrix, "-color_primaries", colour.primaries, "-color_trc", colour.transfer,
+    matrix = "rgb" if colour.matrix == "gbr" else colour.matrix  # the option's name for it (setparams: gbr)
+    return ["-colorspace", matrix, "-color_primaries", colour.primaries, "-color_trc", colour.transfer,
             "-color_range", colour.range]
 
 
