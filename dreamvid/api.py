@@ -111,9 +111,9 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
-    from dreamvid.rendering.video_input import notices
+    from dreamvid.rendering.video_input import colour_notices
 
-    for warning in [*notices(s.clip), *s.camera_jumps()]:
+    for warning in [*colour_notices(s.clip), *s.camera_jumps()]:
         callback(Progress("warning", message=warning))
     return s.summary()
 
