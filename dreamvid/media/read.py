@@ -73,7 +73,7 @@ class ClipInfo:
     source_frames: int  # frames decoded before resampling (== frames when constant rate)
     format: str  # ffmpeg's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     warning: str | None = None  # ffmpeg's first decoding error, if any (a damaged clip)
-    tags: C.Tags = field(default_factory=C.Tags)  # the colour its stream is tagged with (untagged: the players' convention applies)
+    tags: C.Tags = field(default_factory=C.Tags)  # its stream's colour tags (untagged: the players' convention)
 
     @property
     def size(self) -> tuple[int, int]:

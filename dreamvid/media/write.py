@@ -442,10 +442,10 @@ def _retag_bsf(part: Path, colour: C.Colour) -> str:
     """The bitstream filter that writes ``colour``'s tags into every H.264 / HEVC parameter set
     of the joined stream ("" for another codec, or a colour without code points here)."""
     codec = probe_tags(part)[0]
-    codes = (_H273_MATRIX.get(colour.matrix), _H273_PRIMARIES.get(colour.primaries), _H273_TRANSFER.get(colour.transfer))
-    if codec not in ("h264", "hevc") or None in codes:
+    matrix, primaries = _H273_MATRIX.get(colour.matrix), _H273_PRIMARIES.get(colour.primaries)
+    transfer = _H273_TRANSFER.get(colour.transfer)
+    if codec not in ("h264", "hevc") or None in (matrix, primaries, transfer):
         return ""
-    matrix, primaries, transfer = codes
     return (f"{codec}_metadata=colour_primaries={primaries}:transfer_characteristics={transfer}"
             f":matrix_coefficients={matrix}:video_full_range_flag={int(colour.range == 'pc')}")
 

@@ -119,8 +119,8 @@ def colour_notices(clip: ClipInfo | None) -> list[str]:
     BT.709, as players decode it, which is right unless it was made with another matrix."""
     if clip is None or not (clip.tags.untagged and is_hd(clip.size)):
         return []
-    return [f"{clip.path.name}: no colour tags: decoded with the BT.709 matrix, as players decode untagged HD "
-            f"video ({clip.width}x{clip.height}); if its colours look off, export it with colour tags"]
+    return [(f"{clip.path.name}: no colour tags: decoded with the BT.709 matrix, as players decode untagged HD "
+             f"video ({clip.width}x{clip.height}); if its colours look off, export it with colour tags")]
 
 
 def moved(start: flow.Start, move) -> flow.Start:
