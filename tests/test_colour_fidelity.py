@@ -16,7 +16,7 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 
 import dreamvid
 from dreamvid.core.progress import Progress
-from dreamvid.media import colour as C
+from dreamvid.media import colourspace as C
 from dreamvid.media.ffmpeg import ffmpeg_exe
 from dreamvid.media.read import probe_clip, read_frames
 from dreamvid.media.write import VideoWriter, join_videos, part_colour

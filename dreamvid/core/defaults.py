@@ -66,7 +66,7 @@ CODEC = "auto"  # the encoder picks: libx264 (or NVENC where it works)
 CRF = 18
 PRESET = "medium"
 PIX_FMT = "yuv420p"
-# Video colour (dreamvid/media/colour.py). HD is what players decode with BT.709 when a stream is
+# Video colour (dreamvid/media/colourspace.py). HD is what players decode with BT.709 when a stream is
 # untagged: a width of 1280 or a height of 720 and up; below it they assume BT.601.
 HD_WIDTH, HD_HEIGHT = 1280, 720
 HD_MATRIX = "bt709"  # the YCbCr matrix of the HD videos dreamvid writes (ffmpeg's colorspace name)

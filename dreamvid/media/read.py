@@ -28,7 +28,7 @@ that frame ``i`` shows the clip at time ``i / fps``; the sound stays in sync.
 
 Colour: every video is converted to RGB with the matrix and range its stream is tagged with,
 and where it is untagged with the players' convention (BT.709 at HD and above, BT.601 below),
-so that frames come out as a colour-managed player shows them (:mod:`dreamvid.media.colour`).
+so that frames come out as a colour-managed player shows them (:mod:`dreamvid.media.colourspace`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamvid.core.errors import DreamvidError, InputError
-from dreamvid.media import colour as C
+from dreamvid.media import colourspace as C
 from dreamvid.media import ffmpeg
 
 __all__ = ["ClipInfo", "ClipReader", "is_clip", "iter_frames", "probe_clip", "probe_input", "probe_tags",

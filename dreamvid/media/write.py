@@ -16,7 +16,7 @@ Guarantees:
   (see :mod:`dreamvid.media.ffmpeg`);
 * every ffmpeg failure becomes a one-line ``DreamvidError``;
 * colour: frames are converted to YCbCr with an explicit matrix, BT.709 at HD and above,
-  BT.601 below, and every stream is tagged with it (:mod:`dreamvid.media.colour`); joining
+  BT.601 below, and every stream is tagged with it (:mod:`dreamvid.media.colourspace`); joining
   parts and adding sound keep, and restate, the tags.
 
 Audio is muxed in a second, cheap pass (video stream copied, audio encoded to AAC,
@@ -40,7 +40,7 @@ import numpy as np
 
 from dreamvid.core.errors import DreamvidError
 from dreamvid.core.files import fsync_folder
-from dreamvid.media import colour as C
+from dreamvid.media import colourspace as C
 from dreamvid.media import ffmpeg
 from dreamvid.media.read import probe_tags
 

@@ -28,7 +28,7 @@ from dreamvid.core.errors import (
 from dreamvid.core.progress import Callback, Progress, ignore, warner
 from dreamvid.engine.model import FeatureNet, pick_device, shared_model
 from dreamvid.media.audio import probe_audio
-from dreamvid.media.colour import Colour, for_writing
+from dreamvid.media.colourspace import Colour, for_writing
 from dreamvid.media.write import VideoWriter, join_videos, output_problem, part_colour, probe_codec
 from dreamvid.pixels.images import check_images, to_uint8
 from dreamvid.rendering import checkpoint as ckpt

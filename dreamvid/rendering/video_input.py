@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from dreamvid.media.colour import is_hd
+from dreamvid.media.colourspace import is_hd
 from dreamvid.media.read import ClipInfo, ClipReader
 from dreamvid.pixels import flow
 from dreamvid.pixels.images import to_tensor

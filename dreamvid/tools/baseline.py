@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from dreamvid.engine.ascent import DreamSettings, octave_sizes
 from dreamvid.engine.objectives import Objective
 from dreamvid.media import ffmpeg
-from dreamvid.media.colour import encode_filter, for_writing, tag_args
+from dreamvid.media.colourspace import encode_filter, for_writing, tag_args
 
 
 def step(net, x: torch.Tensor, objective: Objective, step_size: float) -> tuple[torch.Tensor, float]:
