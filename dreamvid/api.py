@@ -112,7 +112,9 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
-    for warning in s.camera_jumps() + s.deforum_seconds():
+    from dreamvid.rendering.video_input import colour_notices
+
+    for warning in [*colour_notices(s.clip), *s.camera_jumps(), *s.deforum_seconds()]:
         callback(Progress("warning", message=warning))
     return s.summary()
 

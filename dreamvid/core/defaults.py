@@ -75,6 +75,13 @@ CODEC = "auto"  # the encoder picks: libx264 (or NVENC where it works)
 CRF = 18
 PRESET = "medium"
 PIX_FMT = "yuv420p"
+# Video colour (dreamvid/media/colourspace.py). HD is what players decode with BT.709 when a stream is
+# untagged: a width of 1280 or a height of 720 and up; below it they assume BT.601.
+HD_WIDTH, HD_HEIGHT = 1280, 720
+HD_MATRIX = "bt709"  # the YCbCr matrix of the HD videos dreamvid writes (ffmpeg's colorspace name)
+SD_MATRIX = "smpte170m"  # below HD: BT.601, what every player assumes there, tagged or not
+PRIMARIES = TRANSFER = "bt709"  # the frames are sRGB: BT.709 primaries; tagged with the BT.709 transfer, as HD video is
+RANGE = "tv"  # limited range (16-235) for YCbCr, as every player expects; RGB streams are full range
 
 # -- the render's newest frame (docs/studio.md: a peek at a render in progress) -----------------
 PEEK_EVERY = 2.0  # seconds between two writes of the peek JPEG, at most one per frame
