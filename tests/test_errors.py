@@ -734,6 +734,10 @@ STUDIO_CASES = [
     ("studio-name-too-long", "get", "/api/file", {"name": "x" * 300 + ".yaml"}, 400, "File name too long"),
     ("studio-text-half-utf16-pair", "post", "/api/save", {"name": "new.yaml", "text": "a: \ud800\n"}, 400,
      "text: character 4 is half a UTF-16 pair"),
+    ("studio-peek-no-schedule", "get", "/api/peek", {"name": "gone.yaml"}, 404, "no such file in the studio folder"),
+    ("studio-motion-no-text", "post", "/api/motion", {"name": "s.yaml"}, 400, "text: missing or not a string"),
+    ("studio-estimate-climbs-out", "post", "/api/estimate", {"name": "../s.yaml", "text": "input: noise\n"}, 403,
+     "climbs out with '..'"),
 ]
 
 

@@ -144,7 +144,8 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # parameters added after checkpoints existed, at the values that change nothing: left out of
 # the digest, so checkpoints of schedules that do not use them stay valid
-NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0}
+NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0,
+           "camera": "dreamvid"}
 
 
 def _frame_digest(schedule, n: int, guides: dict) -> str:

@@ -104,7 +104,8 @@ class Dreamer:
         self._tile: AutoTile | None = None  # ``tile: auto`` as this render decided it (see tile)
         self.use_precision(schedule.precision)
         self._input: Image | None = None  # frame 0 of an image input, once needed
-        self.video = VideoStart(schedule, self.size, self.device) if schedule.clip is not None else None
+        self.motion = Motion(schedule, self.size, scale, self.device)
+        self.video = self.motion.video
         self.guides = Guides(self.net, self.size, self.device)
         self.mask = Mask(schedule, self.size, scale, self.device) if schedule.mask_path is not None else Unmasked()
         if self.video is None:
@@ -115,8 +116,7 @@ class Dreamer:
 
     def close(self) -> None:
         """End the clip's ffmpeg stream, if any (a video input)."""
-        if self.video is not None:
-            self.video.close()
+        self.motion.close()
 
     def use_precision(self, precision: str) -> None:
         """Dream in ``precision`` (auto, fp32, bf16; see docs/performance.md)."""
@@ -142,12 +142,7 @@ class Dreamer:
     def first_frame(self) -> Image:
         if self.video is not None:  # a clip's frame 0 is dreamed too
             return self.next_frame(None, 0)
-        s = self.schedule
-        if s.input_path is None:
-            img = noise_image(self.size, torch.Generator().manual_seed(s.seed))
-        else:
-            img = fit(read_image(s.input_path, video_too=True), self.size)
-        return to_tensor(img, self.device)
+        return self.motion.first_frame()
 
     def next_frame(self, previous: Image | None, n: int) -> Image:
         """Frame ``n`` from frame ``n - 1`` (with a video input, and the clip's frame n)."""
@@ -166,25 +161,8 @@ class Dreamer:
         return self.dream(moved, pull, n, p)
 
     def start(self, previous: Image | None, n: int, p: FrameParams) -> tuple[Image, AfterStep | None]:
-        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
-        video input, the clip's frame n blended with the flow-warped previous frame, then
-        moved, and the temporal term pulling toward that previous frame (:mod:`.video_input`);
-        frame 0 is the clip's frame 0 as it is, with nothing to pull toward."""
-        k = self.scale
-
-        def camera(image: Image) -> Image:
-            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
-
-        if self.video is None:
-            image, pull = camera(previous), None
-        else:
-            start = self.video.start(n, previous, p)
-            if n == 0:
-                image, pull = start.image, None
-            else:
-                start = video.moved(start, camera)
-                image, pull = start.image, video.after_step(start, p.temporal)
-        return image.contiguous(memory_format=torch.channels_last), pull
+        """Where frame ``n``'s dream starts (:meth:`Motion.start`)."""
+        return self.motion.start(previous, n, p)
 
     def dream(self, moved: Image, pull: AfterStep | None, n: int, p: FrameParams) -> Image:
         """Frame ``n``'s dream from ``moved``; ``moved`` itself when the frame has no layers (a
@@ -260,6 +238,53 @@ class Dreamer:
         return self._input
 
 
+class Motion:
+    """The camera alone: frame 0 and where each frame's dream starts, without a network. A
+    render's step starts here; the motion preview (:mod:`.motion`) is this and nothing else, so
+    it equals a render with ``iterations: 0`` and colour control off."""
+
+    def __init__(self, schedule: Schedule, size: tuple[int, int], scale: float, device: torch.device):
+        self.schedule, self.size, self.scale, self.device = schedule, size, scale, device
+        self.video = VideoStart(schedule, size, device) if schedule.clip is not None else None
+
+    def close(self) -> None:
+        """End the clip's ffmpeg stream, if any (a video input)."""
+        if self.video is not None:
+            self.video.close()
+
+    def first_frame(self) -> Image:
+        """Frame 0 as the input gives it: the fitted image, noise, or the clip's frame 0."""
+        s = self.schedule
+        if self.video is not None:
+            return self.video.source(0)
+        if s.input_path is None:
+            img = noise_image(self.size, torch.Generator().manual_seed(s.seed))
+        else:
+            img = fit(read_image(s.input_path, video_too=True), self.size)
+        return to_tensor(img, self.device)
+
+    def start(self, previous: Image | None, n: int, p: FrameParams) -> tuple[Image, AfterStep | None]:
+        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
+        video input, the clip's frame n blended with the flow-warped previous frame, then
+        moved, and the temporal term pulling toward that previous frame (:mod:`.video_input`);
+        frame 0 is the clip's frame 0 as it is, with nothing to pull toward."""
+        k = self.scale
+
+        def camera(image: Image) -> Image:
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center, p.camera)
+
+        if self.video is None:
+            image, pull = camera(previous), None
+        else:
+            start = self.video.start(n, previous, p)
+            if n == 0:
+                image, pull = start.image, None
+            else:
+                start = video.moved(start, camera)
+                image, pull = start.image, video.after_step(start, p.temporal)
+        return image.contiguous(memory_format=torch.channels_last), pull
+
+
 # -- guide images and masks (docs/schedule.md#guides-and-masks) -------------------------------
 
 
@@ -307,7 +332,8 @@ class Mask:
             return self._mask
         while len(self._moves) <= n:  # output-to-input maps compose as M_n = M_(n-1) T_n
             p, k = self.schedule.params(len(self._moves)), self.scale
-            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center,
+                                 p.camera)
             step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
             self._moves.append(self._moves[-1] @ step)
         theta = to_device(self._moves[n][:2].float()[None], self.device)
