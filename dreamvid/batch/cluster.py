@@ -16,8 +16,11 @@ actor call per frame is negligible next to a frame's seconds of dreaming.
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
-from dreamvid.core.errors import DreamvidError, InputError, first_line
+from dreamvid.batch import reach
+from dreamvid.core.errors import InputError, first_line
 
 POLL_S = 0.25
 
@@ -36,19 +39,25 @@ def connect(address: str, logs: bool = False):
     """Join the cluster at ``address`` ("auto": the one this machine belongs to), or start a
     private one with ``address == "local"``. Returns True when this call connected.
 
+    Before joining, :func:`.reach.prepare` checks in seconds that a cluster answers there and
+    takes its token where Ray keeps it; a missing or wrong token, or no cluster, is one line.
     Ray's own log lines (e.g. its notice that token authentication is enabled) stay out of
     dreamvid's output unless ``logs``: only its errors show."""
     ray = require_ray()
     if ray.is_initialized():
         return False
+    target = reach.prepare(address, logs)
     if address == "local":  # a private instance for this batch: no usage report
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    auth_error = getattr(ray.exceptions, "AuthenticationError", ())
     try:
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
+        ray.init(address=None if address == "local" else target, include_dashboard=False,
                  log_to_driver=logs, logging_level="INFO" if logs else "ERROR")  # fmt: skip
     except ConnectionError as err:
-        raise DreamvidError(f"--ray {address}: no Ray cluster found ({first_line(err)}); start one with "
-                            "`ray start --head`, or use --ray local for a private one on this machine") from None
+        raise InputError(f"--ray {address}: no Ray cluster found ({first_line(err)}); start one with "
+                         "`ray start --head`, or use --ray local for a private one on this machine") from None
+    except auth_error:
+        raise InputError(reach.token_problem(address)) from None
     return True
 
 
@@ -57,6 +66,11 @@ def disconnect() -> None:
 
 
 def _remote_render(task: dict, queue) -> dict:
+    import ray
+
+    problem = node_problem(task, ray.util.get_node_ip_address())
+    if problem:  # this node does not see the job's folder: fail at once, not deep in the render
+        return {"status": "failed", "frames": 0, "error": problem}
     from dreamvid.batch.worker import render_variant
 
     def report(p) -> None:
@@ -64,6 +78,19 @@ def _remote_render(task: dict, queue) -> dict:
             queue.put((task["name"], p))
 
     return render_variant(task, report)
+
+
+def node_problem(task: dict, node: str) -> str:
+    """Why the node ``node`` cannot render ``task`` here ('' when it can): the variant's
+    schedule, written by the driver beside the video, must be seen and its folder written at
+    the same path on every node (shared storage)."""
+    schedule = Path(task["schedule"])
+    shared = "expected the job's folders (job file, inputs, output) on storage every node mounts at the same path"
+    if not schedule.is_file():
+        return f"node {node} cannot see {schedule}; {shared}"
+    if not os.access(schedule.parent, os.W_OK):
+        return f"node {node} cannot write in {schedule.parent}; {shared}, writable"
+    return ""
 
 
 def run(tasks: list[dict], in_flight: int | None, retries: int, cpus_per_video: int, tracker) -> None:
@@ -90,7 +117,7 @@ def run(tasks: list[dict], in_flight: int | None, retries: int, cpus_per_video: 
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 _drain(queue, tracker)
                 for ref in ready:
-                    tracker.finish(running.pop(ref), _result(ray, ref, stopping))
+                    tracker.finish(running.pop(ref), _result(ray, ref, stopping, retries))
             except KeyboardInterrupt:
                 if stopping:
                     raise
@@ -116,11 +143,22 @@ def _drain(queue, tracker) -> None:
         tracker.progress(name, p)
 
 
-def _result(ray, ref, stopping: bool) -> dict:
+def _result(ray, ref, stopping: bool, retries: int) -> dict:
     try:
         return ray.get(ref)
     except ray.exceptions.TaskCancelledError:
         return {"status": "interrupted", "frames": 0, "error": "cancelled"}
     except ray.exceptions.RayError as err:  # the worker died more than max_retries times, ...
         status = "interrupted" if stopping else "failed"
-        return {"status": status, "frames": 0, "error": f"{type(err).__name__}: {first_line(err, '')}"}
+        return {"status": status, "frames": 0, "error": _failure(ray, err, retries)}
+
+
+def _failure(ray, err: Exception, retries: int) -> str:
+    """One line for a task that Ray reports failed (render_variant itself never raises)."""
+    if isinstance(err, ray.exceptions.RayTaskError):  # raised outside the render, e.g. dreamvid missing on a node
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines() if line.strip()]
+        return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+    if isinstance(err, ray.exceptions.WorkerCrashedError) or type(err).__name__ == "NodeDiedError":
+        return (f"its worker died {retries + 1} times (killed, out of memory or its node lost; --retries {retries}); "
+                "the frames of its last checkpoint are kept: rerun to resume")
+    return f"{type(err).__name__}: {first_line(err, '')}"
