@@ -224,46 +224,55 @@ def _free_port():
         return s.getsockname()[1]
 
 
-class RayHead:
-    """``ray start --head --block`` in a process group of its own, with a private HOME (its token
-    in HOME/.ray/auth_token, never the user's) and a private RAY_TMPDIR (its session and the
-    address file `auto` reads); every port it opens by a fixed number is given a free one, so
-    other clusters on this machine are neither reached nor disturbed."""
+class RayCluster:
+    """Ray started as users start it, ``ray start ... --block``, each node in a process group
+    of its own, with a private HOME (the token in HOME/.ray/auth_token, never the user's) and
+    a private RAY_TMPDIR (the sessions, and the address file `auto` reads). Every port Ray
+    opens by a fixed number gets a free one, so no other cluster on this machine is reached or
+    disturbed. Its processes are those whose environment holds its HOME (Ray's workers rename
+    themselves, so a command line is not enough)."""
 
     def __init__(self):
         self.home = Path(tempfile.mkdtemp(prefix="dv-ray-", dir="/tmp"))  # short: Ray's socket paths have a limit
         (self.home / ".ray").mkdir()
         (self.home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+        (self.home / "t").mkdir()
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {k: v for k, v in ENV.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
-        self.env.update(HOME=str(self.home), RAY_TMPDIR=str(self.home / "t"), RAY_USAGE_STATS_ENABLED="0")
-        (self.home / "t").mkdir()
-        self.log = self.home / "head.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [*RAY_CLI, "start", "--head", "--block", "--port", str(self.port), "--num-cpus", "2",
-                 "--include-dashboard", "false", "--disable-usage-stats",
-                 "--dashboard-agent-listen-port", str(_free_port())],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.env.update(HOME=str(self.home), RAY_TMPDIR=str(self.home / "t"), RAY_USAGE_STATS_ENABLED="0",
+                        RAY_health_check_period_ms="1000")  # a node that went away is marked dead sooner  # fmt: skip
+        self.nodes = []
 
-    def wait_started(self, timeout=120):
+    def start_head(self):
+        return self.start_node(["--head", "--port", str(self.port), "--include-dashboard", "false"], self.env)
+
+    def start_node(self, args, env, cpus=2, timeout=120):
+        """Start a node; returns its ``ray start --block`` process once Ray says it runs."""
+        log = self.home / f"node{len(self.nodes)}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([*RAY_CLI, "start", *args, "--block", "--num-cpus", str(cpus), "--disable-usage-stats",
+                                     "--dashboard-agent-listen-port", str(_free_port())],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.nodes.append(proc)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if "Ray runtime started" in self.log.read_text(errors="replace"):
-                return self.log.read_text(errors="replace")
+        while time.monotonic() < deadline and proc.poll() is None:
+            proc.log = log.read_text(errors="replace")
+            if "Ray runtime started" in proc.log:
+                return proc
             time.sleep(0.2)
-        raise AssertionError(f"ray start --head did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
+        raise AssertionError(f"ray start {' '.join(args)} did not start:\n{log.read_text(errors='replace')[-3000:]}")
 
-    def processes(self):
-        """This cluster's processes: its process group, and any process naming its folder."""
-        found = set()
+    def processes(self, node=None):
+        """The pids of this cluster's live processes (of one node's process group, with ``node``)."""
+        found, mark = set(), f"HOME={self.home}\0".encode()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
-                ours = os.getpgid(int(entry.name)) == self.proc.pid or \
-                    str(self.home) in (entry / "cmdline").read_bytes().decode(errors="replace")  # fmt: skip
+                pgid = os.getpgid(int(entry.name))
+                ours = pgid == node.pid if node else (mark in (entry / "environ").read_bytes() or
+                                                      pgid in [n.pid for n in self.nodes])  # fmt: skip
                 zombie = (entry / "stat").read_text().split(")")[-1].split()[0] == "Z"
             except (OSError, ValueError):
                 continue
@@ -280,10 +289,10 @@ class RayHead:
                     os.kill(pid, sig)
             deadline = time.monotonic() + wait
             while self.processes() and time.monotonic() < deadline:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(timeout=0.2)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
+                time.sleep(0.2)
+        for node in self.nodes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.wait(timeout=5)
         left = self.processes()
         shutil.rmtree(self.home, ignore_errors=True)
         return left
@@ -293,10 +302,9 @@ class RayHead:
 def head():
     """A Ray cluster started as users start one, `ray start --head`, stopped whatever happens."""
     pytest.importorskip("ray", reason="Ray is not installed (bash install.sh --test installs it)")
-    cluster = RayHead()
+    cluster = RayCluster()
     try:
-        log = cluster.wait_started()
-        assert "Token authentication is enabled" in log  # what users of Ray >= 2.59 get, with a token present
+        assert "Token authentication is enabled" in cluster.start_head().log  # Ray >= 2.59 when a token exists
         yield cluster
     finally:
         left = cluster.stop()
@@ -318,8 +326,10 @@ def test_a_cluster_batch_by_address_survives_a_killed_worker_and_fails_a_video_t
                                               "sizes": [[64, 64]]})  # fmt: skip
     out = project / "out-cluster"
     killer = KillRenders(out, first="a_64x64", always="b_64x64")
+    t = time.monotonic()
     r = cli(["batch", job, "--ray", head.address, "--retries", "1"], head.env)
     killer.stop()
+    print(f"by address: {time.monotonic() - t:.1f} s")
     assert r.returncode == 1, r.stderr  # b failed; a did not
     rows = table(r.stdout)
     assert killer.killed == "a_64x64" and rows["a_64x64"][0] == "done", r.stdout + r.stderr
@@ -332,11 +342,67 @@ def test_a_cluster_batch_by_address_survives_a_killed_worker_and_fails_a_video_t
     assert not (out / "b_64x64.mp4").exists()
     print(f"a_64x64 resumed at frame {resumed[1]} of 5 after a SIGKILL; b_64x64 killed {len(killer.runs_killed)} times")
 
+    t = time.monotonic()
     again = cli(["batch", job, "--ray", "auto"], head.env)  # RAY_TMPDIR: auto finds this cluster
+    print(f"auto: {time.monotonic() - t:.1f} s")
     assert again.returncode == 0, again.stderr
     rows = table(again.stdout)
     assert rows["a_64x64"][0] == "skipped" and rows["b_64x64"][0] == "done", again.stdout
     assert same_video(out / "b_64x64.mp4", references("b_64x64", 1))
+
+
+def _parent(pid):
+    return int(Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[1])
+
+
+def kill_node_when_its_video_has_a_checkpoint(cluster, node, folder, timeout=300):
+    """SIGKILL every process of ``node`` (its raylet and agents, and the worker rendering a
+    video there) once that video has a checkpoint in ``folder``, as when a machine goes away;
+    returns that video's name."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        members = cluster.processes(node)
+        for lock in folder.glob("*.parts/lock"):
+            try:
+                worker = int(lock.read_text().split()[0])
+                there = _parent(worker) in members
+            except (OSError, ValueError, IndexError):
+                continue
+            if there and any(lock.parent.glob("ckpt-*.pt")):
+                for pid in members | {worker}:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                return lock.parent.name.removesuffix(".mp4.parts")
+        time.sleep(0.05)
+    raise AssertionError("no video was rendered on the second node")
+
+
+def test_a_node_that_goes_away_takes_no_video_with_it(project, references, head):
+    """A second node joins as docs/batch.md says (RAY_AUTH_MODE=token, the head's token in
+    ~/.ray/auth_token); once its video has a checkpoint the whole node is killed. Ray reruns
+    the task on the head, it resumes from that checkpoint, and the batch finishes (the
+    progress queue lives on the driver's node: before, it could live on the lost node, and
+    the batch died with ActorUnavailableError)."""
+    node = head.start_node(["--address", head.address], {**head.env, "RAY_AUTH_MODE": "token"})
+    job = write_job(project, "node-lost.yaml", {"schedule": "s.yaml", "output": "out-node-lost", "inputs": ["a.png"],
+                                                "sizes": [[64, 64], [96, 64]]})  # fmt: skip
+    out = project / "out-node-lost"
+    t = time.monotonic()
+    batch_run = subprocess.Popen([sys.executable, "-m", "dreamvid", "batch", str(job), "--ray", head.address,
+                                  "--cpus-per-video", "2"], env=head.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:  # 2 CPUs a video: one on the head, one on the second node
+        lost = kill_node_when_its_video_has_a_checkpoint(head, node, out)
+        stdout, stderr = batch_run.communicate(timeout=300)
+    finally:
+        if batch_run.poll() is None:
+            batch_run.kill()
+            batch_run.wait()
+    print(f"node lost: {time.monotonic() - t:.1f} s")
+    assert batch_run.returncode == 0, stderr
+    rows = table(stdout)
+    assert rows[lost][0] == "done" and re.search(r"\(resumed at frame [2-4], 2 runs\)", rows[lost][1]), stdout
+    assert same_video(out / f"{lost}.mp4", references(lost, 2))  # 2 CPUs per task: 2 torch threads
 
 
 # One process, three attempts to join: the time each takes is printed after its line.
@@ -361,7 +427,7 @@ def test_joining_a_cluster_says_in_seconds_when_there_is_none_or_it_wants_its_to
     env = {**head.env, "HOME": str(project)}  # no token here
     nobody = f"127.0.0.1:{_free_port()}"
     r = subprocess.run([sys.executable, "-c", TRY_TO_JOIN, job, nobody, "-", head.address, "-", head.address, "wrong"],
-                       check=False, capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+                       check=False, capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 3, r.stderr  # one line each, nothing from Ray
     assert f"--ray {nobody}: no Ray cluster found at " in lines[0] and "Connection refused" in lines[0]

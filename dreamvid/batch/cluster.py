@@ -8,9 +8,11 @@ last checkpoint, which is why outputs and work folders must be on storage that e
 node mounts at the same path. Errors inside a task are returned as results, not raised
 (``retry_exceptions`` stays off: a bad input fails the same way every time).
 
-Progress travels through one ``ray.util.queue.Queue`` actor: tasks put their render
-start/frame/warning events, the driver drains it between ``ray.wait`` polls. One small
-actor call per frame is negligible next to a frame's seconds of dreaming.
+Progress travels through one ``ray.util.queue.Queue`` actor on the driver's node (a node
+that goes away must not take it along): tasks put their render start/frame/warning events,
+the driver drains it between ``ray.wait`` polls. One small actor call per frame is
+negligible next to a frame's seconds of dreaming. Progress is best effort; the results
+come from the tasks themselves.
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def _remote_render(task: dict, queue) -> dict:
 
     def report(p) -> None:
         if p.event in ("start", "frame", "warning"):
-            queue.put((task["name"], p))
+            try:
+                queue.put((task["name"], p))
+            except ray.exceptions.RayError:  # the queue is gone (the batch is ending): the render goes on
+                pass
 
     return render_variant(task, report)
 
@@ -106,7 +111,7 @@ def run(tasks: list[dict], in_flight: int | None, retries: int, cpus_per_video: 
     waiting = [{**t, "threads": 0 if gpus else cpus_per_video} for t in tasks]
     running: dict = {}  # ObjectRef -> video name
     stopping = False
-    queue = Queue(actor_options={"num_cpus": 0})
+    queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": _here(ray)})
     try:
         while waiting or running:
             try:
@@ -131,13 +136,21 @@ def run(tasks: list[dict], in_flight: int | None, retries: int, cpus_per_video: 
         queue.shutdown()
 
 
+def _here(ray):
+    """A scheduling strategy for this (the driver's) node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
 def _drain(queue, tracker) -> None:
+    import ray
     from ray.util.queue import Empty
 
     try:
         n = queue.qsize()
         items = queue.get_nowait_batch(n) if n else []
-    except Empty:
+    except (Empty, ray.exceptions.RayError):  # the queue's actor failed: the next poll tries again
         items = []
     for name, p in items:
         tracker.progress(name, p)
@@ -156,8 +169,12 @@ def _result(ray, ref, stopping: bool, retries: int) -> dict:
 def _failure(ray, err: Exception, retries: int) -> str:
     """One line for a task that Ray reports failed (render_variant itself never raises)."""
     if isinstance(err, ray.exceptions.RayTaskError):  # raised outside the render, e.g. dreamvid missing on a node
-        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines() if line.strip()]
-        return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # Ray colours the task's name
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        node = re.search(r"\bip=([^,)\s]+)", text)
+        hint = "; expected dreamvid installed on every node (docs/batch.md)" if "No module named 'dreamvid" in last else ""
+        return f"{type(err).__name__}{f' on node {node[1]}' if node else ''}: {last}{hint}"
     if isinstance(err, ray.exceptions.WorkerCrashedError) or type(err).__name__ == "NodeDiedError":
         return (f"its worker died {retries + 1} times (killed, out of memory or its node lost; --retries {retries}); "
                 "the frames of its last checkpoint are kept: rerun to resume")
