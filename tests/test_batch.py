@@ -1,7 +1,8 @@
 """dreamvid batch: variants of a schedule rendered in parallel, locally or as Ray tasks.
 
 The videos must be those of each variant rendered alone, a worker killed part-way must be
-retried and resume to the same video, a bad variant fails alone, and a rerun renders nothing.
+retried and resume to the same video, a bad variant fails alone, and a rerun renders nothing;
+on a cluster started with `ray start --head` (token authentication on) too, a lost node included.
 """
 
 import contextlib
@@ -208,6 +209,201 @@ def test_ray_batch_gives_the_solo_videos_retries_a_killed_task_and_reruns_nothin
     assert [r.status for r in again] == ["skipped"] * 4
     assert not [e for e in events if e.event in ("video", "frame")]
     assert [r.output.stat().st_mtime_ns for r in again] == mtimes
+
+
+# ------------------------------------------------------------------ job files (no rendering)
+
+
+def test_variants_are_named_from_what_varies_and_carry_their_overrides(project):
+    job = write_job(project, "names.yaml", {"schedule": "s.yaml", "inputs": ["a.png", "noise"], "sizes": ["96x64"],
+                                            "seed": [1, 2], "defaults.zoom": [1.01]})  # fmt: skip
+    variants = load_job(job)
+    assert [v.name for v in variants] == ["a_96x64_seed1_zoom1.01", "a_96x64_seed2_zoom1.01",
+                                          "noise_96x64_seed1_zoom1.01", "noise_96x64_seed2_zoom1.01"]  # fmt: skip
+    v = variants[1]
+    assert v.schedule.seed == 2 and v.schedule.size == (96, 64) and v.schedule.params(1).zoom == 1.01
+    assert v.schedule.input_path == project / "a.png" and variants[2].schedule.input_path is None
+    assert v.output == project / "out" / "a_96x64_seed2_zoom1.01.mp4"
+    assert v.schedule.params(1).layers == load_schedule(project / "s.yaml").params(1).layers
+
+
+def test_a_plain_list_of_schedules_is_a_job(project):
+    other = write_schedule(project / "other", segments=SEGMENTS, **TINY)
+    job = project / "list.yaml"
+    job.write_text(yaml.safe_dump(["s.yaml", str(other.relative_to(project))]))
+    with pytest.raises(InputError, match="also that of an earlier variant"):  # both are called s
+        load_job(job)
+    renamed = other.rename(other.with_name("t.yaml"))
+    job.write_text(yaml.safe_dump(["s.yaml", str(renamed.relative_to(project))]))
+    variants = load_job(job)
+    assert [v.name for v in variants] == ["s", "t"]
+    assert variants[1].schedule.input_path == renamed.parent / "in.png"  # relative to its own schedule
+
+
+def test_every_variant_is_checked_up_front_with_the_job_file_variant_and_key(project):
+    job = write_job(project, "bad-sizes.yaml", {"schedule": "s.yaml", "sizes": [[64, 64], [63, 64]],
+                                                "segments.0.frames": [0, 5]})  # fmt: skip
+    with pytest.raises(InputError) as err:
+        load_job(job)
+    lines = str(err.value).splitlines()
+    assert all(line.startswith(f"{job}: variant ") for line in lines)
+    assert any("variant 63x64_frames5 (from s.yaml): size: 63x64 has an odd side" in line for line in lines)
+    assert any("variant 64x64_frames0 (from s.yaml): segments[0].frames:" in line for line in lines)
+    assert not any("64x64_frames5" in line.split(":")[1] for line in lines)  # the good variant is fine
+
+    job = write_job(project, "bad-key.yaml", {"schedule": "s.yaml", "seeds": [1, 2]})
+    with pytest.raises(InputError, match=f"^{job}: seeds: did you mean seed\\?; expected schedule, schedules"):
+        load_job(job)
+    job = write_job(project, "bad-path.yaml", {"schedule": "s.yaml", "segments.7.zoom": [1.0]})
+    with pytest.raises(InputError, match=f"^{job}: variant zoom1.0: segments.7.zoom: the base schedule has no "):
+        load_job(job)
+
+
+def test_finished_means_this_schedule_completed_it(project):
+    base = write_schedule(project / "done", segments=SEGMENTS, **TINY)
+    job = write_job(project / "done", "done.yaml", {"schedule": "s.yaml", "seed": [5]})
+    (v,) = load_job(job)
+    assert not is_finished(v.schedule)
+    v.output.parent.mkdir()
+    v.output.write_bytes(b"a finished video")
+    marker = {"fingerprint": fingerprint(v.schedule), "bytes": v.output.stat().st_size}
+    done_marker(v.output).write_text(json.dumps(marker))
+    assert is_finished(v.schedule)
+    base.write_text(base.read_text().replace("zoom: 1.05", "zoom: 1.06"))  # the base schedule changed
+    (changed,) = load_job(job)
+    assert changed.output == v.output and not is_finished(changed.schedule)
+    work_dir(v.output).mkdir()  # a render is (or was) under way
+    assert not is_finished(v.schedule)
+    work_dir(v.output).rmdir()
+    v.output.write_bytes(b"replaced")
+    assert not is_finished(v.schedule)
+
+
+def test_ray_flag_without_ray_says_how_to_get_it(project, monkeypatch, capsys):
+    from dreamvid.cli import main
+
+    job = write_job(project, "no-ray.yaml", {"schedule": "s.yaml", "output": "out-no-ray"})
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    assert main(["batch", str(job), "--ray", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'dreamvid[ray]'" in err
+    assert not (project / "out-no-ray").exists()  # nothing written
+
+
+def test_the_example_job_validates():
+    variants = load_job(ROOT / "schedules" / "logo-batch.yaml")
+    assert [v.name for v in variants] == ["logo_1920x1080", "logo_1080x1920", "logo_1080x1080"]
+    assert {v.output.parent for v in variants} == {ROOT / "out" / "batch"}
+
+
+# A batch driven from Python whose callback sends this process a real SIGINT at the moment a
+# worker's result is being booked (between the result and the next video being handed out).
+CTRL_C_AT_FIRST_RESULT = """
+import os, signal, sys
+from dreamvid.batch import run as batch
+from dreamvid.batch.jobs import load_job
+
+sent = []
+
+def callback(p):
+    if p.event == "finished" and not sent:
+        sent.append(os.kill(os.getpid(), signal.SIGINT))
+
+results = batch.run(load_job(sys.argv[1]), workers=1, callback=callback)
+print(";".join(f"{r.name}={r.status}" for r in results))
+"""
+
+
+def test_ctrl_c_while_a_result_is_booked_stops_the_local_batch(project):
+    """The first Ctrl-C asks the batch to stop; it must stop (the booked video done, the
+    other not started or interrupted), not hang until a second Ctrl-C."""
+    job = write_job(project, "ctrl-c.yaml", {"schedule": "s.yaml", "output": "out-ctrl-c", "seed": [1, 2],
+                                             "segments.0.frames": [2]})  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", CTRL_C_AT_FIRST_RESULT, str(job)], capture_output=True, text=True,
+                       env=ENV, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    statuses = dict(item.split("=") for item in r.stdout.strip().split(";"))
+    assert sorted(statuses.values()) in (["done", "not started"], ["done", "interrupted"]), statuses
+
+
+# ------------------------------------------------------------------ what a batch says (issue 21)
+
+
+def _complete(job):
+    """Mark every variant of ``job`` finished (a video file and its done-marker), without rendering."""
+    variants = load_job(job)
+    for v in variants:
+        v.output.parent.mkdir(parents=True, exist_ok=True)
+        v.output.write_bytes(b"a finished video")
+        marker = {"fingerprint": fingerprint(v.schedule), "bytes": v.output.stat().st_size}
+        done_marker(v.output).write_text(json.dumps(marker))
+    return variants
+
+
+def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, capsys):
+    pytest.importorskip("ray")
+    from dreamvid.batch import cluster
+    from dreamvid.cli import main
+
+    job = write_job(project, "complete.yaml", {"schedule": "s.yaml", "output": "out-complete", "seed": [1, 2]})
+    _complete(job)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started although nothing was left to render")
+
+    monkeypatch.setattr(cluster, "connect", no_ray)
+    assert main(["batch", str(job), "--ray", "local"]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == "all 2 videos are already complete; nothing to render"
+    assert [status for status, _ in table(out).values()] == ["skipped", "skipped"]
+
+
+def test_the_table_reports_time_spent_and_frames_rendered_in_this_run(project):
+    """An interrupted video's time is the time it ran (not 0.0 s), and its frames are those
+    dreamed in this run; a video whose frames were all rendered before is 'joined only'."""
+    from dreamvid.batch.run import Tracker
+    from dreamvid.cli import _batch_table
+    from dreamvid.core.progress import Progress
+
+    job = write_job(project, "table.yaml", {"schedule": "s.yaml", "output": "out-table", "seed": [1, 2]})
+    variants = load_job(job)
+    tracker = Tracker(variants, variants, lambda p: None)
+    a, b = (v.name for v in variants)
+    tracker.progress(a, Progress("start", start=2, total=5))
+    for n in (3, 4):
+        tracker.progress(a, Progress("frame", frame=n, total=5, start=2))
+    tracker.progress(b, Progress("start", start=5, total=5))
+    time.sleep(0.3)
+    tracker.finish(a, {"status": "interrupted", "frames": 0, "error": "cancelled"})  # as Ray reports a cancel
+    tracker.finish(b, {"status": "done", "frames": 5, "seconds": 0.0})
+    rows = {line.split()[0]: line.split() for line in _batch_table(tracker.results.values()).splitlines()[1:]}
+    assert rows[a][:4] == [a, "interrupted", "4/5", "2"] and float(rows[a][4]) >= 0.3
+    assert rows[b][:5] == [b, "done", "5/5", "joined", "only"] and float(rows[b][5]) >= 0.3
+
+
+def test_a_video_that_only_needed_joining_says_so(project, net):
+    """Its frames were all rendered (and kept) before; the batch only joins them."""
+    job = write_job(project, "join.yaml", {"schedule": "s.yaml", "output": "out-join", "seed": [7]})
+    (v,) = load_job(job)
+    render(v.schedule, model=net, keep_parts=True)
+    v.output.unlink()
+    r = run_cli("batch", job)
+    assert r.returncode == 0, r.stderr
+    assert f"done {v.name}: joined only in " in r.stderr
+    status, line = table(r.stdout)[v.name]
+    assert status == "done" and " joined only " in line
+
+
+def test_ray_keeps_its_log_lines_to_itself(project):
+    """`--ray local` prints dreamvid's lines only (Ray's warnings only with --debug)."""
+    pytest.importorskip("ray")
+    job = write_job(project, "ray-quiet.yaml", {"schedule": "s.yaml", "output": "out-ray-quiet",
+                                                "segments.0.frames": [2]})  # fmt: skip
+    r = run_cli("batch", job, "--ray", "local", timeout=400)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip() and "frame" not in line]  # the bar aside
+    assert all(line.startswith(("done ", "video ")) for line in lines), r.stderr
+    assert "WARNING" not in r.stderr and "Token authentication" not in r.stderr
 
 
 # ------------------------------------------------------------ a real cluster: `ray start --head` (issue 33)
@@ -463,198 +659,3 @@ def test_a_node_that_cannot_see_the_job_folder_says_so(tmp_path):
     schedule.parent.mkdir()
     schedule.write_text("size: [64, 64]\n")
     assert node_problem({"name": "v", "schedule": str(schedule)}, "10.0.0.7") == ""
-
-
-# ------------------------------------------------------------------ job files (no rendering)
-
-
-def test_variants_are_named_from_what_varies_and_carry_their_overrides(project):
-    job = write_job(project, "names.yaml", {"schedule": "s.yaml", "inputs": ["a.png", "noise"], "sizes": ["96x64"],
-                                            "seed": [1, 2], "defaults.zoom": [1.01]})  # fmt: skip
-    variants = load_job(job)
-    assert [v.name for v in variants] == ["a_96x64_seed1_zoom1.01", "a_96x64_seed2_zoom1.01",
-                                          "noise_96x64_seed1_zoom1.01", "noise_96x64_seed2_zoom1.01"]  # fmt: skip
-    v = variants[1]
-    assert v.schedule.seed == 2 and v.schedule.size == (96, 64) and v.schedule.params(1).zoom == 1.01
-    assert v.schedule.input_path == project / "a.png" and variants[2].schedule.input_path is None
-    assert v.output == project / "out" / "a_96x64_seed2_zoom1.01.mp4"
-    assert v.schedule.params(1).layers == load_schedule(project / "s.yaml").params(1).layers
-
-
-def test_a_plain_list_of_schedules_is_a_job(project):
-    other = write_schedule(project / "other", segments=SEGMENTS, **TINY)
-    job = project / "list.yaml"
-    job.write_text(yaml.safe_dump(["s.yaml", str(other.relative_to(project))]))
-    with pytest.raises(InputError, match="also that of an earlier variant"):  # both are called s
-        load_job(job)
-    renamed = other.rename(other.with_name("t.yaml"))
-    job.write_text(yaml.safe_dump(["s.yaml", str(renamed.relative_to(project))]))
-    variants = load_job(job)
-    assert [v.name for v in variants] == ["s", "t"]
-    assert variants[1].schedule.input_path == renamed.parent / "in.png"  # relative to its own schedule
-
-
-def test_every_variant_is_checked_up_front_with_the_job_file_variant_and_key(project):
-    job = write_job(project, "bad-sizes.yaml", {"schedule": "s.yaml", "sizes": [[64, 64], [63, 64]],
-                                                "segments.0.frames": [0, 5]})  # fmt: skip
-    with pytest.raises(InputError) as err:
-        load_job(job)
-    lines = str(err.value).splitlines()
-    assert all(line.startswith(f"{job}: variant ") for line in lines)
-    assert any("variant 63x64_frames5 (from s.yaml): size: 63x64 has an odd side" in line for line in lines)
-    assert any("variant 64x64_frames0 (from s.yaml): segments[0].frames:" in line for line in lines)
-    assert not any("64x64_frames5" in line.split(":")[1] for line in lines)  # the good variant is fine
-
-    job = write_job(project, "bad-key.yaml", {"schedule": "s.yaml", "seeds": [1, 2]})
-    with pytest.raises(InputError, match=f"^{job}: seeds: did you mean seed\\?; expected schedule, schedules"):
-        load_job(job)
-    job = write_job(project, "bad-path.yaml", {"schedule": "s.yaml", "segments.7.zoom": [1.0]})
-    with pytest.raises(InputError, match=f"^{job}: variant zoom1.0: segments.7.zoom: the base schedule has no "):
-        load_job(job)
-
-
-def test_finished_means_this_schedule_completed_it(project):
-    base = write_schedule(project / "done", segments=SEGMENTS, **TINY)
-    job = write_job(project / "done", "done.yaml", {"schedule": "s.yaml", "seed": [5]})
-    (v,) = load_job(job)
-    assert not is_finished(v.schedule)
-    v.output.parent.mkdir()
-    v.output.write_bytes(b"a finished video")
-    marker = {"fingerprint": fingerprint(v.schedule), "bytes": v.output.stat().st_size}
-    done_marker(v.output).write_text(json.dumps(marker))
-    assert is_finished(v.schedule)
-    base.write_text(base.read_text().replace("zoom: 1.05", "zoom: 1.06"))  # the base schedule changed
-    (changed,) = load_job(job)
-    assert changed.output == v.output and not is_finished(changed.schedule)
-    work_dir(v.output).mkdir()  # a render is (or was) under way
-    assert not is_finished(v.schedule)
-    work_dir(v.output).rmdir()
-    v.output.write_bytes(b"replaced")
-    assert not is_finished(v.schedule)
-
-
-def test_ray_flag_without_ray_says_how_to_get_it(project, monkeypatch, capsys):
-    from dreamvid.cli import main
-
-    job = write_job(project, "no-ray.yaml", {"schedule": "s.yaml", "output": "out-no-ray"})
-    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    assert main(["batch", str(job), "--ray", "auto"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install 'dreamvid[ray]'" in err
-    assert not (project / "out-no-ray").exists()  # nothing written
-
-
-def test_the_example_job_validates():
-    variants = load_job(ROOT / "schedules" / "logo-batch.yaml")
-    assert [v.name for v in variants] == ["logo_1920x1080", "logo_1080x1920", "logo_1080x1080"]
-    assert {v.output.parent for v in variants} == {ROOT / "out" / "batch"}
-
-
-# A batch driven from Python whose callback sends this process a real SIGINT at the moment a
-# worker's result is being booked (between the result and the next video being handed out).
-CTRL_C_AT_FIRST_RESULT = """
-import os, signal, sys
-from dreamvid.batch import run as batch
-from dreamvid.batch.jobs import load_job
-
-sent = []
-
-def callback(p):
-    if p.event == "finished" and not sent:
-        sent.append(os.kill(os.getpid(), signal.SIGINT))
-
-results = batch.run(load_job(sys.argv[1]), workers=1, callback=callback)
-print(";".join(f"{r.name}={r.status}" for r in results))
-"""
-
-
-def test_ctrl_c_while_a_result_is_booked_stops_the_local_batch(project):
-    """The first Ctrl-C asks the batch to stop; it must stop (the booked video done, the
-    other not started or interrupted), not hang until a second Ctrl-C."""
-    job = write_job(project, "ctrl-c.yaml", {"schedule": "s.yaml", "output": "out-ctrl-c", "seed": [1, 2],
-                                             "segments.0.frames": [2]})  # fmt: skip
-    r = subprocess.run([sys.executable, "-c", CTRL_C_AT_FIRST_RESULT, str(job)], capture_output=True, text=True,
-                       env=ENV, timeout=120)  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    statuses = dict(item.split("=") for item in r.stdout.strip().split(";"))
-    assert sorted(statuses.values()) in (["done", "not started"], ["done", "interrupted"]), statuses
-
-
-# ------------------------------------------------------------------ what a batch says (issue 21)
-
-
-def _complete(job):
-    """Mark every variant of ``job`` finished (a video file and its done-marker), without rendering."""
-    variants = load_job(job)
-    for v in variants:
-        v.output.parent.mkdir(parents=True, exist_ok=True)
-        v.output.write_bytes(b"a finished video")
-        marker = {"fingerprint": fingerprint(v.schedule), "bytes": v.output.stat().st_size}
-        done_marker(v.output).write_text(json.dumps(marker))
-    return variants
-
-
-def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, capsys):
-    pytest.importorskip("ray")
-    from dreamvid.batch import cluster
-    from dreamvid.cli import main
-
-    job = write_job(project, "complete.yaml", {"schedule": "s.yaml", "output": "out-complete", "seed": [1, 2]})
-    _complete(job)
-
-    def no_ray(*args, **kwargs):
-        raise AssertionError("Ray was started although nothing was left to render")
-
-    monkeypatch.setattr(cluster, "connect", no_ray)
-    assert main(["batch", str(job), "--ray", "local"]) == 0
-    out, err = capsys.readouterr()
-    assert err.strip() == "all 2 videos are already complete; nothing to render"
-    assert [status for status, _ in table(out).values()] == ["skipped", "skipped"]
-
-
-def test_the_table_reports_time_spent_and_frames_rendered_in_this_run(project):
-    """An interrupted video's time is the time it ran (not 0.0 s), and its frames are those
-    dreamed in this run; a video whose frames were all rendered before is 'joined only'."""
-    from dreamvid.batch.run import Tracker
-    from dreamvid.cli import _batch_table
-    from dreamvid.core.progress import Progress
-
-    job = write_job(project, "table.yaml", {"schedule": "s.yaml", "output": "out-table", "seed": [1, 2]})
-    variants = load_job(job)
-    tracker = Tracker(variants, variants, lambda p: None)
-    a, b = (v.name for v in variants)
-    tracker.progress(a, Progress("start", start=2, total=5))
-    for n in (3, 4):
-        tracker.progress(a, Progress("frame", frame=n, total=5, start=2))
-    tracker.progress(b, Progress("start", start=5, total=5))
-    time.sleep(0.3)
-    tracker.finish(a, {"status": "interrupted", "frames": 0, "error": "cancelled"})  # as Ray reports a cancel
-    tracker.finish(b, {"status": "done", "frames": 5, "seconds": 0.0})
-    rows = {line.split()[0]: line.split() for line in _batch_table(tracker.results.values()).splitlines()[1:]}
-    assert rows[a][:4] == [a, "interrupted", "4/5", "2"] and float(rows[a][4]) >= 0.3
-    assert rows[b][:5] == [b, "done", "5/5", "joined", "only"] and float(rows[b][5]) >= 0.3
-
-
-def test_a_video_that_only_needed_joining_says_so(project, net):
-    """Its frames were all rendered (and kept) before; the batch only joins them."""
-    job = write_job(project, "join.yaml", {"schedule": "s.yaml", "output": "out-join", "seed": [7]})
-    (v,) = load_job(job)
-    render(v.schedule, model=net, keep_parts=True)
-    v.output.unlink()
-    r = run_cli("batch", job)
-    assert r.returncode == 0, r.stderr
-    assert f"done {v.name}: joined only in " in r.stderr
-    status, line = table(r.stdout)[v.name]
-    assert status == "done" and " joined only " in line
-
-
-def test_ray_keeps_its_log_lines_to_itself(project):
-    """`--ray local` prints dreamvid's lines only (Ray's warnings only with --debug)."""
-    pytest.importorskip("ray")
-    job = write_job(project, "ray-quiet.yaml", {"schedule": "s.yaml", "output": "out-ray-quiet",
-                                                "segments.0.frames": [2]})  # fmt: skip
-    r = run_cli("batch", job, "--ray", "local", timeout=400)
-    assert r.returncode == 0, r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.strip() and "frame" not in line]  # the bar aside
-    assert all(line.startswith(("done ", "video ")) for line in lines), r.stderr
-    assert "WARNING" not in r.stderr and "Token authentication" not in r.stderr
