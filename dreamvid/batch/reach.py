@@ -13,6 +13,10 @@ cluster's GCS itself first (one call, the cluster ID, within :data:`PROBE_S`):
   (``RAY_AUTH_MODE=token``, as Ray does itself for ``auto``) and the token is checked the same
   way; a token is sent only to a cluster that asked for one;
 - it wants a token and there is none here, or ours is not its: one line saying how to give it.
+
+The questions go through three of Ray's internals (``canonicalize_bootstrap_address``, which
+``ray.init`` uses to find "auto"; ``GcsClient``; ``Config``), each used only where it imports:
+a Ray without one leaves the answer to ``ray.init``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def prepare(address: str, logs: bool = False) -> str:
         return address
     listening(address, gcs)
     answer, detail = ask(gcs, logs)
-    if answer == "token" and not token_mode() and os.environ.get("RAY_AUTH_MODE") is None and token_source():
+    if answer == "token" and os.environ.get("RAY_AUTH_MODE") is None and token_source():  # as Ray does for auto
         enable_token_mode()
         answer, detail = ask(gcs, logs)
     if answer == "token":
@@ -149,8 +153,11 @@ def ask(gcs: str, logs: bool = False) -> tuple[str, str]:
     """Ask the GCS at ``gcs`` for the cluster's ID: ("ok" | "token" | "none", why). Ray's
     client waits 40 s for a GCS that does not answer; this waits :data:`PROBE_S`."""
     from ray import exceptions
-    from ray._raylet import GcsClient
 
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # a Ray without it: ray.init will say
+        return "ok", ""
     auth_error = getattr(exceptions, "AuthenticationError", ())  # a Ray without token authentication: none
     answer = ["none", f"no answer within {PROBE_S:g} s"]
 
