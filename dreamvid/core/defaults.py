@@ -88,6 +88,9 @@ PEEK_EVERY = 2.0  # seconds between two writes of the peek JPEG, at most one per
 PEEK_SIDE = 640  # the peek JPEG's longer side, pixels (smaller frames keep their size)
 PEEK_QUALITY = 80  # its JPEG quality
 
+# -- batch on a Ray cluster (dreamvid/batch/reach.py, docs/batch.md) ---------------------------
+RAY_PROBE_S = 10.0  # how long --ray ADDRESS waits for the cluster to answer (Ray's own client waits 40 s)
+
 # -- limits ----------------------------------------------------------------------------------
 MIN_SIDE, MAX_SIDE = 32, 8192  # frame width and height, pixels
 MAX_FPS = 240
