@@ -1,6 +1,7 @@
 """The camera move between frames: zoom, rotate and translate about a centre, on the device.
 
-One affine grid per frame and ``grid_sample``: the image never leaves the device.
+One affine grid per frame and ``grid_sample``: the image never leaves the device, and the
+frame's 2x3 matrix goes to it without the host waiting (:func:`.images.to_device`).
 ``zoom`` > 1 moves in (the centre grows), ``rotate`` is in degrees (counter-clockwise as
 seen), ``translate`` = (x, y) in pixels per frame moves the picture right/down, ``center`` =
 (x, y) in fractions of the frame is the point zoom and rotation turn around (the fixed point
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamvid.core.defaults import CAMERAS
+from dreamvid.pixels.images import to_device
 
 CENTER = (0.5, 0.5)
 
@@ -74,7 +76,7 @@ def move(image: torch.Tensor, zoom: float, rotate: float = 0.0, translate=(0.0, 
     if zoom == 1 and rotate == 0 and translate[0] == 0 and translate[1] == 0:
         return image
     h, w = image.shape[-2:]
-    theta = affine_theta((w, h), zoom, rotate, translate, center, camera).to(image.device)[None]
+    theta = to_device(affine_theta((w, h), zoom, rotate, translate, center, camera)[None], image.device)
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.clamp_(0.0, 1.0)

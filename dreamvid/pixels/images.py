@@ -104,6 +104,15 @@ def to_tensor(img: np.ndarray, device="cpu") -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without the host waiting for the device: on CUDA through
+    pinned memory with ``non_blocking`` (a plain copy from pageable memory waits until the
+    device has done all the work queued before it); elsewhere ``t`` as it is or copied."""
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device, non_blocking=True)
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, on the tensor's device."""
     return (x[0].clamp(0, 1) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()

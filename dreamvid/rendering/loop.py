@@ -152,12 +152,11 @@ def _resume(schedule: Schedule, dreamer: Dreamer, work: Path, total: int, codec:
     checkpoint = ckpt.find(schedule, work, settings, total - 1, callback)
     frame = None if checkpoint is None else checkpoint.frame.to(dreamer.device)
     dreamer.continue_from(checkpoint)
-    numerics = ckpt.numerics(dreamer.device, dreamer.precision)
-    if checkpoint is not None and (warning := ckpt.numerics_warning(checkpoint.numerics, numerics)):
+    if checkpoint is not None and (warning := ckpt.numerics_warning(checkpoint.numerics, dreamer.numerics())):
         callback(Progress("warning", message=warning))
     newest = workdir.last_saved_frame(work)
     colour = _colour(schedule, work, checkpoint)
-    parts = Parts(work, checkpoint, total - 1, schedule.checkpoint_every, settings, numerics,
+    parts = Parts(work, checkpoint, total - 1, schedule.checkpoint_every, settings, dreamer.numerics,
                   lambda n: ckpt.frame_digests(schedule, n), read_only=newest is not None and newest >= total,
                   new_writer=lambda path: VideoWriter(path, schedule.size, schedule.frame_rate, codec=codec,
                                                       crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt,
