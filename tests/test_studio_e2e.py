@@ -169,8 +169,8 @@ def test_a_render_in_progress_shows_its_newest_frame(tmp_path):
                 page.wait_for_function("(first) => Number(document.getElementById('peek').dataset.frame) > first",
                                        arg=first, timeout=120_000)  # it follows the render
                 shoot(page, "studio-peek.png", "#look")
-                page.click("#stop")
-                expect(row).to_have_attribute("data-state", "stopped", timeout=120_000)
+                page.click("#stop")  # the render may finish before the stop reaches it: either ends it
+                expect(row).to_have_attribute("data-state", re.compile("^(stopped|done)$"), timeout=120_000)
             finally:
                 browser.close()
     finally:
