@@ -49,7 +49,7 @@ def run_once(command: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
         cpu, wall = children_cpu(), time.perf_counter()
         subprocess.run(command.format(out=out), shell=True, cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
         return time.perf_counter() - wall, children_cpu() - cpu
 
 

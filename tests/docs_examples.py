@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", "docs/*.md"]  # the pages whose examples run (relative to ROOT)
 RUN = ("bash", "python")  # the fence languages that are examples
 SHELL_TIMEOUT = 300  # seconds for one shell block: the longest (the demo render) takes ~20 s on 2 cores
-SKIP = re.compile(r'<!--\s*skip:\s*next\s+"([^"]+)"\s*-->\s*\n')
+SKIP = re.compile(r'<!--\s*skip:\s*next\s+"([^"]+)"\s*-->\s*\n\s*\Z')  # right before a block
 FENCE = re.compile(r"^([ \t]*)```(\w*)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 
 
@@ -117,9 +117,9 @@ def blocks(page: Path) -> list[Block]:
     found = []
     for m in FENCE.finditer(text):
         before = text[: m.start()]
-        marker = SKIP.search(before[-300:]) if before.rstrip().endswith("-->") else None
-        skip = marker.group(1) if marker and before[-300:][marker.end():].strip() == "" else None
-        found.append(Block(str(page.relative_to(ROOT)), before.count("\n") + 1, m.group(2), m.group(3), skip))
+        marker = SKIP.search(before[-500:])
+        found.append(Block(str(page.relative_to(ROOT)), before.count("\n") + 1, m.group(2), m.group(3),
+                           marker.group(1) if marker else None))
     return found
 
 
