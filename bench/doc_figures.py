@@ -58,15 +58,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", nargs="+", choices=sorted(COMMANDS), default=sorted(COMMANDS))
     args = parser.parse_args()
-    load = os.getloadavg()
+    print(cpu_description(), flush=True)
     for name in args.only:
+        load = os.getloadavg()[0]
         runs = [run_once(COMMANDS[name]) for _ in range(args.repeat)]
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
         print(f"{name}: wall {min(walls):.1f} s best, {statistics.median(walls):.1f} s median; "
-              f"CPU {min(cpus):.1f} s best, {statistics.median(cpus):.1f} s median ({args.repeat} runs)")
-        print(f"  {COMMANDS[name].format(out='OUT')}")
-    print(cpu_description())
-    print(f"load average before: {load[0]:.1f}, after: {os.getloadavg()[0]:.1f}")
+              f"CPU {min(cpus):.1f} s best, {statistics.median(cpus):.1f} s median ({args.repeat} runs; "
+              f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)")
+        print(f"  {COMMANDS[name].format(out='OUT')}", flush=True)
 
 
 if __name__ == "__main__":
