@@ -31,7 +31,7 @@ from sybil import Example
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["README.md", "docs/*.md"]  # the pages whose examples run (relative to ROOT)
 RUN = ("bash", "python")  # the fence languages that are examples
-SHELL_TIMEOUT = 300  # seconds for one shell block: the longest (the demo render) takes ~20 s on 2 cores
+SHELL_TIMEOUT = 540  # seconds for one shell block (under pytest-timeout's 600): the demo render takes 16 s on 2 free cores
 SKIP = re.compile(r'<!--\s*skip:\s*next\s+"([^"]+)"\s*-->\s*\n\s*\Z')  # right before a block
 FENCE = re.compile(r"^([ \t]*)```(\w*)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 
