@@ -31,24 +31,28 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_INPUT_PIXELS))
 _API = {
     "load_schedule": "api", "validate": "api", "frames": "api", "preview": "api", "render": "api",
     "dream": "api", "gallery": "api", "layers": "api", "load_model": "api", "network": "api", "show": "api",
+    "motion": "api", "motion_frames": "api", "estimate": "api",
     "Schedule": "schedule.schedule", "ScheduleError": "schedule.schedule", "FrameParams": "schedule.schedule",
     "Progress": "core.progress", "DreamvidError": "core.errors", "InputError": "core.errors",
     "Interrupted": "core.errors", "FeatureNet": "engine.model",
 }  # fmt: skip
 __all__ = [
     "DreamvidError", "FeatureNet", "FrameParams", "InputError", "Interrupted", "Progress", "Schedule", "ScheduleError",
-    "__version__", "dream", "frames", "gallery", "layers", "load_model", "load_schedule", "network", "preview",
-    "render", "show", "validate",
+    "__version__", "dream", "estimate", "frames", "gallery", "layers", "load_model", "load_schedule", "motion",
+    "motion_frames", "network", "preview", "render", "show", "validate",
 ]  # fmt: skip
 
 if TYPE_CHECKING:  # for editors and type checkers: the same names, eagerly
     from dreamvid.api import (
         dream,
+        estimate,
         frames,
         gallery,
         layers,
         load_model,
         load_schedule,
+        motion,
+        motion_frames,
         network,
         preview,
         render,

@@ -32,8 +32,8 @@ from dreamvid.core.errors import InputError
 from dreamvid.core.progress import Callback, Progress, ignore
 from dreamvid.schedule.schedule import Schedule, ScheduleError
 
-__all__ = ["Progress", "ScheduleSource", "as_image", "dream", "frames", "gallery", "layers", "load_model",
-           "load_schedule", "network", "preview", "render", "show", "validate"]
+__all__ = ["Progress", "ScheduleSource", "as_image", "dream", "estimate", "frames", "gallery", "layers", "load_model",
+           "load_schedule", "motion", "motion_frames", "network", "preview", "render", "show", "validate"]
 
 ScheduleSource = Union[Schedule, str, os.PathLike, Mapping]
 """A :class:`Schedule`, a schedule file's path, a mapping of schedule keys, or YAML text."""
@@ -94,7 +94,8 @@ def _schedule(schedule: ScheduleSource, model: Any = None) -> Schedule:
 def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     """Check a schedule as ``dreamvid validate`` does (keys, layers, files, and that the input
     image and audio decode) without dreaming; returns its summary. What is allowed but likely
-    a mistake (a camera jump between segments without a transition) is reported through
+    a mistake (a camera jump between segments without a transition, a formula that reads ``s``
+    as Deforum's seed where dreamvid's ``s`` is seconds) is reported through
     ``callback`` as ``Progress("warning")`` records; without one, as ``dreamvid: warning:``
     lines on stderr."""
     from dreamvid.pixels.images import check_images, read_image
@@ -112,9 +113,23 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
         from dreamvid.bars import Bar
 
         callback = Bar(quiet=True)  # prints warnings only
-    for warning in s.camera_jumps():
+    from dreamvid.rendering.video_input import colour_notices
+
+    for warning in [*colour_notices(s.clip), *s.camera_jumps(), *s.deforum_seconds()]:
         callback(Progress("warning", message=warning))
     return s.summary()
+
+
+def estimate(schedule: ScheduleSource, *, device: str | None = None, model: Any = None):
+    """How long rendering the schedule will take here, as ``dreamvid validate --estimate``
+    says: two frames of its heaviest segment are dreamed at full size on ``device`` (default:
+    the schedule's) and every frame's cost is scaled from theirs. Returns an
+    :class:`~dreamvid.rendering.estimate.Estimate` (``seconds``, ``frame_seconds``,
+    ``segment``, ``peak_bytes``; ``str()`` is the command's line)."""
+    from dreamvid.rendering.estimate import estimate as time_two_frames
+
+    s = _schedule(schedule, model)
+    return time_two_frames(s, _network_for(s, model, device))
 
 
 # ------------------------------------------------------------------------------- networks
@@ -261,15 +276,46 @@ def preview(schedule: ScheduleSource, n: int, *, device: str | None = None, mode
         gen.close()
 
 
+def motion_frames(schedule: ScheduleSource, *, start: int = 0, stop: int | None = None, captions: bool = False,
+                  device: str | None = None) -> Iterator[np.ndarray]:  # fmt: skip
+    """The schedule's camera path without dreaming: frames ``start`` .. ``stop - 1`` as HxWx3
+    uint8 RGB, each the one before moved by its frame's camera, with the render's own warps
+    (so they equal a render with ``iterations: 0`` and colour control off). ``captions``: the
+    frame number, segment and strongest layer in the top-left corner and the zoom centre on a
+    small map in the bottom-right one. No network is loaded: hundreds of frames a second."""
+    from dreamvid.rendering.motion import motion_frames as camera_path
+
+    yield from camera_path(_schedule(schedule), start=start, stop=stop, captions=captions, device=device)
+
+
+def motion(schedule: ScheduleSource, output: str | os.PathLike | None = None, *, captions: bool = True,
+           device: str | None = None, progress: bool = True, callback: Callback | None = None) -> Path:  # fmt: skip
+    """Write the camera path (:func:`motion_frames`) as a video, as ``dreamvid preview --motion``
+    does: to ``output``, default ``<output stem>.motion.mp4`` beside the schedule's output.
+    Returns its path; the file appears only when complete."""
+    from dreamvid.rendering.motion import default_path, write_motion
+
+    s = _schedule(schedule)
+    path = Path(output) if output is not None else default_path(s)
+    report, bar = _callback(progress, callback)
+    try:
+        return write_motion(s, path, captions=captions, device=device, callback=report)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def render(schedule: ScheduleSource, output: str | os.PathLike | None = None, *, device: str | None = None,
            frames: int | None = None, fresh: bool = False, model: Any = None, keep_parts: bool = False,
            progress: bool = True, callback: Callback | None = None,
-           should_stop: Callable[[], bool] | None = None) -> Path:  # fmt: skip
+           should_stop: Callable[[], bool] | None = None, peek: str | os.PathLike | None = None) -> Path:  # fmt: skip
     """Render the schedule (its first ``frames`` frames) to ``output`` (default: the schedule's
     ``output``), as ``dreamvid render`` does: it resumes from the work folder's checkpoints,
     refuses a changed schedule unless ``fresh``, and writes the video only when complete.
     ``should_stop()`` is asked after each frame; when true the render checkpoints and raises
-    :class:`~dreamvid.rendering.loop.Interrupted`. Returns the video's path."""
+    :class:`~dreamvid.rendering.loop.Interrupted`. ``peek``: a JPEG path kept showing the
+    newest frame (every 2 s at most; the work folder has its own, which the studio shows).
+    Returns the video's path."""
     from dreamvid.rendering.loop import render as render_video
 
     s = _schedule(schedule, model)
@@ -280,7 +326,8 @@ def render(schedule: ScheduleSource, output: str | os.PathLike | None = None, *,
     try:
         return render_video(s, output=None if output is None else Path(output), frames=frames, fresh=fresh,
                             keep_parts=keep_parts, model=net, callback=report,
-                            should_stop=should_stop or (lambda: False))  # fmt: skip
+                            should_stop=should_stop or (lambda: False),
+                            peek=None if peek is None else Path(peek))  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -326,11 +373,12 @@ def dream(image: Any, *, layers: str | Mapping[str, float] = D.LAYERS, iteration
 def _layer_weights(layers: str | Mapping[str, float]) -> dict[str, float]:
     if isinstance(layers, Mapping):
         return {str(k): float(v) for k, v in layers.items()}
-    if isinstance(layers, str):
-        weights = {key.strip(): 1.0 for key in layers.split("+") if key.strip()}
-        if weights:
-            return weights
-    raise InputError(f"layers: got {layers!r}; expected 'mixed3', 'mixed3+mixed4:97' or a mapping key -> weight")
+    from dreamvid.engine.catalogue import layer_sum
+
+    try:
+        return layer_sum(layers)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def _size(size) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from dreamvid.bars import Bar, BatchBar
 from dreamvid.core import defaults as D
 from dreamvid.core.errors import (
     DreamvidError,
+    InputError,
     Interrupted,
     describe_os_error,
     fit_advice,
@@ -121,7 +122,7 @@ def cmd_render(args) -> int:
     stop.install()  # kept after the render: until _quiet_exit, one more signal still aborts
     try:
         out = render(schedule, args.output, device=args.device, frames=args.frames, fresh=args.fresh,
-                     keep_parts=args.keep_parts, callback=bar, should_stop=stop)  # fmt: skip
+                     keep_parts=args.keep_parts, callback=bar, should_stop=stop, peek=args.peek)  # fmt: skip
     finally:
         bar.close()
     if not args.quiet:
@@ -130,8 +131,13 @@ def cmd_render(args) -> int:
 
 
 def cmd_preview(args) -> int:
-    from dreamvid.api import preview
     from dreamvid.pixels.images import write_png
+
+    if args.motion:
+        return _motion_preview(args)
+    if args.frame is None:
+        raise InputError("preview: no frame; expected --frame N (or --motion for the camera path)")
+    from dreamvid.api import preview
 
     schedule = _load(args)
     bar = Bar(args.quiet)
@@ -139,9 +145,36 @@ def cmd_preview(args) -> int:
         rgb = preview(schedule, args.frame, device=args.device, scale=args.scale, callback=bar)
     finally:
         bar.close()
-    path = write_png(args.output, rgb)
+    path = write_png(args.output or Path("frame.png"), rgb)
     if not args.quiet:
         print(f"wrote {path} (frame {args.frame})")
+    return 0
+
+
+def _motion_preview(args) -> int:
+    """``preview --motion``: the camera path as a video, or with ``--frame N`` its frame N as a PNG."""
+    from dreamvid.api import motion, motion_frames
+    from dreamvid.pixels.images import write_png
+
+    schedule = _load(args)
+    captions = not args.no_captions
+    if args.frame is not None:
+        total = schedule.total_frames
+        if not 0 <= args.frame < total:
+            raise InputError(f"--frame: {args.frame} is outside the schedule; expected 0..{total - 1}")
+        frames = motion_frames(schedule, start=args.frame, stop=args.frame + 1, captions=captions, device=args.device)
+        path = write_png(args.output or Path(f"motion-{args.frame}.png"), next(frames))
+        frames.close()
+        if not args.quiet:
+            print(f"wrote {path} (frame {args.frame} of the camera path)")
+        return 0
+    bar = Bar(args.quiet)
+    try:
+        path = motion(schedule, args.output, captions=captions, device=args.device, callback=bar)
+    finally:
+        bar.close()
+    if not args.quiet:
+        print(f"wrote {path} (the camera path, {schedule.total_frames} frames, no dreaming)")
     return 0
 
 
@@ -150,6 +183,10 @@ def cmd_validate(args) -> int:
 
     schedule = _load(args)
     print(validate(schedule))
+    if args.estimate:
+        from dreamvid.api import estimate
+
+        print(estimate(schedule, device=args.device), flush=True)
     if args.plot:
         from dreamvid.tools.timeline import plot_timeline
 
@@ -231,6 +268,23 @@ def cmd_schema(args) -> int:
     from dreamvid.schedule.spec import json_schema
 
     print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from dreamvid.schedule.importers import import_file, write_import
+
+    output = args.output or args.file.with_suffix(".yaml")
+    imported = import_file(args.file, output, layers=args.layers, input=args.input, size=args.size)
+    path = write_import(imported, output, force=args.force)
+    frames = sum(seg["frames"] for seg in imported.data["segments"])
+    count = len(imported.data["segments"])
+    print(f"wrote {path} ({imported.kind}: {frames} frames at {imported.data['fps']} fps, "
+          f"{count} segment{'s' if count > 1 else ''})")
+    for line in imported.notes:
+        print(f"  {line}")
+    for line in imported.warnings:
+        print(f"dreamvid: warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -329,14 +383,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive(int), help="render only the first N frames")
     p.add_argument("--fresh", action="store_true", help="ignore and delete earlier checkpoints; start over")
     p.add_argument("--keep-parts", action="store_true", help="keep the work folder (parts, checkpoints)")
+    p.add_argument("--peek", type=Path, metavar="FILE.jpg", help="keep this JPEG showing the newest frame "
+                   f"(rewritten every {D.PEEK_EVERY:g} s at most, {D.PEEK_SIDE} px, atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_precision_arg(p)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("preview", help="render one frame exactly as the video shows it")
+    p = sub.add_parser("preview", help="render one frame exactly as the video shows it, or (--motion) the camera "
+                       "path without dreaming")  # fmt: skip
     p.add_argument("schedule", type=Path)
-    p.add_argument("--frame", type=int, required=True, help="frame index (0 = the fitted input)")
-    p.add_argument("-o", "--output", type=Path, default=Path("frame.png"))
+    p.add_argument("--frame", type=int, help="frame index (0 = the fitted input); required without --motion")
+    p.add_argument("-o", "--output", type=Path, help="output PNG (default frame.png; with --motion a video, default "
+                   "<output stem>.motion.mp4 beside the schedule's output, and with --frame motion-N.png)")
+    p.add_argument("--motion", action="store_true", help="the camera path alone, no dreaming: what a render with "
+                   "iterations: 0 and colour control off gives, in seconds")
+    p.add_argument("--no-captions", action="store_true", help="--motion: no frame number, segment, layer and "
+                   "zoom-centre map in the corners")
     p.add_argument("--device")
     p.add_argument("--scale", type=_positive(float), default=1.0, help="render smaller for a fast, approximate look")
     p.add_argument("--quiet", action="store_true")
@@ -347,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("schedule", type=Path)
     p.add_argument("--plot", type=Path, metavar="PNG", help="also plot the camera and layer weights over the frames")
     p.add_argument("--params", type=Path, metavar="CSV", help="also write every frame's settings as CSV")
+    p.add_argument("--estimate", action="store_true", help="also dream two frames of the heaviest segment at full "
+                   "size and print the whole render's estimated time here and the peak memory seen")
+    p.add_argument("--device", help="--estimate: auto | cpu | cuda (default: the schedule's device)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("batch", help="render many videos: the variants of a job file, here or on a Ray cluster")
@@ -386,6 +451,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive(int, zero_ok=True), default=8765, help="default 8765; 0: any free port")
     p.add_argument("--no-token", action="store_true", help="no token: anyone who reaches the port drives the studio")
     p.set_defaults(func=cmd_studio)
+
+    p = sub.add_parser("import", help="a Deforum settings file or a Parseq manifest as a schedule "
+                       "(see docs/schedule.md)")
+    p.add_argument("file", type=Path, help="Deforum settings (.txt, JSON) or a Parseq manifest (.json)")
+    p.add_argument("-o", "--output", type=Path, help="the schedule to write (default: FILE with .yaml)")
+    p.add_argument("--layers", default=D.IMPORT_LAYERS, metavar="SPEC",
+                   help=f"one segment per space-separated term, e.g. 'mixed3' or 'mixed0 mixed3+mixed4:97' "
+                        f"(default {D.IMPORT_LAYERS!r})")
+    p.add_argument("--input", type=Path, metavar="IMAGE_OR_CLIP", help="start from this image or clip (default: "
+                   "the file's init image or video, else noise)")
+    p.add_argument("--size", type=_size, help="the frame size WxH (default: the file's W and H; a Parseq manifest "
+                   "has none: 1280x720)")
+    p.add_argument("--force", action="store_true", help="replace the output if it exists")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("schema", help="print the schedule's JSON Schema (for editor completion)")
     p.set_defaults(func=cmd_schema)

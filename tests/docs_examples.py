@@ -133,10 +133,15 @@ ERRORS_PAGE = ROOT / "docs" / "errors.md"
 _FIRST_CODE = re.compile(r"(`+) ?(.+?) ?\1")
 
 
-def error_rows() -> list[str]:
-    """The message cell of each row of docs/errors.md's error tables (its first code span)."""
-    rows, in_table = [], False
+def error_rows(sections: tuple[str, ...] = ("",)) -> list[str]:
+    """The message cell of each row of docs/errors.md's error tables (its first code span), in
+    the sections whose heading starts with one of ``sections`` (default: all)."""
+    rows, in_table, section = [], False, ""
     for line in ERRORS_PAGE.read_text().splitlines():
+        if line.startswith("## "):
+            section = line[3:]
+        if not section.startswith(sections):
+            continue
         if line.startswith("| message"):
             in_table = True
         elif not line.startswith("|"):

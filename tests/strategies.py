@@ -254,3 +254,81 @@ YAML_TEXT = st.one_of(FLOW, BLOCK, NESTED, LAUGHS,
                       st.sampled_from(["&a [*a]", "segments: &s [*s]", "a: &a {b: *a}\nsegments: [*a]",
                                        "input: noise\nsegments: [&a {frames: 1, layers: *a}]",
                                        "%YAML 1.1\n---\na: 1", "--- 1\n--- 2", "? - 1\n: 2"]))
+
+
+# ---------------------------------------------- files for `dreamvid import` (Deforum, Parseq)
+
+_REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+IMPORT_FIXTURES = [(_REPO / "schedules" / name).read_text() for name in ("deforum-2d.txt", "parseq-manifest.json")]
+_JSON_INTS = st.one_of(st.integers(-10, 10**6), st.integers(19, 4000).map(lambda n: 10**n))  # json.dumps can print
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), _JSON_INTS, st.floats(), st.text(max_size=20)),
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+    max_leaves=10,
+)
+_QUOTED_FRAMES = st.sampled_from(['"max_f"', "'max_f-1'", '"max_f/2"', '"s"', '"t"', '"1/0"', '"max_f*1e9"', "''"])
+DEFORUM_STRINGS = st.one_of(
+    EXPRESSIONS,
+    st.lists(st.tuples(st.one_of(st.integers(-3, 70).map(str), _QUOTED_FRAMES, HUGE_DIGITS.map(lambda d: d[:4000])),
+                       st.one_of(FORMULAS, st.sampled_from(["s", "t/max_f", "1.0", "-1", "'x'", "", "(", "1)(2"]))),
+             min_size=1, max_size=5).map(lambda kv: ", ".join(f"{k}: ({v})" for k, v in kv)),
+)
+_SMALL = st.one_of(st.integers(-2, 70), st.sampled_from([0, 1, 2.5, 12.0, 30, 1e9, -1, 2**32, 2**64]), JSON_VALUES)
+_DEFORUM_KEYS = {
+    "max_frames": st.one_of(st.integers(-1, 60), _SMALL), "fps": _SMALL, "W": st.one_of(st.integers(0, 300), _SMALL),
+    "H": st.one_of(st.integers(0, 300), _SMALL), "seed": _SMALL,
+    "animation_mode": st.sampled_from(["2D", "3D", "Video Input", "Interpolation", "None", "", None, 2]),
+    **{key: st.one_of(DEFORUM_STRINGS, DEFORUM_STRINGS, st.floats(), st.integers(-(10**30), 10**30), JSON_VALUES)
+       for key in ("zoom", "angle", "translation_x", "translation_y", "transform_center_x", "transform_center_y")},
+    "border": JSON_VALUES, "color_coherence": st.sampled_from(["LAB", "RGB", "HSV", "None", "Image", 3, None]),
+    "use_init": st.booleans(), "init_image": st.sampled_from(["logo.png", "https://x/y.png", "", None, "/", 5]),
+    "video_init_path": st.sampled_from(["c.mp4", "http://x/v.mp4", None]),
+    "add_soundtrack": st.sampled_from(["None", "File", "Init Video", 7]),
+    "soundtrack_path": st.sampled_from(["a.wav", "https://x/a.mp3", "", None]),
+    "parseq_manifest": st.one_of(st.just(""), st.just(1).map(lambda i: IMPORT_FIXTURES[i]), st.text(max_size=30),
+                                 JSON_VALUES),
+    "parseq_use_deltas": JSON_VALUES, "parseq_non_schedule_overrides": JSON_VALUES,
+    "prompts": JSON_VALUES, "cn_1_weight": JSON_VALUES, "rotation_3d_x": DEFORUM_STRINGS,
+}
+
+
+@st.composite
+def _deforum(draw):
+    out = {"max_frames": draw(st.integers(1, 60))} if draw(st.integers(0, 9)) else {}
+    for key, strategy in _DEFORUM_KEYS.items():
+        if draw(st.integers(0, 2)) == 0:
+            out[key] = draw(strategy)
+    return out
+
+
+_ROW_FIELDS = ["zoom_delta", "angle_delta", "translation_x_delta", "translation_y_delta", "transform_center_x",
+               "transform_center_y", "zoom", "strength", "deforum_prompt", "zoom_pc"]
+
+
+@st.composite
+def _parseq(draw):
+    count = draw(st.integers(0, 12))
+    fields = draw(st.lists(st.sampled_from(_ROW_FIELDS), max_size=5, unique=True))
+    rows = []
+    for i in range(count):
+        frame = i if draw(st.integers(0, 9)) else draw(_SMALL)
+        rows.append({"frame": frame, **{f: draw(st.one_of(st.floats(-2, 2), st.floats(0.5, 1.5), _SMALL))
+                                        for f in fields if draw(st.integers(0, 9))}})
+    options = draw(st.one_of(st.fixed_dictionaries({"output_fps": _SMALL}), JSON_VALUES))
+    out = {"options": options, "rendered_frames": rows} if draw(st.integers(0, 9)) else {"rendered_frames": draw(
+        JSON_VALUES)}
+    return out
+
+
+def _cut(text: str, at: float) -> str:
+    return text[: int(len(text) * at)]
+
+
+IMPORT_FILES = st.one_of(  # the text of a file given to `dreamvid import`
+    _deforum().map(json.dumps),
+    _parseq().map(json.dumps),
+    JSON_VALUES.map(json.dumps),
+    st.builds(_cut, st.sampled_from([0, 1]).map(lambda i: IMPORT_FIXTURES[i]), st.floats(0, 1)),  # truncated
+
+    st.text(max_size=60),
+)

@@ -1,17 +1,24 @@
 """dreamvid batch: variants of a schedule rendered in parallel, locally or as Ray tasks.
 
 The videos must be those of each variant rendered alone, a worker killed part-way must be
-retried and resume to the same video, a bad variant fails alone, and a rerun renders nothing.
+retried and resume to the same video, a bad variant fails alone, and a rerun renders nothing;
+on a cluster started with `ray start --head` (token authentication on) too, a lost node included.
 """
 
+import contextlib
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -90,27 +97,43 @@ def table(stdout):
     return {r[0]: (r[1], line) for r, line in zip(rows, stdout.splitlines()[1:])}
 
 
-class KillFirstRender(threading.Thread):
-    """Watches ``folder`` for the first checkpoint of any video and SIGKILLs the process that
-    renders it (its pid is in the work folder's lock), as a lost node or OOM killer would."""
+class KillRenders(threading.Thread):
+    """SIGKILLs processes rendering videos into ``folder`` (a render's pid is in its work
+    folder's lock), as a lost node or the OOM killer would: the first video to write a
+    checkpoint (only video ``first``, when given) once, and every run of video ``always`` as
+    soon as it holds its lease. ``stop()`` returns the name of the video killed once."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, first=None, always=None):
         super().__init__(daemon=True)
-        self.folder, self.killed, self.done = folder, None, threading.Event()
+        self.folder, self.first, self.always = folder, first, always
+        self.killed, self.runs_killed, self.done = None, [], threading.Event()
         self.start()
 
     def run(self):
         deadline = time.monotonic() + 300
         while not self.done.is_set() and time.monotonic() < deadline:
-            for ckpt in self.folder.glob("*.parts/ckpt-*.pt"):
-                try:
-                    pid = int((ckpt.parent / "lock").read_text().split()[0])
-                    os.kill(pid, signal.SIGKILL)
-                except (OSError, ValueError, IndexError):
-                    continue
-                self.killed = ckpt.parent.name.removesuffix(".mp4.parts")
-                return
+            if self.killed is None:
+                for ckpt in self.folder.glob(f"{self.first or '*'}.mp4.parts/ckpt-*.pt"):
+                    if self._kill(ckpt.parent):
+                        self.killed = ckpt.parent.name.removesuffix(".mp4.parts")
+                        break
+            if self.always:
+                pid = self._kill(self.folder / f"{self.always}.mp4.parts", spare=self.runs_killed)
+                if pid:
+                    self.runs_killed.append(pid)
             time.sleep(0.002)
+
+    @staticmethod
+    def _kill(work, spare=()):
+        """SIGKILL the holder of ``work``'s lease unless it is in ``spare``; its pid, or None."""
+        try:
+            pid = int((work / "lock").read_text().split()[0])
+            if pid not in spare:
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        except (OSError, ValueError, IndexError):  # no lease yet, or its holder is gone already
+            pass
+        return None
 
     def stop(self):
         self.done.set()
@@ -122,7 +145,7 @@ def test_local_batch_gives_the_solo_videos_retries_a_killed_worker_and_reruns_no
     job = write_job(project, "local.yaml", {"schedule": "s.yaml", "output": "out-local",
                                             "inputs": ["a.png", "b.png", "bad.png"],
                                             "sizes": [[64, 64], [96, 64]]})  # fmt: skip
-    killer = KillFirstRender(project / "out-local")
+    killer = KillRenders(project / "out-local")
     r = subprocess.run([sys.executable, "-m", "dreamvid", "batch", str(job), "--workers", "2"],
                        capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
     killed = killer.stop()
@@ -169,7 +192,7 @@ def test_ray_batch_gives_the_solo_videos_retries_a_killed_task_and_reruns_nothin
 ):
     job = write_job(project, "ray.yaml", {"schedule": "s.yaml", "output": "out-ray", "inputs": ["a.png", "b.png"],
                                           "sizes": [[64, 64], [96, 64]]})  # fmt: skip
-    killer = KillFirstRender(project / "out-ray")
+    killer = KillRenders(project / "out-ray")
     events = []
     results = batch.run(load_job(job), ray="auto", callback=events.append)
     assert [r.status for r in results] == ["done"] * 4, [r.error for r in results]
@@ -334,7 +357,7 @@ def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, c
     assert err.strip() == "all 2 videos are already complete; nothing to render"
     assert [status for status, _ in table(out).values()] == ["skipped", "skipped"]
     # docs/batch.md says the same (issue 32: it said "in one line", and the table was left out)
-    doc = re.search(r"says so in one line on stderr\s+\(`([^`]+)`\), still prints the table on stdout",
+    doc = re.search(r"says so in one line on stderr\s+\(`([^`]+)`\), prints the table \(every video\s+\*skipped\*\) on stdout",
                     (ROOT / "docs" / "batch.md").read_text())
     assert doc and re.sub(r"\d+", "2", doc.group(1)) == err.strip()
 
@@ -385,3 +408,258 @@ def test_ray_keeps_its_log_lines_to_itself(project):
     lines = [line for line in r.stderr.splitlines() if line.strip() and "frame" not in line]  # the bar aside
     assert all(line.startswith(("done ", "video ")) for line in lines), r.stderr
     assert "WARNING" not in r.stderr and "Token authentication" not in r.stderr
+
+
+# ------------------------------------------------------------ a real cluster: `ray start --head` (issue 33)
+
+# The `ray` command of the Ray these tests import (its console script calls this same main;
+# PATH plays no part). The tests run it as users do: a head started on its own, with token
+# authentication on (Ray's default once a token exists), joined by address and with `auto`.
+RAY_CLI = [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RayCluster:
+    """Ray started as users start it, ``ray start ... --block``, each node in a process group
+    of its own, with a private HOME (the token in HOME/.ray/auth_token, never the user's) and
+    a private RAY_TMPDIR (the sessions, and the address file `auto` reads). Every port Ray
+    opens by a fixed number gets a free one, so no other cluster on this machine is reached or
+    disturbed. Its processes are those whose environment holds its HOME (Ray's workers rename
+    themselves, so a command line is not enough)."""
+
+    def __init__(self):
+        self.home = Path(tempfile.mkdtemp(prefix="dv-ray-", dir="/tmp"))  # short: Ray's socket paths have a limit
+        (self.home / ".ray").mkdir()
+        (self.home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+        (self.home / "t").mkdir()
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in ENV.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+        self.env.update(HOME=str(self.home), RAY_TMPDIR=str(self.home / "t"), RAY_USAGE_STATS_ENABLED="0",
+                        RAY_health_check_period_ms="1000")  # a node that went away is marked dead sooner  # fmt: skip
+        self.nodes = []
+
+    def start_head(self):
+        return self.start_node(["--head", "--port", str(self.port), "--include-dashboard", "false"], self.env)
+
+    def start_node(self, args, env, cpus=2, timeout=120):
+        """Start a node; returns its ``ray start --block`` process once Ray says it runs."""
+        log = self.home / f"node{len(self.nodes)}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([*RAY_CLI, "start", *args, "--block", "--num-cpus", str(cpus), "--disable-usage-stats",
+                                     "--dashboard-agent-listen-port", str(_free_port())],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.nodes.append(proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            proc.log = log.read_text(errors="replace")
+            if "Ray runtime started" in proc.log:
+                return proc
+            time.sleep(0.2)
+        raise AssertionError(f"ray start {' '.join(args)} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def processes(self, node=None):
+        """The pids of this cluster's live processes (of one node's process group, with ``node``)."""
+        found, mark = set(), f"HOME={self.home}\0".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                pgid = os.getpgid(int(entry.name))
+                ours = pgid == node.pid if node else (mark in (entry / "environ").read_bytes() or
+                                                      pgid in [n.pid for n in self.nodes])  # fmt: skip
+                zombie = (entry / "stat").read_text().split(")")[-1].split()[0] == "Z"
+            except (OSError, ValueError):
+                continue
+            if ours and not zombie:
+                found.add(int(entry.name))
+        return found
+
+    def stop(self):
+        """Stop this cluster only (`ray stop` would stop every Ray on the machine): SIGTERM its
+        processes, SIGKILL what is left after 3 s; returns the pids still alive after that."""
+        for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+            for pid in self.processes():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        for node in self.nodes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.wait(timeout=5)
+        left = self.processes()
+        shutil.rmtree(self.home, ignore_errors=True)
+        return left
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A Ray cluster started as users start one, `ray start --head`, stopped whatever happens."""
+    pytest.importorskip("ray", reason="Ray is not installed (bash install.sh --test installs it)")
+    cluster = RayCluster()
+    try:
+        assert "Token authentication is enabled" in cluster.start_head().log  # Ray >= 2.59 when a token exists
+        yield cluster
+    finally:
+        left = cluster.stop()
+        assert not left, f"processes of the test's Ray cluster outlived it: {sorted(left)}"
+
+
+def cli(args, env, timeout=400):
+    return subprocess.run([sys.executable, "-m", "dreamvid", *map(str, args)], check=False, capture_output=True,
+                          text=True, env=env, timeout=timeout)  # fmt: skip
+
+
+def test_a_cluster_batch_by_address_survives_a_killed_worker_and_fails_a_video_that_keeps_dying(
+    project, references, head
+):
+    """By address, with the token where Ray keeps it (~/.ray/auth_token): a_64x64's worker is
+    SIGKILLed after its first checkpoint and Ray's retry resumes it there; every run of
+    b_64x64 is killed, so after --retries 1 it fails alone. Then `--ray auto` finishes it."""
+    job = write_job(project, "cluster.yaml", {"schedule": "s.yaml", "output": "out-cluster", "inputs": ["a.png", "b.png"],
+                                              "sizes": [[64, 64]]})  # fmt: skip
+    out = project / "out-cluster"
+    killer = KillRenders(out, first="a_64x64", always="b_64x64")
+    t = time.monotonic()
+    r = cli(["batch", job, "--ray", head.address, "--retries", "1"], head.env)
+    killer.stop()
+    print(f"by address: {time.monotonic() - t:.1f} s")
+    assert r.returncode == 1, r.stderr  # b failed; a did not
+    rows = table(r.stdout)
+    assert killer.killed == "a_64x64" and rows["a_64x64"][0] == "done", r.stdout + r.stderr
+    resumed = re.search(r"a_64x64: its worker was restarted; resuming at frame (\d+) \(attempt 2\)", r.stderr)
+    assert resumed and int(resumed[1]) >= 2, r.stderr  # the first checkpoint holds frames 0-1: not frame 0 again
+    assert f"(resumed at frame {resumed[1]}, 2 runs)" in rows["a_64x64"][1]
+    assert same_video(out / "a_64x64.mp4", references("a_64x64", 1))  # 1 CPU per task: 1 torch thread
+    assert len(killer.runs_killed) == 2  # the first run and its one retry
+    assert rows["b_64x64"][0] == "failed" and "its worker died 2 times" in rows["b_64x64"][1], r.stdout
+    assert not (out / "b_64x64.mp4").exists()
+    print(f"a_64x64 resumed at frame {resumed[1]} of 5 after a SIGKILL; b_64x64 killed {len(killer.runs_killed)} times")
+
+    t = time.monotonic()
+    again = cli(["batch", job, "--ray", "auto"], head.env)  # RAY_TMPDIR: auto finds this cluster
+    print(f"auto: {time.monotonic() - t:.1f} s")
+    assert again.returncode == 0, again.stderr
+    rows = table(again.stdout)
+    assert rows["a_64x64"][0] == "skipped" and rows["b_64x64"][0] == "done", again.stdout
+    assert same_video(out / "b_64x64.mp4", references("b_64x64", 1))
+
+
+def _parent(pid):
+    return int(Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[1])
+
+
+def kill_node_when_its_video_has_a_checkpoint(cluster, node, folder, timeout=300):
+    """SIGKILL every process of ``node`` (its raylet and agents, and the worker rendering a
+    video there) once that video has a checkpoint in ``folder``, as when a machine goes away;
+    returns that video's name."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        members = cluster.processes(node)
+        for lock in folder.glob("*.parts/lock"):
+            try:
+                worker = int(lock.read_text().split()[0])
+                there = _parent(worker) in members
+            except (OSError, ValueError, IndexError):
+                continue
+            if there and any(lock.parent.glob("ckpt-*.pt")):
+                for pid in members | {worker}:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                return lock.parent.name.removesuffix(".mp4.parts")
+        time.sleep(0.05)
+    raise AssertionError("no video was rendered on the second node")
+
+
+def test_a_node_that_goes_away_takes_no_video_with_it(project, references, head):
+    """A second node joins as docs/batch.md says (RAY_AUTH_MODE=token, the head's token in
+    ~/.ray/auth_token); once its video has a checkpoint the whole node is killed. Ray reruns
+    the task on the head, it resumes from that checkpoint, and the batch finishes (the
+    progress queue lives on the driver's node: before, it could live on the lost node, and
+    the batch died with ActorUnavailableError)."""
+    node = head.start_node(["--address", head.address], {**head.env, "RAY_AUTH_MODE": "token"})
+    job = write_job(project, "node-lost.yaml", {"schedule": "s.yaml", "output": "out-node-lost", "inputs": ["a.png"],
+                                                "sizes": [[64, 64], [96, 64]]})  # fmt: skip
+    out = project / "out-node-lost"
+    t = time.monotonic()
+    batch_run = subprocess.Popen([sys.executable, "-m", "dreamvid", "batch", str(job), "--ray", head.address,
+                                  "--cpus-per-video", "2"], env=head.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:  # 2 CPUs a video: one on the head, one on the second node
+        lost = kill_node_when_its_video_has_a_checkpoint(head, node, out)
+        stdout, stderr = batch_run.communicate(timeout=300)
+    finally:
+        if batch_run.poll() is None:
+            batch_run.kill()
+            batch_run.wait()
+    print(f"node lost: {time.monotonic() - t:.1f} s")
+    assert batch_run.returncode == 0, stderr
+    rows = table(stdout)
+    assert rows[lost][0] == "done" and re.search(r"\(resumed at frame [2-4], 2 runs\)", rows[lost][1]), stdout
+    assert same_video(out / f"{lost}.mp4", references(lost, 2))  # 2 CPUs per task: 2 torch threads
+
+
+# One process, three attempts to join: the time each takes is printed after its line.
+TRY_TO_JOIN = """
+import os, sys, time
+from dreamvid.batch import cluster, jobs  # imported before timing (the first import is slow)
+from dreamvid.cli import main
+import ray
+
+for address, token in zip(sys.argv[2::2], sys.argv[3::2]):
+    if token != "-":
+        os.environ["RAY_AUTH_TOKEN"] = token
+    t = time.monotonic()
+    code = main(["batch", sys.argv[1], "--ray", address])
+    print(f"{code} {time.monotonic() - t:.1f}", flush=True)
+    sys.stderr.flush()
+"""
+
+
+def test_joining_a_cluster_says_in_seconds_when_there_is_none_or_it_wants_its_token(project, head):
+    job = write_job(project, "no-join.yaml", {"schedule": "s.yaml", "output": "out-no-join"})
+    env = {**head.env, "HOME": str(project)}  # no token here
+    nobody = f"127.0.0.1:{_free_port()}"
+    r = subprocess.run([sys.executable, "-c", TRY_TO_JOIN, job, nobody, "-", head.address, "-", head.address, "wrong"],
+                       check=False, capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 3, r.stderr  # one line each, nothing from Ray
+    assert f"--ray {nobody}: no Ray cluster found at " in lines[0] and "Connection refused" in lines[0]
+    assert lines[1].startswith(f"dreamvid: error: --ray {head.address} (")  # and the address Ray resolved it to
+    assert "): the Ray cluster wants its authentication token and there is none here" in lines[1]
+    assert "~/.ray/auth_token" in lines[1] and "RAY_AUTH_TOKEN" in lines[1] and "ray get-auth-token" in lines[1]
+    assert "): the Ray cluster refused the token from RAY_AUTH_TOKEN: it is not this cluster's" in lines[2]
+    results = [line.split() for line in r.stdout.splitlines() if line.strip()]
+    assert [code for code, _ in results] == ["2", "2", "2"], r.stdout
+    assert all(float(seconds) < 10 for _, seconds in results), r.stdout  # Ray alone retries for 20 s
+    print(f"no cluster, no token, wrong token: exit 2 after {', '.join(s for _, s in results)} s")
+    assert not (project / "out-no-join").exists()  # nothing written
+
+
+def test_an_unreadable_token_file_is_one_line_not_a_crash(project):
+    """Ray aborts the process (a C++ crash and its stack) when RAY_AUTH_TOKEN_PATH cannot be read."""
+    pytest.importorskip("ray")
+    job = write_job(project, "token-file.yaml", {"schedule": "s.yaml", "output": "out-token-file"})
+    env = {k: v for k, v in ENV.items() if k != "RAY_AUTH_TOKEN"}
+    r = cli(["batch", job, "--ray", "local"], {**env, "RAY_AUTH_TOKEN_PATH": str(project / "no-such-token")})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"RAY_AUTH_TOKEN_PATH={project / 'no-such-token'}: cannot read the Ray token" in r.stderr
+    assert not (project / "out-token-file").exists()
+
+
+def test_a_node_that_cannot_see_the_job_folder_says_so(tmp_path):
+    from dreamvid.batch.cluster import node_problem
+
+    schedule = tmp_path / "out" / "v.yaml"
+    problem = node_problem({"name": "v", "schedule": str(schedule)}, "10.0.0.7")
+    assert problem.startswith(f"node 10.0.0.7 cannot see {schedule}; expected the job's folders")
+    assert "every node mounts at the same path" in problem
+    schedule.parent.mkdir()
+    schedule.write_text("size: [64, 64]\n")
+    assert node_problem({"name": "v", "schedule": str(schedule)}, "10.0.0.7") == ""

@@ -114,3 +114,16 @@ def test_winograd_in_bench_is_the_same_convolution(cin, cout, size, pad):
     out = convs.winograd_conv(x, convs.winograd_filter(w), pad)
     assert out.shape == ref.shape
     assert (out - ref).abs().max().item() < 1e-4 * ref.abs().max().item()
+
+
+def test_bench_measures_dreamvid_through_the_renders_frame_source(tmp_path, monkeypatch):
+    """``dreamvid bench`` gets its frames as render() does (FrameSource: on CUDA the host copy
+    overlaps the next dream), so it measures that overlap."""
+    from dreamvid.rendering.framesource import FrameSource
+    from dreamvid.tools import bench
+
+    asked, real = [], FrameSource.get
+    monkeypatch.setattr(FrameSource, "get", lambda self, n, previous: asked.append(n) or real(self, n, previous))
+    schedule = bench.bench_schedule(tmp_path, (96, 96), "mixed3", 1, 2, 1, "cpu", False)
+    result, _, _ = bench.run_dreamvid(schedule, 2, random_weights=True)
+    assert asked == [1, 2, 3] and result["frame_shape"] == [1, 3, 96, 96]

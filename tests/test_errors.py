@@ -578,8 +578,13 @@ CASES = [
     Case("model-without-weights-render", lambda c: render_args(c, schedule=c.schedule(
         model="vgg16", segments=[{"frames": 2, "layers": {"conv3_1": 1}}])), 2,
          ("model_weights", "vgg16 needs weights")),
-    Case("preview-frame-outside", lambda c: ["preview", c.schedule(), "--frame", "99", "-o", c.tmp / "f.png"], 2,
-         ("s.yaml", "frame 99 is outside the schedule", "0..11")),
+    Case("preview-no-frame", lambda c: ["preview", c.schedule()], 2, ("preview: no frame", "--frame N")),
+    Case("estimate-too-short", lambda c: ["validate", "--estimate", c.schedule(segments=[{"frames": 2, "layers": {
+        "mixed0": 1}}])], 2, ("s.yaml", "2 frame(s)", "3 or more to estimate")),
+    Case("version-newer", validate(version=2), 2, ("version:", "newer than this dreamvid")),
+    Case("preview-frame-outside", lambda c: ["preview", c.schedule(segments=[{"frames": 90, "layers": {"mixed0": 1}}]),
+                                             "--frame", "120", "-o", c.tmp / "f.png"], 2,
+         ("s.yaml", "frame 120 is outside the schedule", "0..89")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
     Case("input-not-an-image", image_file("text"), 2, ("text.png", "neither a readable image nor a video")),
@@ -696,7 +701,10 @@ DOCUMENTED = {
     "audio-unreadable-render": "a.wav: not a readable",
     "audio-input-without-sound": "s.yaml: audio: 'input':",
     "audio-input-image": "s.yaml: audio: 'input' keeps",
-    "preview-frame-outside": "s.yaml: frame 99 is outside",
+    "preview-frame-outside": "s.yaml: frame 120 is outside",
+    "preview-no-frame": "preview: no frame;",
+    "estimate-too-short": "s.yaml: 2 frame(s);",
+    "version-newer": "s.yaml: version: 2",
     "disk-full-checkpoint": "out/video.mp4.parts/.ckpt-00000003.pt.partial-...:",
     "ffmpeg-exits-early": "could not write out/video.mp4.parts/part-00000000.mp4:",
     "ffmpeg-missing": "no/ffmpeg: ffmpeg not",
@@ -832,6 +840,10 @@ STUDIO_CASES = [
     ("studio-name-too-long", "get", "/api/file", {"name": "x" * 300 + ".yaml"}, 400, "File name too long"),
     ("studio-text-half-utf16-pair", "post", "/api/save", {"name": "new.yaml", "text": "a: \ud800\n"}, 400,
      "text: character 4 is half a UTF-16 pair"),
+    ("studio-peek-no-schedule", "get", "/api/peek", {"name": "gone.yaml"}, 404, "no such file in the studio folder"),
+    ("studio-motion-no-text", "post", "/api/motion", {"name": "s.yaml"}, 400, "text: missing or not a string"),
+    ("studio-estimate-climbs-out", "post", "/api/estimate", {"name": "../s.yaml", "text": "input: noise\n"}, 403,
+     "climbs out with '..'"),
 ]
 
 

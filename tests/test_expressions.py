@@ -152,7 +152,8 @@ def test_deep_unary_chain_is_refused_by_the_tree_depth_bound():
 
 def test_messages_name_the_problem():
     cases = {
-        "os": "unknown name 'os'; expected one of t, f, s, T, fps, rms, bass, mid, treble, onset, beat, pi, e",
+        "os": ("unknown name 'os'; expected one of t, f, s, T, max_f, seed, fps, rms, bass, mid, treble, onset, "
+               "beat, pi, e"),
         "().__class__": "attribute access is not allowed",
         "lambda: 1": "character ':' at column 7 is not allowed",
         "9**9**9": "exponent 3.8742e+08 is too large; expected at most 100",

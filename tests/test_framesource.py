@@ -13,6 +13,7 @@ from dreamvid.media.read import probe_video, read_frames
 from dreamvid.pixels.images import to_uint8
 from dreamvid.rendering import loop as render_module
 from dreamvid.rendering.framesource import FrameSource
+from dreamvid.rendering.step import FiniteChecks
 
 from .conftest import write_schedule
 
@@ -20,8 +21,9 @@ from .conftest import write_schedule
 class FakeDreamer:
     device = torch.device("cpu")
 
-    def __init__(self, fail_at=None):
-        self.calls, self.fail_at = [], fail_at
+    def __init__(self, fail_at=None, nan_at=None):
+        self.calls, self.fail_at, self.nan_at = [], fail_at, nan_at
+        self.checks = FiniteChecks()
 
     def first_frame(self):
         self.calls.append(0)
@@ -31,7 +33,9 @@ class FakeDreamer:
         self.calls.append(n)
         if n == self.fail_at:
             raise RuntimeError(f"frame {n} failed")
-        return (frame + 0.1).clamp(0, 1)
+        out = (frame + 0.1).clamp(0, 1) * (float("nan") if n == self.nan_at else 1.0)
+        self.checks.add(out, f"frame {n} is not finite")
+        return out
 
 
 def plain(total):
@@ -61,6 +65,21 @@ def test_a_failure_ahead_is_raised_when_its_frame_is_asked_for():
     for n in range(3):
         frame, _ = source.get(n, frame)  # frame 2 comes back although frame 3 already failed
     with pytest.raises(RuntimeError, match="frame 3 failed"):
+        source.get(3, frame)
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+def test_a_frame_that_is_not_finite_fails_when_asked_for_and_no_earlier(ahead):
+    """Deferred with look-ahead (the check travels with the frame's copy), at once without."""
+    from dreamvid.core.errors import DreamvidError
+
+    d = FakeDreamer(nan_at=3)
+    source = FrameSource(d, 6, ahead=ahead)
+    assert d.checks.deferred is ahead
+    frame = None
+    for n in range(3):
+        frame, _ = source.get(n, frame)  # frame 2 comes back although frame 3 is already NaN
+    with pytest.raises(DreamvidError, match="frame 3 is not finite"):
         source.get(3, frame)
 
 

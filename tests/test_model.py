@@ -151,3 +151,18 @@ def test_validating_a_schedule_does_not_import_torch(tmp_path):
     code = ("import sys; from dreamvid.schedule.schedule import load_schedule; load_schedule(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'parsing imported torch'")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.yaml")], check=True)
+
+
+def test_catalogue_read_first_after_compiling_and_no_weight_copied(monkeypatch):
+    """The catalogue's meta copy leaves the compiled versions behind (a compiled module cannot
+    be deep-copied) and copies no weight: reading it first after ``compiled()`` works."""
+    from dreamvid.engine.ascent import compiled
+
+    net = load_model("inception_v3")
+    compiled(net)  # nothing compiles until a call, yet the compiled module sits on the network
+    copied = []
+    real = torch.Tensor.__deepcopy__
+    monkeypatch.setattr(torch.Tensor, "__deepcopy__", lambda t, memo: copied.append(t.shape) or real(t, memo))
+    assert net.catalogue == dict(LAYERS["inception_v3"])
+    assert copied == []
+    assert next(net.parameters()).device.type == "cpu"  # the network itself stays where it was

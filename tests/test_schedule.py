@@ -12,6 +12,7 @@ import pydantic
 import pytest
 import yaml
 
+from dreamvid.core import defaults as D
 from dreamvid.core.errors import InputError
 from dreamvid.engine.catalogue import split_layer_key
 from dreamvid.schedule.keyframes import Keyframes
@@ -516,3 +517,21 @@ def test_validate_warns_about_a_camera_jump(tmp_path):
     assert [p.event for p in seen] == ["warning"] and "zoom jumps" in seen[0].message
     r = run_cli("validate", write_schedule(tmp_path / "smooth"))  # the same camera in both segments: quiet
     assert r.returncode == 0 and "warning" not in r.stderr
+
+
+# ---------------------------------------------------------------------------- versions
+
+
+def test_a_schedule_may_say_its_version_and_one_for_a_newer_dreamvid_is_one_line(tmp_path):
+    from tests.conftest import write_schedule
+
+    assert load_schedule(write_schedule(tmp_path / "v1", version=1)).total_frames == 12
+    path = write_schedule(tmp_path / "v2", version=2, shiny_new_key={"a": 1}, segments=[{"frames": 3}])
+    with pytest.raises(ScheduleError) as info:
+        load_schedule(path)
+    assert info.value.messages == [(f"{path}: version: 2 is a schedule format newer than this dreamvid "
+                                    f"({D.VERSION}) reads; expected version 1, or upgrade dreamvid to read it")]
+    for bad in (0, "1", 1.0):
+        with pytest.raises(ScheduleError) as info:
+            load_schedule(write_schedule(tmp_path / f"bad{bad!r}", version=bad))
+        assert "version:" in str(info.value) and len(info.value.messages) == 1, bad

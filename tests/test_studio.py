@@ -272,6 +272,72 @@ def test_preview_is_the_api_frame_and_is_cached(client, studio, folder):
                                                           "scale": scale}), 400)  # fmt: skip
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "schedules"
+
+
+def test_the_shipped_schedules_check_preview_and_say_how_to_render(tmp_path):
+    """The README's `dreamvid studio schedules/`: the shipped schedules write ../out/, outside
+    the folder; they check and preview all the same, Render says how to fix it in one line, and
+    the job file is listed as a job file, not as a broken schedule."""
+    import shutil
+
+    folder = tmp_path / "repo" / "schedules"
+    shutil.copytree(SHIPPED, folder)
+    studio = Studio(folder)
+    client = TestClient(create_app(studio, allowed_hosts=["testserver"]), headers={"X-Dreamvid-Token": studio.token})
+    rows = {r["schedule"]: r for r in client.get("/api/state").json()["renders"]}
+    assert rows["logo-batch.yaml"]["state"] == "job file" and "dreamvid batch" in rows["logo-batch.yaml"]["message"]
+    assert [n for n, r in rows.items() if r["state"] == "invalid"] == []
+    assert rows["demo.yaml"]["state"] == "outside" and rows["demo.yaml"]["total"] == 90
+    text = (folder / "demo.yaml").read_text()
+    r = client.post("/api/check", json={"name": "demo.yaml", "text": text}).json()
+    assert r["ok"], r["problems"]
+    r = client.post("/api/preview", json={"name": "demo.yaml", "text": text, "frame": 0, "scale": 0.25})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    error = one_line_error(client.post("/api/render", json={"name": "demo.yaml"}), 422)
+    assert error == (f"demo.yaml: output: {tmp_path / 'repo' / 'out' / 'demo.mp4'} is outside the studio folder; "
+                     f"expected a path inside {folder} to render here (e.g. output: out/demo.mp4), or run "
+                     f"`dreamvid render {folder / 'demo.yaml'}` in a terminal")  # fmt: skip
+    assert not (tmp_path / "repo" / "out").exists()
+    studio.close()
+
+
+def test_the_newest_frame_of_a_render_is_in_the_state_and_served(client, folder):
+    """A render (here or in a terminal) keeps its work folder's peek.jpg current; the page gets
+    its frame number in the state and the picture from /api/peek."""
+    from dreamvid.rendering.peek import Peek
+    from dreamvid.rendering.workdir import peek_path
+
+    r = client.get("/api/peek", params={"name": "s.yaml"})
+    assert one_line_error(r, 404) == "s.yaml: its render has shown no frame yet"
+    work = folder / "out" / "video.mp4.parts"
+    work.mkdir(parents=True)
+    (work / "ckpt-00000003.pt").write_bytes(b"")  # a stopped render, as the list reads it: by its file names
+    rgb = np.full((64, 64, 3), 200, np.uint8)
+    Peek([peek_path(work)], every=0.0)(3, 24, rgb)
+    (row,) = client.get("/api/state").json()["renders"]
+    assert row["state"] == "stopped" and row["peek"]["frame"] == 4 and row["peek"]["total"] == 24
+    r = client.get("/api/peek", params={"name": "s.yaml", "v": row["peek"]["version"]})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == peek_path(work).read_bytes()
+
+
+def test_motion_and_estimate_answer_for_the_editors_text(client, studio, folder, tmp_path):
+    text = (folder / "s.yaml").read_text()
+    r = client.post("/api/motion", json={"name": "s.yaml", "text": text})
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    (tmp_path / "m.mp4").write_bytes(r.content)
+    frames = read_frames(tmp_path / "m.mp4")
+    assert len(frames) == 24 and frames[0].shape == (64, 64, 3)
+    assert client.post("/api/motion", json={"name": "s.yaml", "text": text}).content == r.content  # kept
+    assert not (folder / "out").exists()  # nothing written into the folder
+    bad = text.replace("fps: 10", "fps: -1")
+    assert "fps: -1 is out of range" in one_line_error(client.post("/api/motion", json={"name": "s.yaml",
+                                                                                         "text": bad}), 422)  # fmt: skip
+    e = client.post("/api/estimate", json={"name": "s.yaml", "text": text}).json()
+    assert e["text"].startswith("estimate: ") and e["seconds"] > e["frame_seconds"] > 0
+
+
 def test_a_new_preview_cancels_the_one_in_progress(tmp_path):
     folder = make_folder(tmp_path, segments=[{"frames": 400, "layers": {"mixed0": 1.0}}])
     s = dreamvid.load_schedule(folder / "s.yaml")

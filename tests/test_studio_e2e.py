@@ -27,9 +27,13 @@ if not os.environ.get("CI"):  # on CI a missing browser is a failure, not a skip
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 
-def shoot(page, name: str) -> None:
+def shoot(page, name: str, part: str | None = None) -> None:
+    """With DREAMVID_SCREENSHOTS=1, the page (or its element ``part``) into docs/``name``."""
     if os.environ.get("DREAMVID_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / name), full_page=True)
+        if part:
+            page.locator(part).screenshot(path=str(DOCS / name))
+        else:
+            page.screenshot(path=str(DOCS / name), full_page=True)
 
 
 def test_edit_preview_render_and_play_in_chromium(tmp_path):
@@ -89,3 +93,87 @@ def test_edit_preview_render_and_play_in_chromium(tmp_path):
         print(log.read_text())  # shown when the test fails
     assert code == 0
 
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "schedules"
+
+
+def test_first_run_on_the_shipped_schedules_previews_and_plays_the_motion(tmp_path):
+    """The README's `dreamvid studio schedules/`, as a new user meets it: every shipped schedule
+    opens valid, the job file is listed as one, a frame of demo.yaml previews, its motion
+    preview plays in the page, and Render (its output ../out/ lies outside) says how to fix it."""
+    import shutil
+
+    folder = tmp_path / "repo" / "schedules"
+    shutil.copytree(SHIPPED, folder)
+    log = tmp_path / "studio.log"
+    server = Server(folder, log)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1500, "height": 950})
+                page.goto(f"{server.url}?token={server.token}")
+                row = page.locator("tr[data-schedule='demo.yaml']")
+                expect(row).to_have_attribute("data-state", "outside", timeout=60_000)
+                expect(page.locator("tr[data-schedule='logo-batch.yaml']")).to_have_attribute("data-state", "job file")
+                expect(page.locator("tr[data-state='invalid']")).to_have_count(0)
+                assert page.evaluate("""() => {  // long messages wrap: the table stays inside the left column
+                    const table = document.getElementById('renders').getBoundingClientRect();
+                    return table.right <= document.getElementById('schedules').getBoundingClientRect().right + 1; }""")
+                row.click()
+                expect(page.locator("#check")).to_contain_text("valid: 90 frames", timeout=60_000)
+                page.eval_on_selector("#frame", "el => { el.value = '2'; el.dispatchEvent(new Event('input')); }")
+                expect(page.locator("#preview")).to_have_attribute("data-frame", "2", timeout=180_000)
+                page.click("#motion-button")
+                page.wait_for_function("""() => { const v = document.getElementById('motion');
+                    return v.readyState >= 2 && v.videoWidth === 256 && v.currentTime > 0; }""", timeout=120_000)
+                expect(page.locator("#motion-status")).to_contain_text("the camera path: 90 frames")
+                page.click("#render")
+                expect(page.locator("#render-status")).to_contain_text(
+                    "demo.yaml: output: " + str(tmp_path / "repo" / "out" / "demo.mp4") + " is outside the studio "
+                    "folder; expected a path inside", timeout=60_000)  # fmt: skip
+                assert not (tmp_path / "repo" / "out").exists()
+                shoot(page, "studio-first-run.png")
+            finally:
+                browser.close()
+    finally:
+        code = server.stop()
+        print(log.read_text())
+    assert code == 0
+
+
+def test_a_render_in_progress_shows_its_newest_frame(tmp_path):
+    segment = {"frames": 40, "layers": {"mixed3": 1.0}, "zoom": 1.03, "rotate": 0.5}
+    folder = make_folder(tmp_path / "studio", size=[192, 108], segments=[segment], checkpoint_every=10,
+                         defaults={"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02})  # fmt: skip
+    log = tmp_path / "studio.log"
+    server = Server(folder, log)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1500, "height": 950})
+                page.goto(f"{server.url}?token={server.token}")
+                row = page.locator("tr[data-schedule='s.yaml']")
+                row.click(timeout=60_000)
+                expect(page.locator("#check")).to_contain_text("valid: 40 frames", timeout=60_000)
+                page.click("#render")
+                expect(row).to_have_attribute("data-state", "running", timeout=60_000)
+                peek = page.locator("#peek")
+                page.wait_for_function("""() => { const img = document.getElementById('peek');
+                    return img.complete && img.naturalWidth === 192 && Number(img.dataset.frame) >= 2; }""",
+                                       timeout=180_000)  # fmt: skip
+                first = int(peek.get_attribute("data-frame"))
+                expect(page.locator("#peek-status")).to_contain_text(f"frame {first} of 40: the render's newest frame")
+                page.wait_for_function("(first) => Number(document.getElementById('peek').dataset.frame) > first",
+                                       arg=first, timeout=120_000)  # it follows the render
+                shoot(page, "studio-peek.png", "#look")
+                page.click("#stop")
+                expect(row).to_have_attribute("data-state", "stopped", timeout=120_000)
+            finally:
+                browser.close()
+    finally:
+        code = server.stop()
+        print(log.read_text())
+    assert code == 0

@@ -115,12 +115,19 @@ def test_failed_compile_falls_back_to_eager(tmp_path):
     dreamer = Dreamer(load_schedule(write_schedule(tmp_path)), load_model(device="cpu"), on_warning=warnings.append)
     expected = dreamer.next_frame(dreamer.first_frame(), 1)
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("inductor: no C++ compiler (simulated)")
-
-    dreamer.step_net = broken
+    dreamer.step_net = compile_failing()
     assert torch.equal(dreamer.next_frame(dreamer.first_frame(), 1), expected)
     assert dreamer.step_net is dreamer.net and "torch.compile failed" in warnings[0]
+
+
+def compile_failing(inner: BaseException | None = None):
+    """A network whose torch.compile fails as a missing compiler makes it fail: dynamo wraps
+    the backend's error (``inner``, a RuntimeError by default) in BackendCompilerFailed."""
+    def backend(gm, example_inputs):
+        raise inner or RuntimeError("no C++ compiler (simulated)")
+
+    fn = torch.compile(lambda x: x * 2, backend=backend)
+    return lambda x, layers: fn(x)
 
 
 def test_auto_keeps_the_tile_that_fitted_for_later_frames_and_videos(monkeypatch):

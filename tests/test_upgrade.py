@@ -14,6 +14,7 @@ import numpy as np
 
 from dreamvid.media.read import read_frames
 from tests.conftest import run_cli
+from tests.test_colour_fidelity import stream_line
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stopped-render-0.1.0"
 
@@ -41,3 +42,5 @@ def test_a_render_stopped_by_0_1_0_resumes_and_keeps_its_saved_frames(tmp_path):
         assert distance[n] < 4.0 and min(d for m, d in enumerate(distance) if m != n) > 3 * distance[n], (n, distance)
     # and the resumed frames continue from frame 5 (a fresh start would dream frames 0-5 again)
     assert not work.exists()
+    # 0.1.0 tagged nothing and converted with ffmpeg's default, BT.601: the render keeps it and says so
+    assert "yuv420p(tv, smpte170m/bt709/bt709, progressive)" in stream_line(folder / "out" / "video.mp4")

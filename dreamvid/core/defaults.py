@@ -24,6 +24,8 @@ ROTATE = 0.0  # degrees per frame, counter-clockwise
 TRANSLATE = (0.0, 0.0)  # pixels per frame (x right, y down)
 CENTER = (0.5, 0.5)  # the point zoom and rotation turn around, fractions of the frame (x, y)
 INTERPOLATION = "linear"  # between keyframes: linear | step | smooth
+CAMERAS = ("dreamvid", "deforum")  # how zoom, rotate and translate compose (dreamvid/pixels/camera.py)
+CAMERA = "dreamvid"  # turn and zoom about the centre, then translate; "deforum": Deforum's 2D warp
 
 # -- creative controls (per segment; the weights keyframeable) --------------------------------
 GUIDE_WEIGHT = 1.0  # weight of the guide image's objective against the layers' (with `guide:` set)
@@ -49,12 +51,19 @@ FLOW_BLEND = 0.5  # share of the flow-warped previous output in a frame's start 
 TEMPORAL = 0.3  # pull toward the carried previous dream after every gradient step (docs/video.md)
 VIDEO_ZOOM = 1.0  # with a video input the camera holds still unless the schedule moves it
 
+# -- the music's envelope, per frame (per segment; keyframeable; docs/audio.md) -------------------
+ATTACK = 0.0  # s: rms, bass, mid, treble and onset rise to a louder frame at once (as before the key existed)
+RELEASE = 0.0  # s: ... and fall to a quieter one at once
+MAX_ENVELOPE_S = 10.0  # the longest attack or release
+
 # -- the video -------------------------------------------------------------------------------
 SIZE = (1280, 720)  # width, height
 FPS = 30  # with an image or noise input; a video input's own rate by default (`fps: auto`)
 FPS_AUTO = "auto"
 AUDIO_INPUT = "input"  # the `audio` value that keeps a video input's own sound
 SEED = 0
+IMPORT_LAYERS = "mixed0 mixed3 mixed4"  # dreamvid import: one segment each, like the demo (edges, eyes, motifs)
+SCHEDULE_VERSION = 1  # the schedule format this dreamvid reads and `dreamvid import` writes (`version:`)
 MODEL = "inception_v3"  # the embedded TF InceptionV3 (dreamvid/model.py)
 DEVICE = "auto"  # cuda when present, else cpu
 CHECKPOINT_EVERY = 50  # frames between checkpoints (and video parts)
@@ -66,6 +75,21 @@ CODEC = "auto"  # the encoder picks: libx264 (or NVENC where it works)
 CRF = 18
 PRESET = "medium"
 PIX_FMT = "yuv420p"
+# Video colour (dreamvid/media/colourspace.py). HD is what players decode with BT.709 when a stream is
+# untagged: a width of 1280 or a height of 720 and up; below it they assume BT.601.
+HD_WIDTH, HD_HEIGHT = 1280, 720
+HD_MATRIX = "bt709"  # the YCbCr matrix of the HD videos dreamvid writes (ffmpeg's colorspace name)
+SD_MATRIX = "smpte170m"  # below HD: BT.601, what every player assumes there, tagged or not
+PRIMARIES = TRANSFER = "bt709"  # the frames are sRGB: BT.709 primaries; tagged with the BT.709 transfer, as HD video is
+RANGE = "tv"  # limited range (16-235) for YCbCr, as every player expects; RGB streams are full range
+
+# -- the render's newest frame (docs/studio.md: a peek at a render in progress) -----------------
+PEEK_EVERY = 2.0  # seconds between two writes of the peek JPEG, at most one per frame
+PEEK_SIDE = 640  # the peek JPEG's longer side, pixels (smaller frames keep their size)
+PEEK_QUALITY = 80  # its JPEG quality
+
+# -- batch on a Ray cluster (dreamvid/batch/reach.py, docs/batch.md) ---------------------------
+RAY_PROBE_S = 10.0  # how long --ray ADDRESS waits for the cluster to answer (Ray's own client waits 40 s)
 
 # -- limits ----------------------------------------------------------------------------------
 MIN_SIDE, MAX_SIDE = 32, 8192  # frame width and height, pixels

@@ -45,12 +45,48 @@ def describe_os_error(err: OSError) -> str:
     return f"{where}{reason}" + (f"; {hint}" if hint else "")
 
 
+# what an allocation failure says where it is not a typed OutOfMemoryError: the CPU allocator,
+# cuDNN and cuBLAS (their workspaces), and a CUDA launch or runtime call that ran out
+_OUT_OF_MEMORY_TEXTS = ("can't allocate memory", "CUDA out of memory", "CUDA error: out of memory",
+                        "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED", "cudaErrorMemoryAllocation")
+_GPU_TEXTS = _OUT_OF_MEMORY_TEXTS[1:]
+
+
+def causes(err: BaseException):
+    """``err`` and what it wraps, once each: its ``__cause__`` and ``__context__`` and, where
+    a wrapper keeps it so (torch.compile's BackendCompilerFailed), its ``inner_exception``."""
+    seen, todo = set(), [err]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__, getattr(e, "inner_exception", None)]
+
+
+def out_of_memory_kind(err: BaseException) -> str | None:
+    """"GPU" or "CPU" when ``err`` or an error it wraps is a failed allocation, else None."""
+    for e in causes(err):
+        if type(e).__name__ == "OutOfMemoryError":
+            return "GPU"
+        if isinstance(e, MemoryError):
+            return "CPU"
+        if isinstance(e, RuntimeError):
+            text = str(e)
+            if any(t in text for t in _GPU_TEXTS):
+                return "GPU"
+            if _OUT_OF_MEMORY_TEXTS[0] in text:
+                return "CPU"
+    return None
+
+
 def is_out_of_memory(err: BaseException) -> bool:
-    """CUDA out of memory, or a failed CPU allocation (a MemoryError, or the plain RuntimeError
-    torch raises when the allocator fails): the one place that tells them from other errors."""
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
-        return True
-    return isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
+    """CUDA out of memory (torch's OutOfMemoryError, or cuDNN/cuBLAS failing to allocate their
+    workspace), or a failed CPU allocation (a MemoryError, or the plain RuntimeError torch
+    raises when the allocator fails), itself or wrapped in another error (a compile error that
+    ran out while autotuning): the one place that tells them from other errors."""
+    return out_of_memory_kind(err) is not None
 
 
 def fit_advice(size: str = "size") -> str:
@@ -61,12 +97,12 @@ def fit_advice(size: str = "size") -> str:
 def out_of_memory_message(memory: BaseException | str, doing: str = "", advice: str | None = None) -> str:
     """The one wording of running out of memory: ``out of <GPU|CPU> memory[ <doing>]; <advice>``.
 
-    ``memory``: the error (see :func:`is_out_of_memory`; torch's OutOfMemoryError is the GPU's,
-    any other the CPU's), or "GPU" / "CPU" where the error is not kept. ``doing``: what ran
+    ``memory``: the error (see :func:`is_out_of_memory`; torch's OutOfMemoryError and cuDNN's
+    or cuBLAS's are the GPU's, any other the CPU's), or "GPU" / "CPU" where the error is not kept. ``doing``: what ran
     out, e.g. "rendering a 640x360 frame". ``advice``: what to do, :func:`fit_advice` unless given.
     """
     if isinstance(memory, BaseException):
-        memory = "GPU" if type(memory).__name__ == "OutOfMemoryError" else "CPU"
+        memory = "GPU" if out_of_memory_kind(memory) == "GPU" else "CPU"
     doing = f" {doing}" if doing else ""
     return f"out of {memory} memory{doing}; {fit_advice() if advice is None else advice}"
 

@@ -32,6 +32,7 @@ RNG, so the same inputs give the same image on any device.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,8 +42,8 @@ import torch.nn.functional as F
 
 from dreamvid.core import defaults as D
 from dreamvid.core.defaults import MIN_TILE
-from dreamvid.core.errors import DreamvidError, out_of_memory_message
-from dreamvid.engine.model import FeatureNet
+from dreamvid.core.errors import DreamvidError, causes, is_out_of_memory, out_of_memory_kind, out_of_memory_message
+from dreamvid.engine.model import COMPILED, FeatureNet
 from dreamvid.engine.objectives import Objective
 from dreamvid.engine.precision import choose as choose_precision
 
@@ -137,8 +138,10 @@ def tiled_gradient(net: FeatureNet, x: torch.Tensor, objective: Objective, tile:
 LAPLACIAN_LEVELS = 4  # the tutorials' scale_n
 
 
+@functools.lru_cache(maxsize=32)
 def _binomial_kernel(channels: int, device, dtype) -> torch.Tensor:
-    """The 5x5 binomial blur ([1 4 6 4 1] outer itself / 256), one per channel (depthwise)."""
+    """The 5x5 binomial blur ([1 4 6 4 1] outer itself / 256), one per channel (depthwise);
+    made once per device and dtype (an upload per use would make the host wait, 4 per step)."""
     k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=device, dtype=dtype)
     k = torch.outer(k, k) / 256.0
     return k.expand(channels, 1, 5, 5).contiguous()
@@ -217,12 +220,22 @@ def dream_octave(
     for _ in range(s.iterations):
         if s.jitter > 0:
             ny, nx = torch.randint(-s.jitter, s.jitter + 1, (2,), generator=generator).tolist()
-            x = torch.roll(x, (ny - oy, nx - ox), (2, 3))
+            x = _roll(x, (ny - oy, nx - ox))
             oy, ox = ny, nx
         x = gradient_step(net, x, objective, s.step, s.amp_dtype, tile=s.tile, norm=s.gradient_norm)
         if after_step is not None:
             x = after_step(x, (oy, ox))
-    return torch.roll(x, (-oy, -ox), (2, 3)) if (oy or ox) else x
+    return _roll(x, (-oy, -ox)) if (oy or ox) else x
+
+
+def _roll(x: torch.Tensor, shifts: tuple[int, int]) -> torch.Tensor:
+    """``torch.roll`` over height and width, keeping ``x``'s channels_last layout: on CUDA the
+    roll returns NCHW, which would give the network a second layout to trace and run (and
+    compile) from the first jitter on. Only the layout changes, never a value."""
+    out = torch.roll(x, shifts, (2, 3))
+    if x.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
 
 
 def dream(
@@ -291,7 +304,7 @@ def compiled(net: FeatureNet, cuda_graphs: bool = False) -> Callable:
     config = torch._dynamo.config
     if getattr(config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
         config.recompile_limit = RECOMPILE_LIMIT
-    modes = net.__dict__.setdefault("_dreamvid_compiled", {})  # a plain attribute, not a submodule
+    modes = net.__dict__.setdefault(COMPILED, {})  # a plain attribute, not a submodule
     mode = "reduce-overhead" if cuda_graphs else None
     if mode in modes and modes[mode] is None:  # it failed in this process: the next simpler one
         return compiled(net) if cuda_graphs else net
@@ -305,13 +318,49 @@ def fallback(step_net: Callable, net: FeatureNet) -> tuple[Callable, str]:
     """The next simpler network after ``step_net`` failed: CUDA graphs -> plain compiled ->
     eager ``net``; and how the render continues, for the warning. The failed one is not
     tried again in this process (a batch worker's next videos start from the simpler one)."""
-    modes = net.__dict__.get("_dreamvid_compiled", {})
+    modes = net.__dict__.get(COMPILED, {})
     for mode, fn in modes.items():
         if fn is step_net:
             modes[mode] = None
     if isinstance(step_net, _GraphSteps):
         return compiled(net), "compiled without CUDA graphs"
     return net, "without it"
+
+
+def compile_mode(step_net: Callable, net: FeatureNet) -> str:
+    """How ``step_net`` runs ``net``: "eager", "compiled" or "cuda graphs" (for checkpoints'
+    numerics: each gives other last bits)."""
+    if step_net is net:
+        return "eager"
+    return "cuda graphs" if isinstance(step_net, _GraphSteps) else "compiled"
+
+
+def is_compile_failure(err: BaseException) -> bool:
+    """Whether ``err`` is torch.compile failing (dynamo, inductor, a missing compiler, CUDA graph
+    trees), which a simpler mode may avoid, rather than a failure of the step itself: out of
+    memory (wrapped or not) and CUDA errors go through, to the out-of-memory handling or the
+    user, and are never retried in another mode."""
+    chain = list(causes(err))
+    if is_out_of_memory(err) or any(_is_cuda_error(e) for e in chain):
+        return False
+    return any(type(e).__module__.startswith(_COMPILER_MODULES) for e in chain) or _raised_in_compiler(err)
+
+
+_COMPILER_MODULES = ("torch._dynamo", "torch._inductor")  # their errors: BackendCompilerFailed, Unsupported, ...
+
+
+def _is_cuda_error(err: BaseException) -> bool:
+    return type(err).__name__ == "AcceleratorError" or "CUDA error" in str(err) or "CUDA driver error" in str(err)
+
+
+def _raised_in_compiler(err: BaseException) -> bool:
+    """An untyped error (an AssertionError of CUDA graph trees off the main thread, say) raised
+    inside dynamo or inductor themselves."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    return "/torch/_dynamo/" in where or "/torch/_inductor/" in where
 
 
 class _GraphSteps:
@@ -323,6 +372,14 @@ class _GraphSteps:
     def __call__(self, x: torch.Tensor, layers):
         torch.compiler.cudagraph_mark_step_begin()
         return self.fn(x, layers)
+
+    @staticmethod
+    def release() -> None:
+        """Free the recorded graphs and their memory pool (``empty_cache`` does not): they are
+        recorded again, for the shapes then used, at the next calls."""
+        from torch._inductor.cudagraph_trees import reset_cudagraph_trees
+
+        reset_cudagraph_trees()
 
 
 # ----------------------------------------------------------------------------------------
@@ -349,8 +406,8 @@ def auto_tile(shape: tuple[int, int], device: torch.device, amp_dtype=None) -> i
 
 
 # ``tile: auto`` remembers the tile side that fitted after an out-of-memory retry, per device,
-# frame shape and precision: the next frames of the render, and the next videos of a batch
-# worker (one process renders video after video), start from it instead of failing again.
+# frame shape and precision: the next videos of a batch worker (one process renders video
+# after video) start from it instead of failing again.
 _FITTED: dict[tuple, int] = {}
 
 
@@ -359,41 +416,75 @@ def forget_fitted_tiles() -> None:
     _FITTED.clear()
 
 
+def _fitted_key(shape: tuple[int, int], device: torch.device, amp_dtype) -> tuple:
+    return (str(device), tuple(shape), amp_dtype)
+
+
+@dataclass
+class AutoTile:
+    """``tile: auto`` as one render decides it: the tile side its frames are dreamed with (None:
+    whole frames), decided once (:meth:`decide`, or from a checkpoint) so that a frame near
+    the memory limit does not switch between tiled and whole mid-render or on a resume, and
+    lowered only by an out-of-memory retry (:func:`dream_frame`)."""
+
+    side: int | None
+
+    @classmethod
+    def decide(cls, shape: tuple[int, int], device: torch.device, amp_dtype=None) -> AutoTile:
+        """What fitted before in this process for this shape, else from the free memory (:func:`auto_tile`)."""
+        key = _fitted_key(shape, device, amp_dtype)
+        return cls(_FITTED[key] if key in _FITTED else auto_tile(shape, device, amp_dtype))
+
+
 def dream_frame(net, image, objective, settings: DreamSettings, new_generator: Callable[[], torch.Generator],
-                tile: int | str | None = "auto", after_step: AfterStep | None = None) -> torch.Tensor:  # fmt: skip
+                tile: int | str | AutoTile | None = "auto", after_step: AfterStep | None = None) -> torch.Tensor:  # fmt: skip
     """:func:`dream` one frame, fitting it into device memory (``after_step``: see :func:`dream_octave`).
 
     ``tile``: an integer (always tile with that side), None (never tile: an out-of-memory
-    error becomes a one-line :class:`DreamvidError`) or ``"auto"`` (tile only when the frame
-    does not fit; on CUDA out-of-memory free the cache and retry the frame with tiles half
-    as big each time, down to :data:`MIN_TILE`; the side that fitted is kept for later
-    frames of that shape). ``new_generator()`` gives the frame's random stream afresh, so a
-    retried frame uses the same jitter as a first try.
+    error becomes a one-line :class:`DreamvidError`), an :class:`AutoTile` (a render's
+    decision; an out-of-memory lowers it) or ``"auto"`` (decided for this frame alone).
+    Auto tiles only when the frame does not fit; on out-of-memory it frees the cache (and a
+    CUDA-graph network's recorded graphs, whose memory pool the cache does not hold) and
+    retries the frame with tiles half as big each time, down to :data:`MIN_TILE`; the side
+    that fitted is kept for the render and for later renders of that shape in this process.
+    ``new_generator()`` gives the frame's random stream afresh, so a retried frame uses the
+    same jitter as a first try.
     """
-    key = (str(image.device), tuple(image.shape[-2:]), settings.amp_dtype)
     if tile == "auto":
-        side = _FITTED[key] if key in _FITTED else auto_tile(tuple(image.shape[-2:]), image.device, settings.amp_dtype)
-    else:
-        side = tile
-    retried = False
+        tile = AutoTile.decide(tuple(image.shape[-2:]), image.device, settings.amp_dtype)
+    side = tile.side if isinstance(tile, AutoTile) else tile
     while True:
         try:
             extra = {} if after_step is None else {"after_step": after_step}
             out = dream(net, image, objective, replace(settings, tile=side), new_generator(), **extra)
-            if retried:
-                _FITTED[key] = side
+            if isinstance(tile, AutoTile) and side != tile.side:
+                tile.side = _FITTED[_fitted_key(tuple(image.shape[-2:]), image.device, settings.amp_dtype)] = side
             return out
-        except torch.OutOfMemoryError:
-            pass  # handled below, outside the except block, whose traceback holds the failed try's tensors
-        if image.device.type == "cuda":
-            torch.cuda.empty_cache()
-        size = f"{image.shape[-1]}x{image.shape[-2]}"
-        if tile != "auto":
-            where = "without tiles" if side is None else f"in tiles of {side} px"
-            raise DreamvidError(out_of_memory_message("GPU", f"dreaming a {size} frame {where}", "set `tile: auto` "
-                                                      "in the schedule (or a smaller tile, or a smaller size)"))
-        side = max(image.shape[-2:]) // 2 if side is None else side // 2
-        retried = True
-        if side < MIN_TILE:
-            raise DreamvidError(out_of_memory_message("GPU", f"dreaming a {size} frame even in tiles of {MIN_TILE} px",
-                                                      "free GPU memory or choose a smaller size"))
+        except Exception as err:  # GPU out of memory is handled below, anything else raised
+            if out_of_memory_kind(err) != "GPU":
+                raise
+        # handled here, outside the except block, whose traceback holds the failed try's tensors
+        _free_after_out_of_memory(net, image.device)
+        side = _smaller_tile(image, side, settings, auto=isinstance(tile, AutoTile))
+
+
+def _free_after_out_of_memory(net, device: torch.device) -> None:
+    if isinstance(net, _GraphSteps):
+        net.release()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _smaller_tile(image: torch.Tensor, side: int | None, settings: DreamSettings, auto: bool) -> int:
+    """The tile side to retry with after an out-of-memory at ``side``; the one-line error when
+    there is none (a fixed tile, or auto below :data:`MIN_TILE`)."""
+    size = f"{image.shape[-1]}x{image.shape[-2]}"
+    if not auto:
+        where = "without tiles" if side is None else f"in tiles of {side} px"
+        raise DreamvidError(out_of_memory_message("GPU", f"dreaming a {size} frame {where}", "set `tile: auto` "
+                                                  "in the schedule (or a smaller tile, or a smaller size)"))
+    side = max(image.shape[-2:]) // 2 if side is None else side // 2
+    if side < MIN_TILE:
+        raise DreamvidError(out_of_memory_message("GPU", f"dreaming a {size} frame even in tiles of {MIN_TILE} px",
+                                                  "free GPU memory or choose a smaller size"))
+    return side

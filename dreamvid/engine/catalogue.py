@@ -137,3 +137,13 @@ def check_layer_key(key: str, catalogue: dict[str, int]) -> str | None:
             if c >= count:
                 return f"channel {c} out of range; expected 0..{count - 1} ({layer} has {count} channels)"
     return None
+
+
+def layer_sum(text: str) -> dict[str, float]:
+    """``"mixed3"``, ``"mixed4:97"``, ``"mixed3+mixed4:97"`` -> ``{key: 1.0, ...}``: the objective a
+    command line names (``dreamvid dream --layers``, ``dreamvid import --layers``). ValueError
+    when no key is given; the keys themselves are checked where the network is known."""
+    weights = {key.strip(): 1.0 for key in text.split("+") if key.strip()} if isinstance(text, str) else {}
+    if not weights:
+        raise ValueError(f"layers: got {text!r}; expected 'mixed3', 'mixed3+mixed4:97' or a mapping key -> weight")
+    return weights

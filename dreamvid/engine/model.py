@@ -33,6 +33,9 @@ from dreamvid.engine.catalogue import DEFAULT_MODEL, weights_problem
 # The feature wrapper
 
 
+COMPILED = "_dreamvid_compiled"  # the attribute where engine.ascent.compiled keeps a network's compiled versions
+
+
 class FeatureNet(nn.Module):
     """A network dreamvid can dream with: ``forward(image, layers)`` returns the activations
     of the named ``layers`` for ``image`` (N, 3, H, W), RGB in [0, 1].
@@ -538,11 +541,26 @@ def probe_catalogue(net: FeatureNet, side: int = 299) -> dict[str, int]:
     """Ordered ``layer name -> channel count`` of ``net``, from a forward on the meta device
     (no memory, no arithmetic). :data:`.catalogue.LAYERS` holds the built-in models' (tested
     equal to this)."""
-    import copy
-
-    meta = copy.deepcopy(net).to("meta")
+    meta = _meta_copy(net)
     acts = meta(torch.zeros(1, 3, side, side, device="meta"), meta.layer_names)
     return {n: acts[n].shape[1] for n in meta.layer_names}
+
+
+def _meta_copy(net: FeatureNet) -> FeatureNet:
+    """A copy of ``net`` on the meta device: its weights are not copied (each becomes an empty
+    meta tensor) and its compiled versions (:data:`COMPILED`) are left behind: a compiled
+    module cannot be deep-copied, and the copy runs eagerly."""
+    import copy
+
+    memo: dict = {}
+    for module in net.modules():
+        for name, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
+            if t is not None and id(t) not in memo:
+                empty = torch.empty_like(t, device="meta")
+                memo[id(t)] = nn.Parameter(empty, t.requires_grad) if isinstance(t, nn.Parameter) else empty
+        if COMPILED in module.__dict__:
+            memo[id(module.__dict__[COMPILED])] = {}
+    return copy.deepcopy(net, memo).to("meta")
 
 
 def pick_device(name: str = "auto") -> torch.device:

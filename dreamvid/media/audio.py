@@ -64,9 +64,11 @@ from dreamvid.core.errors import DreamvidError, InputError
 from dreamvid.core.problems import finite_float, show
 from dreamvid.media import ffmpeg
 
-__all__ = ["FEATURES", "SAMPLE_RATE", "AudioSettings", "analyse", "beat_times", "decode", "features", "probe_audio"]
+__all__ = ["ENVELOPED", "FEATURES", "SAMPLE_RATE", "AudioSettings", "analyse", "beat_times", "decode", "envelope",
+           "features", "probe_audio"]
 
 FEATURES = ("rms", "bass", "mid", "treble", "onset", "beat")
+ENVELOPED = ("rms", "bass", "mid", "treble", "onset")  # what a schedule's `attack`/`release` shape per frame
 SAMPLE_RATE = 22_050  # Hz: bands up to 11 kHz, half the work of 44.1 kHz
 N_FFT = 1024  # samples per window at SAMPLE_RATE: 46 ms, 21.5 Hz bins (20-250 Hz spans 11 bins)
 HOP = 256  # samples between windows at SAMPLE_RATE: 11.6 ms, a third of a video frame at 30 fps
@@ -238,12 +240,15 @@ def _window(rate: int) -> tuple[int, int]:
     return round(N_FFT * rate / SAMPLE_RATE), round(HOP * rate / SAMPLE_RATE)
 
 
-def _follow(x: np.ndarray, attack: float, release: float, step: float) -> np.ndarray:
-    """One-pole envelope follower: rises with time constant ``attack``, falls with ``release``."""
-    up = math.exp(-step / attack) if attack > 0 else 0.0
-    down = math.exp(-step / release) if release > 0 else 0.0
+def envelope(x: np.ndarray, attack, release, step: float) -> np.ndarray:
+    """One-pole envelope follower from 0: rises toward ``x`` with time constant ``attack`` (s),
+    falls with ``release`` (s); each a number or one value per sample (0: at once). ``step``:
+    seconds between samples."""
+    n = len(x)
+    ups = [math.exp(-step / a) if a > 0 else 0.0 for a in np.broadcast_to(attack, (n,)).tolist()]
+    downs = [math.exp(-step / r) if r > 0 else 0.0 for r in np.broadcast_to(release, (n,)).tolist()]
     out, y = [], 0.0
-    for v in x.tolist():  # sequential by nature; plain floats are the fastest way here
+    for v, up, down in zip(x.tolist(), ups, downs):  # sequential by nature; plain floats are the fastest way here
         a = up if v > y else down
         y = a * y + (1.0 - a) * v
         out.append(y)
@@ -326,7 +331,7 @@ def _analysis(x: np.ndarray, rate: int, settings: AudioSettings) -> tuple[dict[s
     out = {}
     for i, (name, floor) in enumerate((("rms", silence), ("bass", band_floor), ("mid", band_floor),
                                        ("treble", band_floor))):
-        out[name] = _normalise(_follow(amplitude[:, i], settings.attack, settings.release, step), settings, floor)
+        out[name] = _normalise(envelope(amplitude[:, i], settings.attack, settings.release, step), settings, floor)
     flux = _flux(flux_power, level)
     out["onset"] = _normalise(flux.mean(axis=1), settings, ONSET_FLOOR)
     in_band = (centres >= settings.beat_band[0]) & (centres < settings.beat_band[1])

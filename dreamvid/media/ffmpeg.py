@@ -11,8 +11,7 @@
 Every ffmpeg starts in a session of its own and without ``preexec_fn`` (see :func:`start`);
 :func:`run` ends its process in every case (:func:`subprocess.run` kills it if we are
 interrupted), and whoever holds a stream from :func:`start` ends it with :func:`stop` in a
-``finally`` (or in the ``close()``/``abort()`` that its ``__exit__`` runs). Frames decoded by
-imageio-ffmpeg's reader come through :func:`rgb_frames`, so that that ffmpeg starts here too.
+``finally`` (or in the ``close()``/``abort()`` that its ``__exit__`` runs).
 
 Failures are one-line ``DreamvidError``\\s: :func:`exit_reason` and :func:`reason` turn an exit
 status and ffmpeg's stderr into their causes.
@@ -26,13 +25,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import IO
 
 from dreamvid.core.errors import DreamvidError
 
-__all__ = ["TERMINATE_WAIT_S", "exit_reason", "ffmpeg_exe", "reason", "rgb_frames", "run", "start", "stop"]
+__all__ = ["TERMINATE_WAIT_S", "exit_reason", "ffmpeg_exe", "reason", "run", "start", "stop"]
 
 TERMINATE_WAIT_S = 3.0  # seconds ffmpeg gets to exit after SIGTERM (or a reader to answer) before SIGKILL
 
@@ -145,14 +142,6 @@ def stop(proc: subprocess.Popen, *, terminate: bool = True, close_pipes: bool = 
         if proc.poll() is None:
             proc.kill()
         raise
-
-
-def rgb_frames(path: Path | str) -> Iterator:
-    """imageio-ffmpeg's reader of ``path``: a dict of metadata (``"size"``: (w, h) ...), then each
-    frame as HxWx3 RGB bytes. Its ffmpeg ends when the generator is closed (its ``finally``)."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.read_frames(str(path))
 
 
 def reason(text: str | bytes, default: str = "no error message") -> str:

@@ -25,6 +25,10 @@ Variable frame rate: a clip whose frames are not evenly spaced in time (phones, 
 recorders) is resampled to a constant rate, its average one (snapped to a standard rate such as
 30000/1001 when within 2 %), with ffmpeg's ``fps`` filter: frames are repeated or dropped so
 that frame ``i`` shows the clip at time ``i / fps``; the sound stays in sync.
+
+Colour: every video is converted to RGB with the matrix and range its stream is tagged with,
+and where it is untagged with the players' convention (BT.709 at HD and above, BT.601 below),
+so that frames come out as a colour-managed player shows them (:mod:`dreamvid.media.colourspace`).
 """
 
 from __future__ import annotations
@@ -32,17 +36,18 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from dreamvid.core.errors import DreamvidError, InputError
+from dreamvid.media import colourspace as C
 from dreamvid.media import ffmpeg
 
-__all__ = ["ClipInfo", "ClipReader", "is_clip", "iter_frames", "probe_clip", "probe_input", "probe_video",
-           "read_frames"]
+__all__ = ["ClipInfo", "ClipReader", "is_clip", "iter_frames", "probe_clip", "probe_input", "probe_tags",
+           "probe_video", "read_frames"]
 
 EXPECTED = "expected a video file ffmpeg can decode (MP4, MOV, MKV, WebM, AVI, GIF ...)"
 # ffmpeg demuxers that open single images: "png_pipe", "jpeg_pipe", ..., "image2"
@@ -68,10 +73,16 @@ class ClipInfo:
     source_frames: int  # frames decoded before resampling (== frames when constant rate)
     format: str  # ffmpeg's demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
     warning: str | None = None  # ffmpeg's first decoding error, if any (a damaged clip)
+    tags: C.Tags = field(default_factory=C.Tags)  # its stream's colour tags (untagged: the players' convention)
 
     @property
     def size(self) -> tuple[int, int]:
         return self.width, self.height
+
+    @property
+    def colour(self) -> C.Colour:
+        """How its frames become RGB: its tags, or the players' convention for its size."""
+        return C.for_reading(self.tags, self.size)
 
     @property
     def duration(self) -> float:
@@ -99,9 +110,19 @@ def _check_file(path: Path) -> None:
         raise InputError(f"{path}: cannot read the file ({err.strerror or err}); {EXPECTED}") from None
 
 
+def _untag(stderr: str) -> str:
+    return re.sub(r"^\[(info|warning|error|fatal)\] ", "", stderr, flags=re.M)  # "-v level+info" tags
+
+
+def _video_stream(stderr: str) -> str:
+    """ffmpeg's report line of the first video stream that is no cover art ("" if none)."""
+    lines = re.findall(r"^\s*Stream #0:\d+\S*: Video: .*$", _untag(stderr), re.MULTILINE)
+    return next((line for line in lines if "attached pic" not in line), "")
+
+
 def _header(stderr: str) -> tuple[str | None, bool, bool]:
     """(demuxer name, has a video stream, has an audio stream) from ffmpeg's ``Input #0`` report."""
-    stderr = re.sub(r"^\[(info|warning|error|fatal)\] ", "", stderr, flags=re.M)  # "-v level+info" tags
+    stderr = _untag(stderr)
     fmt = re.search(r"^Input #0, (.+?), from ", stderr, re.M)
     streams = re.findall(r"^\s*Stream #0:\d+\S*: (Video|Audio): (.*)$", stderr, re.M)
     video = any(kind == "Video" and "attached pic" not in rest for kind, rest in streams)  # cover art is no video
@@ -189,7 +210,29 @@ def probe_clip(path: str | Path) -> ClipInfo:
         problems = problems or _problems(err2)
     return ClipInfo(path=path, frames=frames, width=width, height=height, fps=fps, has_audio=audio,
                     variable_rate=variable, source_frames=len(rows), format=fmt,
-                    warning=ffmpeg.reason(problems) if problems else None)
+                    warning=ffmpeg.reason(problems) if problems else None, tags=C.parse_tags(_video_stream(err)))
+
+
+def probe_tags(path: str | Path) -> tuple[str, C.Tags, tuple[int, int]]:
+    """``(codec, colour tags, (width, height) as decoded)`` of ``path``'s first video stream, from
+    its header and first frame; DreamvidError if it has no video frame to decode."""
+    path = Path(path)
+    _, err, _, _, dims = _count(path, ["-frames:v", "1"])
+    line = _video_stream(err)
+    if not line or not dims:
+        why = ffmpeg.reason(_problems(err), "no video frame that ffmpeg can decode")
+        raise DreamvidError(f"cannot read video {path}: {why}")
+    codec = re.search(r"Video: (\w+)", line)
+    width, height = map(int, dims.split("x"))
+    return (codec[1] if codec else ""), C.parse_tags(line), (width, height)
+
+
+def _rgb_args(path: Path, colour: C.Colour, filters: list[str]) -> list[str]:
+    """ffmpeg's arguments to decode ``path``'s first video stream as raw rgb24 on stdout, with
+    ``colour``'s matrix and range, after ``filters``; every decoded frame, none repeated."""
+    return ["-nostdin", "-nostats", "-v", "error", "-i", str(path), "-map", "0:v:0",
+            "-vf", ",".join([*filters, C.decode_filter(colour)]), "-fps_mode", "passthrough",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
 
 _PROBED: dict[tuple, ClipInfo | None] = {}  # (path, size, mtime) -> probe_input's answer
@@ -238,9 +281,7 @@ class ClipReader:
             return  # nothing left to read: no ffmpeg at all
         filters = ([f"fps={self.info.fps}"] if self.info.variable_rate else []) + (
             [f"trim=start_frame={start}"] if start else [])
-        args = ["-nostdin", "-nostats", "-v", "error", "-i", str(self.info.path),
-                "-map", "0:v:0", *(["-vf", ",".join(filters)] if filters else []), "-fps_mode", "passthrough",
-                "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        args = _rgb_args(self.info.path, self.info.colour, filters)
         self._proc, self._stderr = ffmpeg.start_logged(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                        what=f"to read {self.info.path}")  # fmt: skip
 
@@ -305,20 +346,24 @@ class ClipReader:
 
 
 def iter_frames(path) -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame (HxWx3 uint8 RGB views), without holding the whole video."""
+    """Decode ``path`` frame by frame (HxWx3 uint8 RGB views, as a colour-managed player shows
+    them: see the module doc), without holding the whole video."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: video not found; expected a video file")
-    gen = ffmpeg.rgb_frames(path)
+    _, tags, (w, h) = probe_tags(path)
+    proc, log = ffmpeg.start_logged(_rgb_args(path, C.for_reading(tags, (w, h)), []), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, what=f"to read {path}")
     try:
-        w, h = next(gen)["size"]
-        for buf in gen:
+        while len(buf := proc.stdout.read(w * h * 3)) == w * h * 3:
             yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-    except (OSError, RuntimeError, StopIteration) as err:
-        probe_video(path)  # raises with ffmpeg's reason if the file is not a readable video
-        raise DreamvidError(f"cannot decode {path}: {ffmpeg.reason(str(err), 'not a readable video')}") from None
+        if proc.wait() != 0:
+            log.seek(0)
+            why = ffmpeg.reason(log.read(4000), "not a readable video")
+            raise DreamvidError(f"cannot decode {path} ({ffmpeg.exit_reason(proc.returncode)}): {why}")
     finally:
-        gen.close()
+        ffmpeg.stop(proc)
+        log.close()
 
 
 def read_frames(path) -> list[np.ndarray]:

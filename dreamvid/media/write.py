@@ -14,7 +14,10 @@ Guarantees:
   ``__exit__`` on any exception, KeyboardInterrupt included) terminates, then kills
   it; if Python itself is SIGKILLed, ffmpeg reads end-of-file on its stdin and exits
   (see :mod:`dreamvid.media.ffmpeg`);
-* every ffmpeg failure becomes a one-line ``DreamvidError``.
+* every ffmpeg failure becomes a one-line ``DreamvidError``;
+* colour: frames are converted to YCbCr with an explicit matrix, BT.709 at HD and above,
+  BT.601 below, and every stream is tagged with it (:mod:`dreamvid.media.colourspace`); joining
+  parts and adding sound keep, and restate, the tags.
 
 Audio is muxed in a second, cheap pass (video stream copied, audio encoded to AAC,
 padded with silence and cut to the video length), so a render that takes hours
@@ -37,9 +40,11 @@ import numpy as np
 
 from dreamvid.core.errors import DreamvidError
 from dreamvid.core.files import fsync_folder
+from dreamvid.media import colourspace as C
 from dreamvid.media import ffmpeg
+from dreamvid.media.read import probe_tags
 
-__all__ = ["VIDEO_SUFFIXES", "VideoWriter", "join_videos", "output_problem", "probe_codec"]
+__all__ = ["VIDEO_SUFFIXES", "VideoWriter", "join_videos", "output_problem", "part_colour", "probe_codec"]
 
 _FALLBACK_CODEC = "libx264"
 _NVENC_PRESETS = {  # x264 preset names -> NVENC p1 (fastest) .. p7 (best)
@@ -112,13 +117,16 @@ def output_problem(path: Path | str) -> str | None:
     return None
 
 
-def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str, video_filters=()) -> Path:
-    """Copy the video of ``video_args`` (+ optional audio) into ``out``, atomically."""
+def _mux(video_args: list[str], out: Path, audio: Path | str | None, what: str, video_filters=(),
+         colour: C.Colour | None = None) -> Path:
+    """Copy the video of ``video_args`` (+ optional audio) into ``out``, atomically; ``colour``:
+    the tags the copied stream's container states (the stream's own are copied with it)."""
     extra = _audio_args(audio) if audio is not None else ["-map", "0:v:0"]
+    tags = C.tag_args(colour) if colour is not None else []
     tmp = _temp_path(out)
     try:
-        ffmpeg.run(["-v", "error", "-y", *video_args, *extra, "-c:v", "copy", *video_filters, *_container_args(out),
-                    str(tmp)], what)
+        ffmpeg.run(["-v", "error", "-y", *video_args, *extra, "-c:v", "copy", *video_filters, *tags,
+                    *_container_args(out), str(tmp)], what)
         return _publish(tmp, out)
     finally:
         _unlink(tmp)
@@ -187,7 +195,7 @@ class VideoWriter:
 
     def __init__(self, path, size: tuple[int, int], fps: float, *, codec: str = "auto", crf=18,
                  preset: str | None = "medium", pix_fmt: str = "yuv420p", audio=None,
-                 queue_size: int = 8, extra_output_params=()):
+                 queue_size: int = 8, extra_output_params=(), colour: C.Colour | None = None):
         self.path = Path(path)
         self.size = (int(size[0]), int(size[1]))
         self.fps = fps
@@ -211,13 +219,14 @@ class VideoWriter:
         if audio is not None:
             _audio_args(audio)  # fail now, not after hours of rendering
         self.codec = probe_codec(codec)
+        self.colour = colour or C.for_writing(self.size, pix_fmt)  # how RGB becomes YCbCr, and the tags
         rate = str(Fraction(fps).limit_denominator(100000))
         args = ["-v", "error", "-y",
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", rate, "-i", "pipe:0",
-                "-an", "-c:v", self.codec, *_quality_args(self.codec, crf, preset),
-                "-pix_fmt", pix_fmt, *_container_args(self.path), *map(str, extra_output_params),
-                str(self._tmp)]
-        # No -vf scale anywhere: 200x90 stays 200x90 (imageio's macro_block_size=16 would pad it).
+                "-an", "-vf", C.encode_filter(self.colour, pix_fmt), "-c:v", self.codec,
+                *_quality_args(self.codec, crf, preset), "-pix_fmt", pix_fmt, *C.tag_args(self.colour),
+                *_container_args(self.path), *map(str, extra_output_params), str(self._tmp)]
+        # The filter converts colour only: 200x90 stays 200x90 (imageio's macro_block_size=16 would pad it).
         # stderr goes to a file (start_logged): we read its tail on error.
         self._proc, self._stderr = ffmpeg.start_logged(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                                        what=f"for {self.path}")
@@ -303,7 +312,8 @@ class VideoWriter:
             if self._proc.wait() != 0:  # no timeout: flushing a long render may take a while
                 self._fail(self._ffmpeg_died_reason())
             if self._audio is not None:
-                _mux(["-i", str(self._tmp)], self.path, self._audio, f"adding audio {self._audio} to {self.path}")
+                _mux(["-i", str(self._tmp)], self.path, self._audio, f"adding audio {self._audio} to {self.path}",
+                     colour=self.colour)
             else:
                 _publish(self._tmp, self.path)
             self._published = True
@@ -366,8 +376,13 @@ class VideoWriter:
 
 
 def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
-                durations: list[float] | None = None, fps: float | None = None) -> Path:
+                durations: list[float] | None = None, fps: float | None = None,
+                colour: C.Colour | None = None) -> Path:
     """Concatenate video files made with the same settings, without re-encoding.
+
+    ``colour``: the parts' colour (:attr:`VideoWriter.colour`), stated again on the joined
+    stream, in its container and, for H.264 and HEVC, in the stream itself (a part that an
+    earlier release wrote untagged, then resumed, gets the tags of the matrix it was made with).
 
     Optional ``audio`` is encoded to AAC, padded with silence and cut to the video length.
     ``durations`` (seconds, one per part; frames / fps) spares the concat demuxer from
@@ -393,13 +408,14 @@ def join_videos(parts: list[Path], out: Path, *, audio: Path | None = None,
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(listing)
-        renumber = []
+        bsfs = [_retag_bsf(parts[0], colour)] if colour is not None else []
         if fps is not None and len(parts) > 1:
             rate = Fraction(fps).limit_denominator(100000)
             delay = max(_decode_delay(p) for p in parts)
-            renumber = ["-bsf:v", f"setts=pts=PTS:dts=(N-{delay})*{rate.denominator}/({rate.numerator}*TB)"]
+            bsfs.append(f"setts=pts=PTS:dts=(N-{delay})*{rate.denominator}/({rate.numerator}*TB)")
+        bsfs = [b for b in bsfs if b]
         return _mux(["-f", "concat", "-safe", "0", "-i", list_path], out, audio,
-                    f"joining {len(parts)} parts into {out}", renumber)
+                    f"joining {len(parts)} parts into {out}", ["-bsf:v", ",".join(bsfs)] if bsfs else [], colour)
     finally:
         _unlink(Path(list_path))
 
@@ -414,3 +430,29 @@ def _decode_delay(path: Path) -> int:
             _, dts, pts, duration = (int(v) for v in line.split(",")[:4])
             return max(0, round((pts - dts) / duration)) if duration > 0 else 0
     return 0
+
+
+# H.273 code points of the colours dreamvid writes, for the metadata bitstream filters
+_H273_MATRIX = {"gbr": 0, "bt709": 1, "smpte170m": 6}
+_H273_PRIMARIES = {"bt709": 1}
+_H273_TRANSFER = {"bt709": 1}
+
+
+def _retag_bsf(part: Path, colour: C.Colour) -> str:
+    """The bitstream filter that writes ``colour``'s tags into every H.264 / HEVC parameter set
+    of the joined stream ("" for another codec, or a colour without code points here)."""
+    codec = probe_tags(part)[0]
+    matrix, primaries = _H273_MATRIX.get(colour.matrix), _H273_PRIMARIES.get(colour.primaries)
+    transfer = _H273_TRANSFER.get(colour.transfer)
+    if codec not in ("h264", "hevc") or None in (matrix, primaries, transfer):
+        return ""
+    return (f"{codec}_metadata=colour_primaries={primaries}:transfer_characteristics={transfer}"
+            f":matrix_coefficients={matrix}:video_full_range_flag={int(colour.range == 'pc')}")
+
+
+def part_colour(part: Path, size: tuple[int, int], pix_fmt: str) -> C.Colour:
+    """The colour a render's encoded ``part`` was written with, which the rest of its render
+    keeps: its tags, or for an untagged part (written before colours were tagged) the matrix
+    ffmpeg converts with by default, BT.601."""
+    tags = probe_tags(part)[1]
+    return C.for_writing(size, pix_fmt, tags.matrix or C.FFMPEG_MATRIX)

@@ -28,25 +28,44 @@ The LAB conversion is sRGB (D65, 2 degree observer), the same as ``skimage.color
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 
 from dreamvid.core import defaults as D
+from dreamvid.pixels.images import to_device
 
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
 _WHITE = (0.95047, 1.0, 1.08883)  # D65, 2 degrees
 _EPS = 1e-6
 
 
+@functools.lru_cache(maxsize=64)
+def _constant(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``values`` as a tensor on ``device``, made once: an upload per frame would make the host
+    wait for the device (:func:`.images.to_device`). Never changed in place."""
+    return to_device(torch.tensor(values, dtype=dtype), device)
+
+
+@functools.lru_cache(maxsize=1)
+def _rgb_from_xyz() -> tuple:
+    return tuple(map(tuple, torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).tolist()))
+
+
 def _matrix(x: torch.Tensor, m) -> torch.Tensor:
-    return torch.einsum("ij,bjhw->bihw", torch.tensor(m, dtype=x.dtype, device=x.device), x)
+    return torch.einsum("ij,bjhw->bihw", _constant(m, x.device, x.dtype), x)
+
+
+def _per_channel(values: tuple, like: torch.Tensor) -> torch.Tensor:
+    """``values`` shaped (C, 1, 1), on ``like``'s device and dtype."""
+    return _constant(values, like.device, like.dtype)[:, None, None]
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1] -> CIE LAB (L in [0, 100], a and b roughly [-128, 127])."""
     linear = torch.where(rgb > 0.04045, ((rgb.clamp(min=0) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = _matrix(linear, _XYZ_FROM_RGB) / torch.tensor(_WHITE, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+    xyz = _matrix(linear, _XYZ_FROM_RGB) / _per_channel(_WHITE, rgb)
     f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1 / 3), 7.787 * xyz + 16 / 116)
     fx, fy, fz = f.unbind(1)
     return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
@@ -58,9 +77,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fy = (L + 16) / 116
     f = torch.stack([fy + a / 500, fy, fy - b / 200], dim=1)
     xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16 / 116) / 7.787)
-    xyz = (xyz * torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device)[:, None, None]).clamp(min=0)
-    inverse = torch.linalg.inv(torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)).tolist()
-    linear = _matrix(xyz, inverse).clamp(min=0)
+    xyz = (xyz * _per_channel(_WHITE, lab)).clamp(min=0)
+    linear = _matrix(xyz, _rgb_from_xyz()).clamp(min=0)
     rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, 12.92 * linear)
     return rgb.clamp(0.0, 1.0)
 
@@ -142,10 +160,22 @@ def match_histogram(image: torch.Tensor, reference: Histogram, strength: float =
         return image
     out = torch.empty_like(image)
     for c, channel in enumerate(image[0]):
-        v, inverse, counts = torch.unique(channel.reshape(-1), return_inverse=True, return_counts=True)
-        q = _quantiles(counts, channel.numel(), image.dtype, reference.midpoint)
-        out[0, c] = _interp(q, reference.quantiles[c], reference.values[c])[inverse].reshape(channel.shape)
+        q = _shares(channel.reshape(-1), image.dtype, reference.midpoint)
+        out[0, c] = _interp(q, reference.quantiles[c], reference.values[c]).reshape(channel.shape)
     return blend(image, out, strength)
+
+
+def _shares(values: torch.Tensor, dtype, midpoint: bool) -> torch.Tensor:
+    """Each value's cumulative share among ``values``, as :func:`_quantiles` gives it for its
+    distinct value: from a sort and two binary searches, with shapes known in advance (a
+    ``torch.unique`` makes the host wait for the device to learn how many values there are)."""
+    values = values.contiguous()
+    ordered = torch.sort(values).values
+    top = torch.searchsorted(ordered, values, right=True)  # values <= v: the top of v's run of ties
+    if not midpoint:
+        return top.to(dtype) / values.numel()
+    counts = top - torch.searchsorted(ordered, values)  # the run's length
+    return (top.to(dtype) - counts.to(dtype) / 2) / values.numel()
 
 
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
@@ -182,7 +212,7 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
     if strength == 0:
         return image
     target = match_histogram(saturation(as_shown(image)), reference, strength)
-    luma = (image * torch.tensor(_LUMA, dtype=image.dtype, device=image.device)[:, None, None]).sum(1, keepdim=True)
+    luma = (image * _per_channel(_LUMA, image)).sum(1, keepdim=True)
     top, bottom = image.amax(1, keepdim=True), image.amin(1, keepdim=True)
     chroma, above = top - bottom, top - luma
     k = target * luma / (chroma - target * above).clamp(min=_EPS)
@@ -217,13 +247,18 @@ def clip_guard(image: torch.Tensor, margin: float, tail: float = D.CLIP_GUARD_TA
     return (margin + (image - lo) * ((1 - 2 * margin) / (hi - lo))).clamp(margin, 1 - margin)
 
 
-def _tails(image: torch.Tensor, tail: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _tails(image: torch.Tensor, tail: float, by_sort: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``tail`` and ``1 - tail`` quantiles of all values (nearest rank; exact for any
-    size, where ``torch.quantile`` stops at 16 M values)."""
+    size, where ``torch.quantile`` stops at 16 M values). Two ``kthvalue`` on the CPU; one sort
+    on a GPU (``by_sort``, default: on CUDA), where ``kthvalue`` over one slice of millions of
+    values runs on few threads. Both pick the same two values exactly."""
     flat = image.reshape(-1)
     skip = round(tail * (flat.numel() - 1))
     if skip == 0:
         return flat.min(), flat.max()
+    if by_sort if by_sort is not None else flat.device.type == "cuda":
+        ordered = torch.sort(flat).values
+        return ordered[skip], ordered[flat.numel() - 1 - skip]
     return flat.kthvalue(1 + skip).values, flat.kthvalue(flat.numel() - skip).values
 
 

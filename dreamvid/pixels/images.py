@@ -104,9 +104,39 @@ def to_tensor(img: np.ndarray, device="cpu") -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without the host waiting for the device: on CUDA through
+    pinned memory with ``non_blocking`` (a plain copy from pageable memory waits until the
+    device has done all the work queued before it); elsewhere ``t`` as it is or copied."""
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device, non_blocking=True)
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, on the tensor's device."""
     return (x[0].clamp(0, 1) * 255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
+
+
+def jpeg(rgb8: np.ndarray, *, max_side: int, quality: int, comment: str = "") -> bytes:
+    """``rgb8`` (HxWx3 uint8) as JPEG bytes, shrunk so that its longer side is at most
+    ``max_side``, with ``comment`` in a COM segment right after the start marker (ASCII;
+    :func:`dreamvid.rendering.workdir.peek_frame` reads it back)."""
+    h, w = rgb8.shape[:2]
+    k = max_side / max(h, w)
+    small = rgb8
+    if k < 1:  # shrink first: the colour swap then copies the small picture only
+        step = int(1 / k) // 2 or 1  # a plain stride first halves INTER_AREA's work at 1080p and up
+        small = cv2.resize(rgb8[::step, ::step], (max(1, round(w * k)), max(1, round(h * k))),
+                           interpolation=cv2.INTER_AREA)  # fmt: skip
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise InputError("could not encode a JPEG")
+    data = buf.tobytes()
+    if comment:
+        text = comment.encode("ascii")
+        data = data[:2] + b"\xff\xfe" + (len(text) + 2).to_bytes(2, "big") + text + data[2:]
+    return data
 
 
 def write_png(path: str | Path, rgb8: np.ndarray) -> Path:

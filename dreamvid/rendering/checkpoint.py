@@ -72,6 +72,13 @@ class Checkpoint:
         """The precision its frames were dreamed in, when it says."""
         return (self.numerics or {}).get("precision")
 
+    @property
+    def tile_side(self) -> int | None:
+        """The gradient tile side its frames were dreamed with, 0 for whole frames; None where it
+        does not say (written before the key existed: ``tile: auto`` then decides again)."""
+        side = (self.numerics or {}).get("tile")
+        return side if isinstance(side, int) and not isinstance(side, bool) and side >= 0 else None
+
     def fits(self, settings: dict, digests: list[str]) -> bool:
         """Whether it was written by a render of these settings and frame digests (up to its frame)."""
         return self.settings == settings and self.digests[: len(digests)] == digests
@@ -137,7 +144,8 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # parameters added after checkpoints existed, at the values that change nothing: left out of
 # the digest, so checkpoints of schedules that do not use them stay valid
-NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0}
+NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0,
+           "camera": "dreamvid"}
 
 
 def _frame_digest(schedule, n: int, guides: dict) -> str:
@@ -298,13 +306,28 @@ def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) ->
     return None
 
 
-def numerics(device: torch.device, precision: str = "fp32") -> dict:
+def numerics(device: torch.device, precision: str = "fp32", *, compile: str | None = None, tile: int | None = None,
+             fallback: str | None = None) -> dict:  # fmt: skip
     """What a frame's last bits depend on besides the schedule: the device, the precision the
-    step runs in ("fp32" or "bf16", as :mod:`.precision` chose it), and on the CPU the thread
-    count (it changes how convolutions split their sums; see docs/resume.md)."""
+    step runs in ("fp32" or "bf16", as :mod:`.precision` chose it), on the CPU the thread
+    count (it changes how convolutions split their sums; see docs/resume.md), and when given
+    how the network runs (``compile``: "eager", "compiled" or "cuda graphs"), the gradient tile
+    side (``tile``, 0 for whole frames: a render's ``tile: auto`` decision, kept on a resume)
+    and why torch.compile failed (``fallback``: recorded, not compared)."""
     if device.type == "cuda":
-        return {"device": torch.cuda.get_device_name(device), "precision": precision, "torch": str(torch.__version__)}
-    return {"device": "cpu", "threads": torch.get_num_threads(), "precision": precision, "torch": str(torch.__version__)}
+        found = {"device": torch.cuda.get_device_name(device), "precision": precision, "torch": str(torch.__version__)}
+    else:
+        found = {"device": "cpu", "threads": torch.get_num_threads(), "precision": precision,
+                 "torch": str(torch.__version__)}  # fmt: skip
+    if compile is not None:
+        found["compile"] = compile
+    found["tile"] = tile or 0
+    if fallback:
+        found["compile_fallback"] = fallback
+    return found
+
+
+NOT_COMPARED = ("compile_fallback",)  # numerics recorded for the reader, which do not change a frame by themselves
 
 
 def numerics_warning(saved: dict | None, now: dict) -> str | None:
@@ -313,7 +336,7 @@ def numerics_warning(saved: dict | None, now: dict) -> str | None:
         return None
     if "precision" not in saved and saved.get("device") == "cpu":
         saved = {**saved, "precision": "fp32"}  # written before the key existed: the CPU dreamed in fp32
-    keys = sorted(k for k in set(saved) | set(now) if k in saved and saved.get(k) != now.get(k))
+    keys = sorted(k for k in set(saved) if k not in NOT_COMPARED and saved.get(k) != now.get(k))
     if not keys:
         return None
     changed = ", ".join(f"{k} {saved.get(k)} -> {now.get(k)}" for k in keys)

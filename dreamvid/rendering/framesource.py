@@ -8,7 +8,10 @@ for the copy. The frames and the order in which the :class:`~dreamvid.rendering.
 them are the same as without look-ahead (frame n+1 depends only on frame n and n), so the
 video is too. A failure while dreaming frame n+1 is kept and raised when the loop asks for
 frame n+1, after frame n was written and checkpointed, as without look-ahead. A frame
-dreamed ahead of a stop request is dropped.
+dreamed ahead of a stop request is dropped. With look-ahead the Dreamer's NaN/inf checks are
+deferred (:class:`~dreamvid.rendering.step.FiniteChecks`): they travel to the host with the
+frame's copy and fail frame n when the loop asks for it, as a check at once would, without
+making the host wait for the device in the middle of a frame.
 
 On the CPU there is nothing to overlap (the copy is a view) and no look-ahead: ``get`` is
 the plain call. Encoding already overlaps dreaming there: :class:`~dreamvid.media.write.VideoWriter`
@@ -33,6 +36,7 @@ class FrameSource:
         self._next: tuple[int, torch.Tensor, torch.Tensor | None, BaseException | None] | None = None
         self._buffer: torch.Tensor | None = None  # pinned host memory, reused for every frame
         self._stream = torch.cuda.Stream(dreamer.device) if self.cuda else None
+        dreamer.checks.deferred = self.ahead  # a frame's NaN check travels with its copy, not waited for at once
 
     def get(self, n: int, previous: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
         """(frame ``n`` made from ``previous``, frame n-1, its uint8 HxWx3 host copy)."""
@@ -60,21 +64,35 @@ class FrameSource:
         return frame
 
     def _start_copy(self, frame: torch.Tensor):
+        """Frame n's host copy started, with its finite checks (:class:`~dreamvid.rendering.step.FiniteChecks`)
+        on the same stream before the same event: reading them later waits for nothing more."""
         rgb = to_uint8(frame)  # on the device
+        finite, errors = self.dreamer.checks.take()
         if not self.cuda:
-            return rgb
+            return rgb, finite, errors
         if self._buffer is None or self._buffer.shape != rgb.shape:
             self._buffer = torch.empty(rgb.shape, dtype=torch.uint8, pin_memory=True)
         self._stream.wait_stream(torch.cuda.current_stream(rgb.device))  # rgb is computed
         with torch.cuda.stream(self._stream):
             self._buffer.copy_(rgb, non_blocking=True)
             rgb.record_stream(self._stream)  # not reused by the allocator before the copy is done
+            if finite is not None:
+                host = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
+                host.copy_(finite, non_blocking=True)
+                finite.record_stream(self._stream)
+                finite = host
             done = torch.cuda.Event()
             done.record(self._stream)
-        return done
+        return done, finite, errors
 
     def _finish_copy(self, copy) -> np.ndarray:
-        if isinstance(copy, torch.Tensor):
-            return copy.cpu().numpy()
-        copy.synchronize()
-        return self._buffer.numpy().copy()  # the loop keeps it (open part, checkpoint); the buffer is reused
+        """The frame's host copy, once its finite checks passed."""
+        started, finite, errors = copy
+        if isinstance(started, torch.Tensor):
+            rgb = started.cpu().numpy()
+        else:
+            started.synchronize()
+            rgb = self._buffer.numpy().copy()  # the loop keeps it (open part, checkpoint); the buffer is reused
+        if finite is not None:
+            self.dreamer.checks.verify(finite.tolist(), errors)
+        return rgb

@@ -28,7 +28,8 @@ from dreamvid.core.errors import (
 from dreamvid.core.progress import Callback, Progress, ignore, warner
 from dreamvid.engine.model import FeatureNet, pick_device, shared_model
 from dreamvid.media.audio import probe_audio
-from dreamvid.media.write import VideoWriter, join_videos, output_problem, probe_codec
+from dreamvid.media.colourspace import Colour, for_writing
+from dreamvid.media.write import VideoWriter, join_videos, output_problem, part_colour, probe_codec
 from dreamvid.pixels.images import check_images, to_uint8
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import lease, workdir
@@ -39,6 +40,7 @@ from dreamvid.rendering.checkpoint import (
 )
 from dreamvid.rendering.framesource import FrameSource
 from dreamvid.rendering.parts import Parts
+from dreamvid.rendering.peek import Peek
 from dreamvid.rendering.step import Dreamer
 from dreamvid.rendering.workdir import work_dir
 from dreamvid.schedule.schedule import Schedule
@@ -63,8 +65,12 @@ def render(
     model: FeatureNet | None = None,
     callback: Callback = ignore,
     should_stop: Callable[[], bool] = lambda: False,
+    peek: Path | None = None,
 ) -> Path:
     """Render ``schedule`` (its first ``frames`` frames) to ``output``; resumes when it can.
+
+    The newest frame goes, now and then, into the work folder's ``peek.jpg`` and to ``peek``
+    (a JPEG path) when given (:mod:`.peek`).
 
     ``should_stop`` is asked after each frame; when it says yes the encoder is stopped, a
     checkpoint naming the open part's frames (already on disk) is written and
@@ -72,6 +78,7 @@ def render(
     ``KeyboardInterrupt`` instead aborts at once, keeping the last checkpoint.
     """
     output = _checked_output(schedule, output, callback)
+    peek = _checked_peek(peek, output)
     total = min(frames or schedule.total_frames, schedule.total_frames)
     codec = probe_codec(schedule.encoder.codec)
     # device and model errors before any folder is made
@@ -81,11 +88,13 @@ def render(
     with lease.exclusive(work, on_wait=warner(callback)):
         if fresh:
             workdir.empty(work)
-        parts, frame = _resume(schedule, dreamer, work, total, codec, callback)
+        parts, frame, colour = _resume(schedule, dreamer, work, total, codec, callback)
         callback(Progress("start", frame=parts.start, total=total, start=parts.start))
+        # parts.folder: the work folder, or a scratch folder in it when it holds a longer render's frames
+        peeks = Peek([workdir.peek_path(parts.folder), *([peek] if peek else [])], on_warning=warner(callback))
         try:
-            _loop(schedule, FrameSource(dreamer, total), parts, frame, total, callback, should_stop)
-            _join(schedule, parts, total, output)
+            _loop(schedule, FrameSource(dreamer, total), parts, frame, total, callback, should_stop, peeks)
+            _join(schedule, parts, total, output, colour)
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             parts.abort()
             workdir.drop_if_empty(work)
@@ -121,34 +130,58 @@ def _checked_output(schedule: Schedule, output: Path | None, callback: Callback)
     return output
 
 
+def _checked_peek(peek: Path | None, output: Path) -> Path | None:
+    """``--peek``'s absolute path: a file in an existing folder, not the output."""
+    if peek is None:
+        return None
+    peek = Path(peek).absolute()
+    if not peek.parent.is_dir():
+        raise InputError(f"{peek}: --peek: its folder does not exist; expected a JPEG path in an existing folder")
+    if peek == output or peek.is_dir():
+        raise InputError(f"{peek}: --peek: expected a JPEG file path, not the output or a folder")
+    return peek
+
+
 def _resume(schedule: Schedule, dreamer: Dreamer, work: Path, total: int, codec: str,
-            callback: Callback) -> tuple[Parts, torch.Tensor | None]:  # fmt: skip
+            callback: Callback) -> tuple[Parts, torch.Tensor | None, Colour]:  # fmt: skip
     """The parts of a render of ``total`` frames into ``work``, continued from the newest
-    checkpoint that fits, and the frame it holds (None: start from frame 0). A work folder
-    that holds frames past ``total`` (a longer render, stopped) is left as it is."""
+    checkpoint that fits, the frame it holds (None: start from frame 0), and the colour its
+    parts are encoded with. A work folder that holds frames past ``total`` (a longer render,
+    stopped) is left as it is."""
     enc = schedule.encoder
     settings = ckpt.render_settings(schedule, codec, dreamer.net)
     checkpoint = ckpt.find(schedule, work, settings, total - 1, callback)
     frame = None if checkpoint is None else checkpoint.frame.to(dreamer.device)
     dreamer.continue_from(checkpoint)
-    numerics = ckpt.numerics(dreamer.device, dreamer.precision)
-    if checkpoint is not None and (warning := ckpt.numerics_warning(checkpoint.numerics, numerics)):
+    if checkpoint is not None and (warning := ckpt.numerics_warning(checkpoint.numerics, dreamer.numerics())):
         callback(Progress("warning", message=warning))
     newest = workdir.last_saved_frame(work)
-    parts = Parts(work, checkpoint, total - 1, schedule.checkpoint_every, settings, numerics,
+    colour = _colour(schedule, work, checkpoint)
+    parts = Parts(work, checkpoint, total - 1, schedule.checkpoint_every, settings, dreamer.numerics,
                   lambda n: ckpt.frame_digests(schedule, n), read_only=newest is not None and newest >= total,
                   new_writer=lambda path: VideoWriter(path, schedule.size, schedule.frame_rate, codec=codec,
-                                                      crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt))  # fmt: skip
-    return parts, frame
+                                                      crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt,
+                                                      colour=colour))  # fmt: skip
+    return parts, frame, colour
+
+
+def _colour(schedule: Schedule, work: Path, checkpoint: Checkpoint | None) -> Colour:
+    """The colour of a render's parts: that of the parts it has already encoded (one video, one
+    matrix, even when an earlier release began it), else the one for its size."""
+    if checkpoint is not None and checkpoint.parts:
+        return part_colour(work / checkpoint.parts[0][0], schedule.size, schedule.encoder.pix_fmt)
+    return for_writing(schedule.size, schedule.encoder.pix_fmt)
 
 
 def _loop(schedule: Schedule, source: FrameSource, parts: Parts, frame: torch.Tensor | None, total: int,
-          callback: Callback, should_stop: Callable[[], bool]) -> None:  # fmt: skip
-    """Frames ``parts.start`` .. ``total - 1``: each made from the one before, encoded, saved;
-    a checkpoint where a part closes and after the last frame; a stop when asked."""
+          callback: Callback, should_stop: Callable[[], bool], peek: Peek) -> None:  # fmt: skip
+    """Frames ``parts.start`` .. ``total - 1``: each made from the one before, encoded, saved,
+    shown now and then as the peek; a checkpoint where a part closes and after the last frame;
+    a stop when asked."""
     start = parts.start
     for n in range(start, total):
         frame, rgb = source.get(n, frame)
+        peek(n, total, rgb)
         if parts.add(n, rgb) or n == total - 1:
             parts.save(n, frame)
             callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
@@ -159,12 +192,12 @@ def _loop(schedule: Schedule, source: FrameSource, parts: Parts, frame: torch.Te
                               "rerun the same command to resume")  # fmt: skip
 
 
-def _join(schedule: Schedule, parts: Parts, total: int, output: Path) -> None:
+def _join(schedule: Schedule, parts: Parts, total: int, output: Path, colour: Colour) -> None:
     """Encode the open part's frames as the tail and join the parts (and the audio) onto ``output``."""
     parts.finish(total - 1)
     videos = parts.videos()
     join_videos([path for path, _ in videos], output, audio=schedule.audio_path,
-                durations=[count / schedule.fps for _, count in videos], fps=schedule.frame_rate)
+                durations=[count / schedule.fps for _, count in videos], fps=schedule.frame_rate, colour=colour)
 
 
 def _is_runtime_failure(err: BaseException) -> bool:

@@ -29,10 +29,11 @@ class Parts:
     hidden folder inside, removed at the end, and it writes no checkpoint.
     """
 
-    def __init__(self, work: Path, checkpoint: Checkpoint | None, upto: int, every: int, settings: dict, numerics: dict,
+    def __init__(self, work: Path, checkpoint: Checkpoint | None, upto: int, every: int, settings: dict,
+                 numerics: Callable[[], dict],
                  digests: Callable[[int], list[str]], new_writer: Callable[[Path], object], read_only: bool):  # fmt: skip
         self.work, self.every, self.settings, self.digests, self.new_writer = work, every, settings, digests, new_writer
-        self.numerics = numerics  # what the frames' last bits depend on (checkpoint.numerics)
+        self.numerics = numerics  # what the frames' last bits depend on now (checkpoint.numerics)
         self.closed = list(checkpoint.parts) if checkpoint else []
         self.first = checkpoint.first_pending if checkpoint else 0  # the open part's first frame
         pending = list(checkpoint.pending) if checkpoint else []
@@ -74,7 +75,7 @@ class Parts:
         return n
 
     def _checkpoint(self, n: int, frame) -> None:
-        saved = Checkpoint(n, frame, tuple(self.closed), tuple(self.pending), self.settings, self.digests(n), self.numerics)
+        saved = Checkpoint(n, frame, tuple(self.closed), tuple(self.pending), self.settings, self.digests(n), self.numerics())
         ckpt.save(workdir.checkpoint_path(self.work, n), saved)
         ckpt.prune(self.work)
 

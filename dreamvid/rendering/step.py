@@ -20,15 +20,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamvid.core.errors import DreamvidError, first_line, is_out_of_memory
-from dreamvid.engine.ascent import DreamSettings, dream_frame, fallback, speed_setup
+from dreamvid.core.errors import DreamvidError, first_line
+from dreamvid.engine.ascent import (
+    AutoTile,
+    DreamSettings,
+    compile_mode,
+    dream_frame,
+    fallback,
+    is_compile_failure,
+    speed_setup,
+)
 from dreamvid.engine.catalogue import split_layer_key
 from dreamvid.engine.model import FeatureNet
 from dreamvid.engine.objectives import Objective, guide_features, guided, weighted
 from dreamvid.engine.precision import choose as choose_precision
 from dreamvid.pixels import colour
 from dreamvid.pixels.camera import affine_theta, move
-from dreamvid.pixels.images import fit, noise_image, read_image, to_tensor
+from dreamvid.pixels.images import fit, noise_image, read_image, to_device, to_tensor
+from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import video_input as video
 from dreamvid.rendering.checkpoint import Checkpoint
 from dreamvid.rendering.video_input import VideoStart
@@ -44,6 +53,40 @@ def frame_rng(seed: int, n: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+class FiniteChecks:
+    """Whether each dreamed image is finite (a too large ``step`` makes NaN/inf).
+
+    Checked at once, which makes the host wait for the device, unless ``deferred``: then the
+    checks wait, as device tensors, until :meth:`take` hands them to whoever copies the frame
+    to the host anyway (:class:`.framesource.FrameSource`, which copies them with it and calls
+    :meth:`verify` once the copy is done)."""
+
+    def __init__(self):
+        self.deferred = False
+        self._pending: list[tuple[torch.Tensor, str]] = []  # (finite?, the error if not), not yet checked
+
+    def add(self, image: Image, error: str) -> None:
+        finite = torch.isfinite(image).all()
+        if self.deferred:
+            self._pending.append((finite, error))
+        elif not finite:
+            raise DreamvidError(error)
+
+    def take(self) -> tuple[torch.Tensor | None, list[str]]:
+        """The checks not done yet, as one bool tensor on the device, and their errors."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return None, []
+        return torch.stack([finite for finite, _ in pending]), [error for _, error in pending]
+
+    @staticmethod
+    def verify(finite, errors: list[str]) -> None:
+        """Raise the first error whose check (``finite``, host booleans in :meth:`take`'s order) failed."""
+        for ok, error in zip(finite, errors):
+            if not ok:
+                raise DreamvidError(error)
+
+
 class Dreamer:
     """A schedule's network on its device, and the step from one frame to the next."""
 
@@ -56,9 +99,13 @@ class Dreamer:
         self.scale = scale
         w, h = schedule.size
         self.size = (max(32, round(w * scale)), max(32, round(h * scale)))
+        self.checks = FiniteChecks()  # each dream's NaN/inf check
+        self.compile_fallback: str | None = None  # why torch.compile failed, if it did (checkpoints say)
+        self._tile: AutoTile | None = None  # ``tile: auto`` as this render decided it (see tile)
         self.use_precision(schedule.precision)
         self._input: Image | None = None  # frame 0 of an image input, once needed
-        self.video = VideoStart(schedule, self.size, self.device) if schedule.clip is not None else None
+        self.motion = Motion(schedule, self.size, scale, self.device)
+        self.video = self.motion.video
         self.guides = Guides(self.net, self.size, self.device)
         self.mask = Mask(schedule, self.size, scale, self.device) if schedule.mask_path is not None else Unmasked()
         if self.video is None:
@@ -69,8 +116,7 @@ class Dreamer:
 
     def close(self) -> None:
         """End the clip's ffmpeg stream, if any (a video input)."""
-        if self.video is not None:
-            self.video.close()
+        self.motion.close()
 
     def use_precision(self, precision: str) -> None:
         """Dream in ``precision`` (auto, fp32, bf16; see docs/performance.md)."""
@@ -81,24 +127,22 @@ class Dreamer:
         self.amp_dtype, self.step_net = speed_setup(self.net, self.device, self.schedule.compile, choice.name)
 
     def continue_from(self, checkpoint: Checkpoint | None) -> None:
-        """Resume in the precision the checkpoint's frames were dreamed in when the schedule
-        leaves it to ``auto``: auto decides once per render (on a CPU it times a probe, which
+        """Resume in the precision, and with the tiles, the checkpoint's frames were dreamed
+        with when the schedule leaves them to ``auto``: auto decides once per render (on a CPU
+        precision times a probe, and on a GPU the tiles follow the free memory, either of which
         could tip the other way in a later run), not once per run."""
         saved = checkpoint.precision if checkpoint is not None else None
         if self.schedule.precision == "auto" and saved in ("fp32", "bf16") and saved != self.precision:
             self.use_precision(saved)
+        if checkpoint is not None and checkpoint.tile_side is not None and self.schedule.tile == "auto":
+            self._tile = AutoTile(checkpoint.tile_side or None)  # the same tiles as the frames before
 
     # -- the step ---------------------------------------------------------------------------
 
     def first_frame(self) -> Image:
         if self.video is not None:  # a clip's frame 0 is dreamed too
             return self.next_frame(None, 0)
-        s = self.schedule
-        if s.input_path is None:
-            img = noise_image(self.size, torch.Generator().manual_seed(s.seed))
-        else:
-            img = fit(read_image(s.input_path, video_too=True), self.size)
-        return to_tensor(img, self.device)
+        return self.motion.first_frame()
 
     def next_frame(self, previous: Image | None, n: int) -> Image:
         """Frame ``n`` from frame ``n - 1`` (with a video input, and the clip's frame n)."""
@@ -117,25 +161,8 @@ class Dreamer:
         return self.dream(moved, pull, n, p)
 
     def start(self, previous: Image | None, n: int, p: FrameParams) -> tuple[Image, AfterStep | None]:
-        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
-        video input, the clip's frame n blended with the flow-warped previous frame, then
-        moved, and the temporal term pulling toward that previous frame (:mod:`.video_input`);
-        frame 0 is the clip's frame 0 as it is, with nothing to pull toward."""
-        k = self.scale
-
-        def camera(image: Image) -> Image:
-            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
-
-        if self.video is None:
-            image, pull = camera(previous), None
-        else:
-            start = self.video.start(n, previous, p)
-            if n == 0:
-                image, pull = start.image, None
-            else:
-                start = video.moved(start, camera)
-                image, pull = start.image, video.after_step(start, p.temporal)
-        return image.contiguous(memory_format=torch.channels_last), pull
+        """Where frame ``n``'s dream starts (:meth:`Motion.start`)."""
+        return self.motion.start(previous, n, p)
 
     def dream(self, moved: Image, pull: AfterStep | None, n: int, p: FrameParams) -> Image:
         """Frame ``n``'s dream from ``moved``; ``moved`` itself when the frame has no layers (a
@@ -145,9 +172,8 @@ class Dreamer:
         settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale),
                                  gradient_norm=p.gradient_norm, amp_dtype=self.amp_dtype)  # fmt: skip
         out = self._ascend(moved, self.objective(p), settings, n, pull)
-        if not torch.isfinite(out).all():
-            raise DreamvidError(f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
-                                f"segments[{p.segment}].step (now {p.step:g})")
+        self.checks.add(out, f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
+                             f"segments[{p.segment}].step (now {p.step:g})")  # fmt: skip
         return out
 
     def objective(self, p: FrameParams) -> Objective:
@@ -158,26 +184,44 @@ class Dreamer:
         return objective
 
     def _ascend(self, frame: Image, objective, settings: DreamSettings, n: int, after_step=None) -> Image:
-        """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says.
+        """Dream frame ``n`` with the (compiled) network, tiled as the schedule's ``tile`` says
+        (``auto``: as this render decided, :attr:`tile`).
 
-        If the compiled network fails (a compiler missing on this host, an unsupported op), the
-        frame is redone with the next simpler one (CUDA graphs, then plain compiled, then
-        eager), which is used from then on."""
+        If compiling fails (a compiler missing on this host, an unsupported op: only what
+        torch.compile raises, :func:`.ascent.is_compile_failure`), the frame is redone with the
+        next simpler mode (CUDA graphs, then plain compiled, then eager), which is used from
+        then on. Any other error (CUDA's, out of memory) is raised at once, not retried."""
         def run(net):
             return dream_frame(net, frame, objective, settings, lambda: frame_rng(self.schedule.seed, n),
-                               self.schedule.tile, after_step)  # fmt: skip
+                               self.tile, after_step)  # fmt: skip
 
         while True:
             try:
                 return run(self.step_net)
-            except (DreamvidError, KeyboardInterrupt):
-                raise
             except Exception as e:
-                if self.step_net is self.net or is_out_of_memory(e):
+                if isinstance(e, DreamvidError) or self.step_net is self.net or not is_compile_failure(e):
                     raise
                 self.step_net, what = fallback(self.step_net, self.net)
-                self.on_warning(f"torch.compile failed ({type(e).__name__}: {first_line(e, '')[:200]}); "
+                self.compile_fallback = f"{type(e).__name__}: {first_line(e, '')[:200]}"
+                self.on_warning(f"torch.compile failed ({self.compile_fallback}); "
                                 f"continuing {what} (set `compile: false` to skip it)")
+
+    @property
+    def tile(self) -> int | AutoTile | None:
+        """The schedule's ``tile``; for ``auto`` this render's decision, made at its first dream
+        (or taken from the checkpoint it resumes, :meth:`continue_from`) and kept."""
+        if self.schedule.tile != "auto":
+            return self.schedule.tile
+        if self._tile is None:
+            self._tile = AutoTile.decide((self.size[1], self.size[0]), self.device, self.amp_dtype)
+        return self._tile
+
+    def numerics(self) -> dict:
+        """What this render's last bits depend on, for its checkpoints (:func:`.checkpoint.numerics`)."""
+        tile = self.tile
+        side = tile.side if isinstance(tile, AutoTile) else tile
+        return ckpt.numerics(self.device, self.precision, compile=compile_mode(self.step_net, self.net),
+                             tile=side, fallback=self.compile_fallback)  # fmt: skip
 
     # -- the input ----------------------------------------------------------------------------
 
@@ -192,6 +236,53 @@ class Dreamer:
         if self._input is None:
             self._input = self.first_frame()
         return self._input
+
+
+class Motion:
+    """The camera alone: frame 0 and where each frame's dream starts, without a network. A
+    render's step starts here; the motion preview (:mod:`.motion`) is this and nothing else, so
+    it equals a render with ``iterations: 0`` and colour control off."""
+
+    def __init__(self, schedule: Schedule, size: tuple[int, int], scale: float, device: torch.device):
+        self.schedule, self.size, self.scale, self.device = schedule, size, scale, device
+        self.video = VideoStart(schedule, size, device) if schedule.clip is not None else None
+
+    def close(self) -> None:
+        """End the clip's ffmpeg stream, if any (a video input)."""
+        if self.video is not None:
+            self.video.close()
+
+    def first_frame(self) -> Image:
+        """Frame 0 as the input gives it: the fitted image, noise, or the clip's frame 0."""
+        s = self.schedule
+        if self.video is not None:
+            return self.video.source(0)
+        if s.input_path is None:
+            img = noise_image(self.size, torch.Generator().manual_seed(s.seed))
+        else:
+            img = fit(read_image(s.input_path, video_too=True), self.size)
+        return to_tensor(img, self.device)
+
+    def start(self, previous: Image | None, n: int, p: FrameParams) -> tuple[Image, AfterStep | None]:
+        """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
+        video input, the clip's frame n blended with the flow-warped previous frame, then
+        moved, and the temporal term pulling toward that previous frame (:mod:`.video_input`);
+        frame 0 is the clip's frame 0 as it is, with nothing to pull toward."""
+        k = self.scale
+
+        def camera(image: Image) -> Image:
+            return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center, p.camera)
+
+        if self.video is None:
+            image, pull = camera(previous), None
+        else:
+            start = self.video.start(n, previous, p)
+            if n == 0:
+                image, pull = start.image, None
+            else:
+                start = video.moved(start, camera)
+                image, pull = start.image, video.after_step(start, p.temporal)
+        return image.contiguous(memory_format=torch.channels_last), pull
 
 
 # -- guide images and masks (docs/schedule.md#guides-and-masks) -------------------------------
@@ -241,10 +332,11 @@ class Mask:
             return self._mask
         while len(self._moves) <= n:  # output-to-input maps compose as M_n = M_(n-1) T_n
             p, k = self.schedule.params(len(self._moves)), self.scale
-            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center)
+            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center,
+                                 p.camera)
             step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
             self._moves.append(self._moves[-1] @ step)
-        theta = self._moves[n][:2].float().to(self.device)[None]
+        theta = to_device(self._moves[n][:2].float()[None], self.device)
         grid = torch.nn.functional.affine_grid(theta, list(self._mask.shape), align_corners=False)
         return torch.nn.functional.grid_sample(self._mask, grid, mode="bilinear", padding_mode="reflection",
                                                align_corners=False).clamp_(0.0, 1.0)  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from dreamvid.media.colourspace import is_hd
 from dreamvid.media.read import ClipInfo, ClipReader
 from dreamvid.pixels import flow
 from dreamvid.pixels.images import to_tensor
@@ -97,8 +98,9 @@ class VideoStart:
 
 
 def notices(clip: ClipInfo | None) -> list[str]:
-    """What a render says about its clip before it starts: a variable frame rate (resampled),
-    a damaged clip (ffmpeg's first decoding error; the frames that decode are used)."""
+    """What a render says about its clip before it starts: a variable frame
+    rate (resampled), a damaged clip (ffmpeg's first decoding error; the frames that decode are
+    used), an HD clip with no colour tags (:func:`colour_notices`)."""
     if clip is None:
         return []
     out = []
@@ -109,7 +111,16 @@ def notices(clip: ClipInfo | None) -> list[str]:
     if clip.warning:
         out.append(f"{clip.path.name}: ffmpeg reports a decoding error ({clip.warning}); the {clip.frames} frames "
                    "that decode are used")
-    return out
+    return out + colour_notices(clip)
+
+
+def colour_notices(clip: ClipInfo | None) -> list[str]:
+    """A note on an HD clip without colour tags (``validate`` says it too): it is decoded with
+    BT.709, as players decode it, which is right unless it was made with another matrix."""
+    if clip is None or not (clip.tags.untagged and is_hd(clip.size)):
+        return []
+    return [(f"{clip.path.name}: no colour tags: decoded with the BT.709 matrix, as players decode untagged HD "
+             f"video ({clip.width}x{clip.height}); if its colours look off, export it with colour tags")]
 
 
 def moved(start: flow.Start, move) -> flow.Start:

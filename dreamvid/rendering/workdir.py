@@ -8,6 +8,7 @@ Every file name in the folder is made and read here::
     ckpt-00000049.pt    a checkpoint at frame 49 (:mod:`.checkpoint`)
     ckpt-00000099.pt
     lock                the lease of the render writing here (:mod:`.lease`)
+    peek.jpg            the newest frame, small, rewritten now and then (:mod:`.peek`)
 
 One render at a time writes into the folder (:mod:`.lease`); what a killed render left
 behind (parts and frames after the checkpoint being resumed, temp files: hidden names) is
@@ -29,7 +30,9 @@ from dreamvid.core.errors import InputError, describe_os_error
 from dreamvid.core.files import write_atomic
 
 LOCK = "lock"  # the lease of the render writing into the folder (see lease.exclusive)
+PEEK = "peek.jpg"  # the render's newest frame (see peek.Peek)
 CKPT_RE = re.compile(r"ckpt-(\d{8})\.pt$")
+PEEK_RE = re.compile(r"dreamvid frame (\d+) of (\d+)")
 
 
 def checkpoint_path(work: Path, index: int) -> Path:
@@ -42,6 +45,29 @@ def part_path(work: Path, first: int) -> Path:
 
 def frame_path(work: Path, index: int) -> Path:
     return work / f"frame-{index:08d}.npy"
+
+
+def peek_path(work: Path) -> Path:
+    return work / PEEK
+
+
+def peek_comment(frame: int, total: int) -> str:
+    """What a peek JPEG's comment says: which frame it shows (from 1) of how many."""
+    return f"dreamvid frame {frame} of {total}"
+
+
+def peek_frame(path: Path) -> tuple[int, int] | None:
+    """(frame, total) of the peek JPEG at ``path`` (its comment, :func:`peek_comment`, in the
+    COM segment right after the start marker); None when it is missing or not a peek."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    if head[:4] != b"\xff\xd8\xff\xfe" or len(head) < 6:
+        return None
+    found = PEEK_RE.fullmatch(head[6:4 + int.from_bytes(head[4:6], "big")].decode("ascii", errors="replace"))
+    return (int(found[1]), int(found[2])) if found else None
 
 
 def index_of(path: Path) -> int:

@@ -8,7 +8,8 @@ A keyframeable value may be a formula of the frame and the music::
 Names an expression may use (nothing else exists for it):
 
 * variables ``t`` (frame in the video), ``f`` (frame in the segment), ``s`` (seconds, ``t/fps``),
-  ``T`` (frames in the video), ``fps``, and the audio features at the frame's time, each 0..1:
+  ``T`` (frames in the video), ``max_f`` (the last frame's index, ``T - 1``, as Deforum names it),
+  ``seed`` (the schedule's seed), ``fps``, and the audio features at the frame's time, each 0..1:
   ``rms bass mid treble onset beat`` (see :mod:`dreamvid.media.audio`);
 * constants ``pi`` and ``e``;
 * functions ``sin cos tan abs min max clamp floor ceil round exp log sqrt``
@@ -65,8 +66,10 @@ __all__ = [
     "evaluate_keyframes",
     "frame_variables",
     "is_keyframe_string",
+    "looks_like_deforum_seed",
     "parse_keyframe_string",
     "parse_value",
+    "split_entries",
 ]
 
 # --- limits and names (the one place they are set) ---------------------------------------
@@ -76,7 +79,7 @@ MAX_DEPTH = 100  # nesting of brackets and of the syntax tree (a sum of n terms 
 MAX_EXPONENT = 100.0  # |exponent| of a power whose exponent is a constant
 MAX_FRAME_DIGITS = 18  # digits of a keyframe's frame number (Python cannot even read some numbers of 4301)
 
-FRAME_VARIABLES = ("t", "f", "s", "T", "fps")
+FRAME_VARIABLES = ("t", "f", "s", "T", "max_f", "seed", "fps")  # max_f, seed: Deforum's names
 AUDIO_VARIABLES = ("rms", "bass", "mid", "treble", "onset", "beat")
 VARIABLES = FRAME_VARIABLES + AUDIO_VARIABLES
 CONSTANTS = {"pi": math.pi, "e": math.e}
@@ -410,6 +413,12 @@ class Expression:
         return (compile_expression, (self.source,))
 
 
+def looks_like_deforum_seed(expr: Expression) -> bool:
+    """Whether ``expr`` reads ``s`` the way a Deforum string reads its seed: ``s`` alone (Deforum's
+    ``0:(s)``), or ``s`` beside Deforum's ``max_f``. dreamvid's ``s`` is seconds; its seed is ``seed``."""
+    return "s" in expr.variables and ("max_f" in expr.variables or expr.source.strip("() \t") == "s")
+
+
 def compile_expression(text: str) -> Expression:
     """Check and compile ``text``; ExpressionError (one line) if it is refused.
 
@@ -459,7 +468,7 @@ def is_keyframe_string(text: str) -> bool:
     return bool(_KEYFRAME_START.match(text))
 
 
-def _split_top_level(text: str) -> list[str]:
+def split_entries(text: str) -> list[str]:
     """Split on commas outside brackets (those inside belong to calls such as ``max(a, b)``)."""
     pieces, depth, start = [], 0, 0
     for i, ch in enumerate(text):
@@ -499,7 +508,7 @@ def parse_keyframe_string(text: str) -> list[tuple[int, float | Expression]]:
         raise ExpressionError(f"keyframe string is {len(text)} characters long; expected at most "
                               f"{MAX_KEYFRAME_STRING}")
     out: list[tuple[int, float | Expression]] = []
-    for piece in _split_top_level(text):
+    for piece in split_entries(text):
         m = _ENTRY.fullmatch(piece)
         if m is None:
             raise ExpressionError(f"bad keyframe entry {_show(piece)}; expected 'frame: (value)' entries like "
@@ -524,16 +533,18 @@ def parse_keyframe_string(text: str) -> list[tuple[int, float | Expression]]:
 
 
 def frame_variables(start: int, frames: int, total: int, fps: float,
-                    audio: Mapping[str, np.ndarray] | None = None) -> dict[str, float | np.ndarray]:
+                    audio: Mapping[str, np.ndarray] | None = None, seed: int = 0) -> dict[str, float | np.ndarray]:
     """The variables for the ``frames`` frames of a segment starting at video frame ``start``.
 
     ``t`` = start + f, ``f`` = 0..frames-1, ``s`` = t / fps (float64 arrays), ``T`` = total,
-    ``fps``; with ``audio`` (the dict from :func:`dreamvid.media.audio.features`, one value per video
-    frame) also each audio feature's slice for these frames.
+    ``max_f`` = total - 1, ``seed``, ``fps``; with ``audio`` (the dict from
+    :func:`dreamvid.media.audio.features`, one value per video frame) also each audio feature's
+    slice for these frames.
     """
     f = np.arange(frames, dtype=np.float64)
     t = f + start
-    out: dict[str, float | np.ndarray] = {"t": t, "f": f, "s": t / fps, "T": float(total), "fps": float(fps)}
+    out: dict[str, float | np.ndarray] = {"t": t, "f": f, "s": t / fps, "T": float(total), "max_f": float(total - 1),
+                                          "seed": float(seed), "fps": float(fps)}
     if audio is not None:
         for name in AUDIO_VARIABLES:
             out[name] = np.asarray(audio[name][start:start + frames], dtype=np.float64)

@@ -32,10 +32,10 @@ from dreamvid.core.errors import InputError, first_line
 from dreamvid.core.files import resolve_path
 from dreamvid.core.problems import message, one_line, show, translate
 from dreamvid.engine.catalogue import layer_catalogue, size_problem, weights_problem
-from dreamvid.media.audio import AudioSettings
+from dreamvid.media.audio import ENVELOPED, AudioSettings, envelope
 from dreamvid.media.audio import features as audio_features
 from dreamvid.media.read import ClipInfo, probe_input
-from dreamvid.schedule.expressions import AUDIO_VARIABLES, frame_variables
+from dreamvid.schedule.expressions import AUDIO_VARIABLES, Expression, frame_variables, looks_like_deforum_seed
 from dreamvid.schedule.keyframes import Keyframes, parse_keyframes, round_half_up
 from dreamvid.schedule.spec import (
     COLOUR_KEYS,
@@ -47,12 +47,14 @@ from dreamvid.schedule.spec import (
     EncoderSettings,
     ScheduleSpec,
     model_at,
+    version_problem,
     whole_schedule_problems,
 )
 from dreamvid.schedule.yamlfile import read_yaml_file
 
 AUDIO_SET = frozenset(AUDIO_VARIABLES)
 CAMERA = ("zoom", "rotate", "translate", "center")  # what a transition blends besides the layers
+NO_ENVELOPE = Keyframes(((0, D.ATTACK),))  # attack and release 0: the music as analysed
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -99,9 +101,12 @@ class Segment:
     colour_reference: str
     guide_weight: Keyframes
     mask_strength: Keyframes
+    attack: Keyframes = NO_ENVELOPE  # the music's envelope (see Schedule.audio_features)
+    release: Keyframes = NO_ENVELOPE
     gradient_norm: str = "mean"  # "mean" | "laplacian"
     guide: Path | None = None  # the guide image (absolute), None: unguided
     flow: str = D.FLOW
+    camera: str = D.CAMERA  # "dreamvid" | "deforum" (dreamvid/pixels/camera.py)
 
     @property
     def layer_weights(self) -> dict[str, float]:
@@ -124,6 +129,7 @@ class Segment:
         data["interpolation"] = self.interpolation
         data.update({name: getattr(self, name) for name in (*COLOUR_KEYS, *VIDEO_KEYS)})
         data["gradient_norm"] = self.gradient_norm
+        data["camera"] = self.camera
         data["guide"] = None if self.guide is None else str(self.guide)
         return data
 
@@ -154,6 +160,7 @@ class FrameParams:
     smoothing: float = 0.0
     clip_guard: float = 0.0
     center: tuple[float, float] = (0.5, 0.5)  # what zoom and rotation turn around, fractions of the frame
+    camera: str = D.CAMERA  # how zoom, rotate and translate compose: "dreamvid" | "deforum"
     gradient_norm: str = "mean"  # "mean" | "laplacian" (dreamvid/ascent.py)
     guide: Path | None = None  # the segment's guide image (dreamvid/objectives.py: guide)
     guide_weight: float = 0.0  # 0 without a guide
@@ -217,8 +224,19 @@ class Schedule:
             if self.audio_path is None:
                 raise InputError(f"{self.source}: audio: a formula uses the music, but there is no audio; "
                                  "expected `audio:` a sound file")  # fmt: skip
-            self._audio.append(audio_features(self.audio_path, self.fps, self.total_frames, self.audio_settings))
+            self._audio.append(self._enveloped(audio_features(self.audio_path, self.fps, self.total_frames,
+                                                              self.audio_settings)))
         return self._audio[0]
+
+    def _enveloped(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``features`` with rms, bass, mid, treble and onset followed frame by frame with each
+        frame's ``attack`` and ``release``; the same arrays when both are 0 everywhere."""
+        attack = np.concatenate([self.values(i, seg.attack) for i, seg in enumerate(self.segments)])
+        release = np.concatenate([self.values(i, seg.release) for i, seg in enumerate(self.segments)])
+        if not attack.any() and not release.any():
+            return features
+        return {name: envelope(values, attack, release, 1.0 / self.fps) if name in ENVELOPED else values
+                for name, values in features.items()}
 
     def values(self, i: int, kf: Keyframes) -> np.ndarray:
         """The unrounded values of ``kf`` at every frame of segment ``i`` (computed once)."""
@@ -228,7 +246,7 @@ class Schedule:
             variables = None
             if kf.variables:
                 variables = frame_variables(seg.start, seg.frames, self.total_frames, self.fps,
-                                            self.audio_features() if kf.variables & AUDIO_SET else None)
+                                            self.audio_features() if kf.variables & AUDIO_SET else None, self.seed)
             self._series[key] = kf.values(seg.frames, seg.interpolation, variables)
         return self._series[key]
 
@@ -291,19 +309,38 @@ class Schedule:
             raise InputError(f"{self.source}: model_weights: {problem}")
 
     def camera_jumps(self) -> list[str]:
-        """One line per camera parameter that jumps where a segment without a transition starts."""
+        """One line per camera parameter that jumps where a segment without a transition starts:
+        that changes there by more than it does from frame to frame on either side (a camera that
+        moves on smoothly across the start, as a formula of ``t`` does, is no jump)."""
         out = []
         for seg in self.segments[1:]:
             if seg.transition:
                 continue
             before, after = self.camera_at(seg.start - 1), self.camera_at(seg.start)
+            earlier = self.camera_at(seg.start - 2) if seg.start >= 2 else before
+            later = self.camera_at(seg.start + 1) if seg.start + 1 < self.total_frames else after
             for name in CAMERA:
                 was, now = before[name], after[name]
-                if not np.allclose(was, now, rtol=0, atol=1e-9):
+                step = np.maximum(np.abs(np.subtract(was, earlier[name])), np.abs(np.subtract(later[name], now)))
+                if np.any(np.abs(np.subtract(now, was)) > 2.0 * step + 1e-9):
                     show_value = (lambda v: f"[{v[0]:g}, {v[1]:g}]") if isinstance(now, tuple) else (lambda v: f"{v:g}")
                     out.append(f"{self.source.name}: segments[{seg.index}]: {name} jumps from {show_value(was)} to "
                                f"{show_value(now)} at frame {seg.start}; set segments[{seg.index}].transition to "
                                "blend the camera over some frames")  # fmt: skip
+        return out
+
+    def deforum_seconds(self) -> list[str]:
+        """One line per formula that reads ``s`` as Deforum writes its seed (see
+        :func:`.expressions.looks_like_deforum_seed`): in dreamvid ``s`` is seconds."""
+        out, seen = [], set()
+        for seg in self.segments:
+            for name, kf in seg.keyframes():
+                for _, value in kf.points:
+                    if isinstance(value, Expression) and looks_like_deforum_seed(value) and value not in seen:
+                        seen.add(value)
+                        out.append(f"{self.source.name}: segments[{seg.index}]: {name}: {value.source!r} reads s, "
+                                   "which is seconds in dreamvid (Deforum's s is the seed); write seed for the "
+                                   "seed (dreamvid import does), or ignore this if seconds are meant")
         return out
 
     def params(self, n: int) -> FrameParams:
@@ -337,6 +374,7 @@ class Schedule:
             smoothing=at(seg.smoothing),
             clip_guard=at(seg.clip_guard),
             center=camera["center"],
+            camera=seg.camera,
             gradient_norm=seg.gradient_norm,
             guide=seg.guide,
             guide_weight=at(seg.guide_weight) if seg.guide is not None else 0.0,
@@ -457,6 +495,9 @@ def parse_schedule(
             if "; expected" not in problem:
                 problem += "; expected " + ScheduleSpec.model_fields["model"].description
             context["model_problem"] = problem
+    newer = version_problem(data)
+    if newer:  # its other keys may mean what this dreamvid cannot know: this one line only
+        raise ScheduleError([message(name, *newer)])
     try:
         spec = ScheduleSpec.model_validate(data, context=context)
     except ValidationError as err:
@@ -501,8 +542,9 @@ def _value_problems(spec: ScheduleSpec, schedule: Schedule) -> list[tuple[tuple,
                 continue
             if kf.variables & AUDIO_SET and schedule.audio_path is None:
                 used = ", ".join(sorted(kf.variables & AUDIO_SET))
-                problems.append((loc, f"uses {used} of the music, but the schedule has no audio; expected "
-                                      "`audio:` a sound file, or a formula of t, f, s, T and fps only"))  # fmt: skip
+                text = (f"uses {used} of the music, but the schedule has no audio; expected `audio:` a sound file, "
+                        "or a formula of t, f, s, T, max_f, seed and fps only")
+                problems.append((loc, text))
                 reported.add(loc)
                 continue
             rule = RULES[name]
@@ -555,7 +597,8 @@ def _build(spec: ScheduleSpec, source: Path, base: Path, clip: ClipInfo | None =
     start = 0
     for i, seg in enumerate(spec.segments):
         merged = {name: getattr(seg, name) if getattr(seg, name) is not None else getattr(defaults, name)
-                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, *VIDEO_KEYS, "gradient_norm")}
+                  for name in (*KEYFRAMED, "objective", "interpolation", *COLOUR_KEYS, *VIDEO_KEYS, "gradient_norm",
+                               "camera")}
         segments.append(Segment(index=i, start=start, frames=seg.frames, layers=seg.layers,
                                 transition=seg.transition, guide=path(seg.guide), **merged))
         start += seg.frames

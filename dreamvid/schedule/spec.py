@@ -38,6 +38,7 @@ from dreamvid.core.files import resolve_path
 from dreamvid.core.problems import Invalid, Loc, finite_float, show
 from dreamvid.engine.catalogue import LAYER_KEY_PATTERN, MODELS, check_layer_key, split_layer_key
 from dreamvid.media.audio import AudioSettings
+from dreamvid.schedule.expressions import AUDIO_VARIABLES
 from dreamvid.schedule.keyframes import INTERPOLATIONS, Keyframes, Rule, parse_keyframes
 
 NOISE = "noise"  # the `input` value that means "start from noise"
@@ -71,6 +72,8 @@ RULES = {  # what each keyframeable key accepts
     "mask_strength": Rule(integer=False, minimum=0, maximum=1),
     "flow_blend": Rule(integer=False, minimum=0, maximum=1),
     "temporal": Rule(integer=False, minimum=0, maximum=1),
+    "attack": Rule(integer=False, minimum=0, maximum=D.MAX_ENVELOPE_S),
+    "release": Rule(integer=False, minimum=0, maximum=D.MAX_ENVELOPE_S),
 }
 KEYFRAMED = tuple(RULES)  # segment keys that take keyframes (the PAIRS are two of them each)
 PAIRS = ("translate", "center")  # [x, y] keys, each component keyframed on its own
@@ -80,6 +83,10 @@ GRADIENT_NORMS = ("mean", "laplacian")  # see dreamvid/ascent.py
 _NORM_DESCRIPTION = ("how each step's gradient is normalised: mean (divided by its mean absolute value) or "
                      "laplacian (each band of a 4-level Laplacian pyramid by its RMS first: less high-frequency noise)")
 VIDEO_KEYS = ("flow",)  # per-segment, not keyframeable; with a video input only
+ENVELOPE_KEYS = ("attack", "release")  # keyframeable; they shape the music, so no formula of the music
+_CAMERA_DESCRIPTION = ("how zoom, rotate and translate compose: dreamvid (turn and zoom about the centre, then "
+                       "translate) or deforum (Deforum's 2D warp: translate, then turn and zoom about pixel "
+                       "(W*x, H*y), so the translation turns and scales with the camera)")
 
 
 def _keyframeable(name: str, description: str) -> Any:
@@ -210,6 +217,12 @@ FlowBlend = _keyframeable("flow_blend", "share of the previous output, warped al
                                         "start of a video frame: number 0..1, keyframeable")
 Temporal = _keyframeable("temporal", "pull toward the previous dream carried along the motion after every "
                                      "gradient step of a video frame: number 0..1, keyframeable")
+Attack = _keyframeable("attack", f"seconds 0..{D.MAX_ENVELOPE_S:g}: the music's rms, bass, mid, treble and onset "
+                                  "rise toward a louder value with this time constant, frame by frame (0: at once); "
+                                  "keyframeable, not a formula of the music")
+Release = _keyframeable("release", f"seconds 0..{D.MAX_ENVELOPE_S:g}: they fall toward a quieter value with this "
+                                    "time constant, frame by frame (0: at once); keyframeable, not a formula of the "
+                                    "music")
 _FLOW_DESCRIPTION = ("optical flow between the frames of a video input: dis, farneback, raft (needs flow_weights) "
                      "or none (plain blend)")
 _COLOUR_DESCRIPTION = ("colour matching to the reference after each dream: histogram (per RGB channel), "
@@ -243,6 +256,7 @@ class DefaultsSpec(_Spec):
     rotate: Rotate = D.ROTATE
     translate: tuple[Shift, Shift] = Field(D.TRANSLATE, description="[x, y] pixels per frame, each keyframeable")
     center: tuple[Centre, Centre] = Field(D.CENTER, description=_CENTER_DESCRIPTION)
+    camera: Literal[D.CAMERAS] = Field(D.CAMERA, description=_CAMERA_DESCRIPTION)
     objective: Literal[OBJECTIVES] = Field(D.OBJECTIVE, description="square (mean of squared activations) or mean")
     interpolation: Literal[INTERPOLATIONS] = Field(D.INTERPOLATION, description="keyframe interpolation: linear, step or smooth")
     colour: Literal[COLOUR_MODES] = Field(D.COLOUR, description=_COLOUR_DESCRIPTION)
@@ -258,6 +272,8 @@ class DefaultsSpec(_Spec):
     flow: Literal[D.FLOWS] = Field(D.FLOW, description=_FLOW_DESCRIPTION)
     flow_blend: FlowBlend = D.FLOW_BLEND
     temporal: Temporal = D.TEMPORAL
+    attack: Attack = D.ATTACK
+    release: Release = D.RELEASE
 
 
 class SegmentSpec(_Spec):
@@ -276,6 +292,7 @@ class SegmentSpec(_Spec):
     rotate: Optional[Rotate] = None
     translate: Optional[tuple[Shift, Shift]] = Field(None, description="[x, y] pixels per frame, each keyframeable")
     center: Optional[tuple[Centre, Centre]] = Field(None, description=_CENTER_DESCRIPTION)
+    camera: Optional[Literal[D.CAMERAS]] = Field(None, description=_CAMERA_DESCRIPTION)
     objective: Optional[Literal[OBJECTIVES]] = Field(None, description="square or mean")
     interpolation: Optional[Literal[INTERPOLATIONS]] = Field(None, description="linear, step or smooth")
     colour: Optional[Literal[COLOUR_MODES]] = Field(None, description=_COLOUR_DESCRIPTION)
@@ -297,6 +314,8 @@ class SegmentSpec(_Spec):
     flow: Optional[Literal[D.FLOWS]] = Field(None, description=_FLOW_DESCRIPTION)
     flow_blend: Optional[FlowBlend] = None
     temporal: Optional[Temporal] = None
+    attack: Optional[Attack] = None
+    release: Optional[Release] = None
 
     def keyframes(self) -> list[tuple[Loc, Keyframes]]:
         """The keyframed values this segment sets itself, with their key paths."""
@@ -417,6 +436,9 @@ class ScheduleSpec(_Spec):
 
     model_config = ConfigDict(title="dreamvid schedule")
 
+    version: Int = Field(D.SCHEDULE_VERSION, ge=1, le=D.SCHEDULE_VERSION,
+                         description=f"the schedule format: {D.SCHEDULE_VERSION} (a file without it is version 1; "
+                                     "dreamvid import writes it)")
     input: Str = Field(description="an image or video path relative to this file, or 'noise'")
     output: Optional[Str] = Field(None, description="a video file path relative to this file (needed to render)")
     size: Size = Field(D.SIZE, description=f"[width, height] or 'WIDTHxHEIGHT', each {D.MIN_SIDE}..{D.MAX_SIDE} "
@@ -537,6 +559,17 @@ def _check_output(value: str, input_value: str | None, ctx: dict) -> None:
 
 
 
+def version_problem(data: Mapping) -> tuple[Loc, str] | None:
+    """A schedule written for a newer dreamvid (``version:`` above :data:`.defaults.SCHEDULE_VERSION`):
+    one problem, said before any other (its other keys may mean what this dreamvid cannot know)."""
+    version = data.get("version")
+    if type(version) is int and version > D.SCHEDULE_VERSION:
+        text = (f"{version} is a schedule format newer than this dreamvid ({D.VERSION}) reads; "
+                f"expected version {D.SCHEDULE_VERSION}, or upgrade dreamvid to read it")
+        return ("version",), text
+    return None
+
+
 def model_at(parent: Loc) -> type[BaseModel] | None:
     """The pydantic model whose keys live at ``parent``."""
     if parent == ():
@@ -565,6 +598,13 @@ def whole_schedule_problems(spec: ScheduleSpec) -> list[tuple[Loc, str]]:
         problems.append((("segments",), f"{total} frames in all; expected at most {D.MAX_FRAMES} frames in the video"))
     if spec.segments[0].transition:
         problems.append((("segments", 0, "transition"), "the first segment has nothing to blend from; expected 0"))
+    for loc, kf in [(("defaults",) + loc, kf) for loc, kf in keyframes_of(spec.defaults)] + [
+            (("segments", i) + loc, kf) for i, seg in enumerate(spec.segments) for loc, kf in keyframes_of(seg)]:
+        music = kf.variables & set(AUDIO_VARIABLES)
+        if loc[-1] in ENVELOPE_KEYS and music:
+            text = (f"a formula of the music ({', '.join(sorted(music))}) cannot shape the music; expected a number "
+                    "or a formula of t, f, s, T, max_f, seed and fps")
+            problems.append((loc, text))
     for loc, kf in keyframes_of(spec.defaults):
         name = loc[0]
         inheriting = [(i, s.frames) for i, s in enumerate(spec.segments) if getattr(s, name) is None]

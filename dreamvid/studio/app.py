@@ -8,9 +8,12 @@ Routes (every one behind :class:`Gate`, the token check)::
     GET  /api/events            server-sent events: the state whenever it changes
     GET  /api/file?name=N       a schedule's text
     GET  /api/video?name=N      a rendered video (byte ranges, for seeking)
+    GET  /api/peek?name=N       the newest frame of schedule N's render (its work folder's peek.jpg)
     POST /api/check             {name, text} -> problems with their lines, summary, frame count
     POST /api/timeline          {name, text} -> the timeline plot (PNG)
     POST /api/preview           {name, text, frame, scale} -> the frame (PNG); cancels the preview in progress
+    POST /api/motion            {name, text} -> the camera path without dreaming (MP4, captions on)
+    POST /api/estimate          {name, text} -> the render's estimated time here (validate --estimate)
     POST /api/save              {name, text} -> writes the schedule (atomically)
     POST /api/new               {name} -> a new schedule from a template
     POST /api/render            {name, fresh} -> starts (or resumes) the render of a saved schedule
@@ -61,6 +64,7 @@ HEADERS = [  # on every response: the page loads nothing from elsewhere and is n
     (b"referrer-policy", b"no-referrer"),
 ]  # fmt: skip
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+BROWSER_ENCODER = {"codec": "libx264", "pix_fmt": "yuv420p", "crf": 23, "preset": "veryfast"}  # the motion preview
 
 log = logging.getLogger("dreamvid.studio")
 
@@ -78,6 +82,26 @@ class Studio:
         self._listing: dict[Path, tuple] = {}  # schedule file -> ((mtime, size), (schedule, problem), when)
         self._snapshot: tuple[float, int, dict] | None = None
         self._snapshot_lock = threading.Lock()
+        self._motion: tuple[str, bytes] | None = None  # (schedule key, MP4) of the newest motion preview
+        self._motion_lock = threading.Lock()
+
+    def motion_video(self, schedule, key: str) -> bytes:
+        """The camera path of ``schedule`` (:func:`dreamvid.motion`) as MP4 bytes a browser plays;
+        the newest one is kept by ``key`` (the schedule's text, folder and input)."""
+        import dataclasses
+        import tempfile
+
+        import dreamvid
+
+        with self._motion_lock:
+            if self._motion is not None and self._motion[0] == key:
+                return self._motion[1]
+            browser = dataclasses.replace(schedule, encoder=schedule.encoder.model_copy(update=BROWSER_ENCODER))
+            with tempfile.TemporaryDirectory(prefix="dreamvid-motion-") as tmp:
+                path = dreamvid.motion(browser, Path(tmp) / "motion.mp4", progress=False)
+                video = path.read_bytes()
+            self._motion = (key, video)
+            return video
 
     def close(self) -> int:
         """The server is stopping: end event streams, cancel the preview, stop renders as Ctrl-C
@@ -97,9 +121,14 @@ class Studio:
         if known is None or known[0] != stamp or time.monotonic() - known[2] > RECHECK:
             name = self.folder.name(path)
             try:
-                result = checks.check(self.folder, name, checks.read_text(path), decode=False)
-                known = (stamp, (result.schedule, result.problems[0].message if result.problems else ""),
-                         time.monotonic())  # fmt: skip
+                text = checks.read_text(path)
+                if checks.is_job_file(text):
+                    message = f"{JOB_FILE}: render it in a terminal with `dreamvid batch {self.folder.root / name}`"
+                    known = (stamp, (None, message), time.monotonic())
+                else:
+                    result = checks.check(self.folder, name, text, decode=False)
+                    known = (stamp, (result.schedule, result.problems[0].message if result.problems else ""),
+                             time.monotonic())  # fmt: skip
             except (OSError, UnicodeDecodeError) as err:
                 known = (stamp, (None, f"{name}: cannot read the schedule ({err})"), time.monotonic())
             self._listing[path] = known
@@ -113,9 +142,19 @@ class Studio:
             if self._snapshot and self._snapshot[1] == version and now - self._snapshot[0] < max_age:
                 return self._snapshot[2]
             rows = [(self.folder.name(p), *self.parsed(p)) for p in self.folder.schedules()]
-            state = {"folder": str(self.folder.root), "renders": self.renders.rows(rows)}
+            state = {"folder": str(self.folder.root), "renders": [_job_file(row) for row in self.renders.rows(rows)]}
             self._snapshot = (now, version, state)
             return state
+
+
+JOB_FILE = "a batch job file"  # how a job file's row starts (it is listed, not opened as a schedule)
+
+
+def _job_file(row: dict) -> dict:
+    """A job file's row is in state ``job file`` (not an invalid schedule)."""
+    if row["state"] == "invalid" and row["message"].startswith(JOB_FILE):
+        row["state"] = "job file"
+    return row
 
 
 # ------------------------------------------------------------------------------ the gate
@@ -274,6 +313,21 @@ async def video(request: Request):
                         headers={"cache-control": "no-store"})  # fmt: skip
 
 
+async def peek(request: Request):
+    studio = _studio(request)
+    name, path = _schedule_name(studio, {"name": request.query_params.get("name")})
+    schedule, problem = await to_thread.run_sync(lambda: studio.parsed(path))
+    if schedule is None or schedule.output_path is None or not studio.folder.output_inside(schedule):
+        raise Refused(problem or f"{name}: output: no render of it in the studio folder; nothing to show", 404)
+    from dreamvid.rendering.workdir import peek_path, work_dir
+
+    try:
+        data = peek_path(work_dir(schedule.output_path)).read_bytes()
+    except FileNotFoundError:
+        raise Refused(f"{name}: its render has shown no frame yet", 404) from None
+    return Response(data, media_type="image/jpeg", headers={"cache-control": "no-store"})
+
+
 async def check(request: Request):
     studio = _studio(request)
     _, _, result = await _checked(studio, await _body(request), decode=True)
@@ -320,6 +374,34 @@ async def preview(request: Request):
         raise Refused(f"frame {frame} at scale {scale} is {w}x{h} pixels (less at its coarser octaves): too small "
                       "for its layers; expected a larger scale", 422) from None  # fmt: skip
     return Response(png, media_type="image/png", headers={"cache-control": "no-store", "x-frame": str(frame)})
+
+
+async def motion(request: Request):
+    studio = _studio(request)
+    data = await _body(request)
+    name, text, result = await _checked(studio, data, decode=True)
+    if not result.ok:
+        raise Refused(_first_problem(result), 422)
+    s = result.schedule
+    if any(side % 2 for side in s.size):
+        raise Refused(f"{name}: size: {s.size[0]}x{s.size[1]}; expected even sides for the motion preview "
+                      "(the browser's yuv420p video)", 422)  # fmt: skip
+    key = schedule_key(text, (studio.folder.root / name).parent, s.input_path)
+    video = await to_thread.run_sync(lambda: studio.motion_video(s, key))
+    return Response(video, media_type="video/mp4", headers={"cache-control": "no-store"})
+
+
+async def estimate(request: Request):
+    studio = _studio(request)
+    data = await _body(request)
+    _, _, result = await _checked(studio, data, decode=True)
+    if not result.ok:
+        raise Refused(_first_problem(result), 422)
+    import dreamvid
+
+    found = await to_thread.run_sync(lambda: dreamvid.estimate(result.schedule))
+    return JSONResponse({"text": str(found), "seconds": found.seconds, "frame_seconds": found.frame_seconds,
+                         "peak_bytes": found.peak_bytes})  # fmt: skip
 
 
 async def save(request: Request):
@@ -447,9 +529,12 @@ def create_app(studio: Studio, *, allowed_hosts: list[str] | None = None) -> Sta
         Route("/api/events", events, methods=["GET"]),
         Route("/api/file", read_file, methods=["GET"]),
         Route("/api/video", video, methods=["GET"]),
+        Route("/api/peek", peek, methods=["GET"]),
         Route("/api/check", check, methods=["POST"]),
         Route("/api/timeline", timeline, methods=["POST"]),
         Route("/api/preview", preview, methods=["POST"]),
+        Route("/api/motion", motion, methods=["POST"]),
+        Route("/api/estimate", estimate, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
         Route("/api/new", new, methods=["POST"]),
         Route("/api/render", render, methods=["POST"]),

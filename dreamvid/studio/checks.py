@@ -1,8 +1,9 @@
 """Checking the schedule in the editor as the user types: the CLI's messages, with lines.
 
 :func:`check` runs the API's :func:`dreamvid.load_schedule` on the editor's text (the CLI's
-safe YAML loader and checks), then the studio's own rule that every file the schedule names
-lies inside the studio folder, then :func:`dreamvid.validate` (the input image and audio
+safe YAML loader and checks), then the studio's own rule that every file the schedule reads
+lies inside the studio folder (the output is checked at Render only, so a schedule that
+writes elsewhere can still be checked and previewed), then :func:`dreamvid.validate` (the input image and audio
 must decode). Each message is the CLI's line, ``<file>: <key path>: <problem>; expected
 <what>``; :func:`key_lines` maps key paths to line numbers with PyYAML's node marks, so the
 page can point at the line.
@@ -68,7 +69,7 @@ def check(folder: Folder, name: str, text: str, *, decode: bool = True) -> Check
     except dreamvid.InputError as err:
         return Check([_problem(_renamed(str(err), name), name, lines)])
     schedule = dataclasses.replace(schedule, source=path)  # the file's name in plot titles and messages
-    outside = folder.schedule_problems(schedule)
+    outside = folder.schedule_problems(schedule, output=False)  # a render checks its output (Folder.output_refusal)
     if outside:
         return Check([_problem(f"{name}: {key}: {text}", name, lines) for key, text in outside])
     if not decode:
@@ -79,6 +80,24 @@ def check(folder: Folder, name: str, text: str, *, decode: bool = True) -> Check
     except dreamvid.DreamvidError as err:
         return Check([_problem(line, name, lines) for line in str(err).splitlines()])
     return Check(schedule=schedule, summary="\n".join([summary, *(f"warning: {w}" for w in warnings)]))
+
+
+JOB_KEYS = ("schedule", "schedules")  # the keys that make a YAML file a batch job file (dreamvid/batch/jobs.py)
+
+
+def is_job_file(text: str) -> bool:
+    """``text`` is a batch job file (``dreamvid batch``), not a schedule: a mapping with
+    ``schedule:`` or ``schedules:`` and no ``segments:``, or a bare list of schedule files."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: nothing is constructed
+    except (yaml.YAMLError, RecursionError):
+        return False
+    if isinstance(root, yaml.SequenceNode):
+        return True
+    if not isinstance(root, yaml.MappingNode):
+        return False
+    keys = {key.value for key, _ in root.value if isinstance(key, yaml.ScalarNode)}
+    return bool(keys & set(JOB_KEYS)) and "segments" not in keys
 
 
 def _renamed(message: str, name: str) -> str:

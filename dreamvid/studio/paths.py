@@ -69,20 +69,39 @@ class Folder:
         """``path`` as a name relative to the folder (forward slashes)."""
         return path.resolve().relative_to(self.root).as_posix()
 
-    def schedule_problems(self, schedule) -> list[tuple[str, str]]:
-        """(key, text) for each file of ``schedule`` outside the folder (none when all are inside)."""
-        from dreamvid.rendering.workdir import work_dir
-
+    def schedule_problems(self, schedule, *, output: bool = True) -> list[tuple[str, str]]:
+        """(key, text) for each file of ``schedule`` outside the folder (none when all are inside).
+        ``output``: the output and its work folder too (a render writes them; a check or a
+        preview reads the other files only, so they leave the output out)."""
         files = [("input", schedule.input_path), ("audio", schedule.audio_path),
-                 ("model_weights", schedule.model_weights_path), ("output", schedule.output_path),
-                 *schedule.images()]  # fmt: skip (the guides and the mask)
-        if schedule.output_path is not None:
-            files.append(("output", work_dir(schedule.output_path)))  # its parts and checkpoints
+                 ("model_weights", schedule.model_weights_path), *schedule.images()]  # fmt: skip (guides, mask)
+        if output:
+            files += self.output_files(schedule)
         problems = []
         for key, path in files:
             if path is not None and not self.contains(path):
                 problems.append((key, f"{path} is outside the studio folder; expected a file inside {self.root}"))
         return _first_per_key(problems)
+
+    def output_files(self, schedule) -> list[tuple[str, Path]]:
+        """What a render of ``schedule`` writes: its output and work folder (parts, checkpoints)."""
+        from dreamvid.rendering.workdir import work_dir
+
+        if schedule.output_path is None:
+            return []
+        return [("output", schedule.output_path), ("output", work_dir(schedule.output_path))]
+
+    def output_inside(self, schedule) -> bool:
+        """The render's output and work folder lie in the folder (or it has no output)."""
+        return all(self.contains(path) for _, path in self.output_files(schedule))
+
+    def output_refusal(self, name: str, schedule) -> str | None:
+        """The one line a Render of ``name`` gets when its output lies outside the folder."""
+        if self.output_inside(schedule):
+            return None
+        out = schedule.output_path
+        return (f"{name}: output: {out} is outside the studio folder; expected a path inside {self.root} to render "
+                f"here (e.g. output: out/{out.name}), or run `dreamvid render {self.root / name}` in a terminal")
 
     def schedules(self) -> list[Path]:
         """The YAML files in the folder and its subfolders (not hidden ones, not work folders),

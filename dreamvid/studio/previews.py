@@ -6,7 +6,7 @@ abandoned at its next frame (the API's progress callback raises :class:`Cancelle
 frame dreamed on the way is kept as a PNG in an LRU cache keyed by (schedule hash, frame,
 scale): moving the slider back costs nothing. The schedule hash covers the editor's text,
 the folder it is read from and the input image's size and mtime, so editing either makes
-new previews.
+new previews. Previews dream without torch.compile (:func:`eager`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 CACHE_BYTES = 64 << 20  # PNGs kept, all previews together
@@ -98,7 +99,8 @@ class Previewer:
         # (A cached PNG cannot be continued from: the next frame needs the float frame.)
         start = n if scale == 1.0 else 0
         png = b""
-        frames = dreamvid.frames(schedule, start=start, stop=n + 1, scale=scale, progress=False, callback=callback)
+        frames = dreamvid.frames(eager(schedule), start=start, stop=n + 1, scale=scale, progress=False,
+                                 callback=callback)  # fmt: skip
         try:
             for i, rgb in enumerate(frames, start):
                 png = _encode(rgb)
@@ -119,6 +121,14 @@ class Previewer:
             while self._bytes > self._limit and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._bytes -= len(old)
+
+
+def eager(schedule):
+    """``schedule`` dreamed without torch.compile, as previews are: they run in worker threads
+    (CUDA graph trees expect the thread that recorded them, and assert off it in some torch
+    releases) and at several scales (each a new compiled graph: a compile per slider scale
+    costs more than the preview). A frame may then differ from the render's in its last bits."""
+    return replace(schedule, compile=False) if schedule.compile is not False else schedule
 
 
 def _encode(rgb) -> bytes:

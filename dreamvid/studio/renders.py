@@ -81,6 +81,9 @@ class Renders:
 
         if schedule.output_path is None:
             raise Refused(f"{name}: output: no output file; expected `output:` in the schedule")
+        refusal = self.folder.output_refusal(name, schedule)
+        if refusal:
+            raise Refused(refusal, 422)
         output = schedule.output_path
         with self._lock:
             job = self.jobs.get(output)
@@ -195,7 +198,7 @@ class Renders:
         out = []
         for name, schedule, problem in schedules:
             row: dict = {"schedule": name, "state": "invalid", "message": problem, "frame": 0, "total": 0,
-                         "output": None, "video": None}  # fmt: skip
+                         "output": None, "video": None, "peek": None}  # fmt: skip
             out.append(row)
             if schedule is None:
                 continue
@@ -204,15 +207,19 @@ class Renders:
                 row.update(state="no output", message="add `output:` to render")
                 continue
             output = schedule.output_path
+            if not self.folder.output_inside(schedule):  # its work folder is not ours to read
+                row.update(state="outside", message=f"output outside this folder ({output}): Render says what to do")
+                continue
             row["output"] = self.folder.name(output)
             if output.is_file():
                 # the version as a string: JavaScript numbers would round the nanoseconds
                 row["video"] = {"name": row["output"], "version": str(output.stat().st_mtime_ns)}
+            work = work_dir(output)
+            row["peek"] = _peek(work)
             job = self.jobs.get(output)
             if job is not None and (job.alive or job.state in RUNNING):
                 row.update(job.to_json())
                 continue
-            work = work_dir(output)
             elsewhere = holder(work)
             last = last_saved_frame(work)
             if elsewhere is not None:
@@ -228,6 +235,20 @@ class Renders:
             if job is not None and job.state == "failed":
                 row.update(state="failed", message=job.message)
         return out
+
+
+def _peek(work: Path) -> dict | None:
+    """The render's newest frame, as its work folder's peek JPEG shows it (a render started here
+    or in a terminal): ``{frame, total, version}``, or None."""
+    from dreamvid.rendering.workdir import peek_frame, peek_path
+
+    path = peek_path(work)
+    try:
+        version = str(path.stat().st_mtime_ns)  # a string: JavaScript numbers would round the nanoseconds
+    except OSError:
+        return None
+    found = peek_frame(path)
+    return None if found is None else {"frame": found[0], "total": found[1], "version": version}
 
 
 def _signal(proc: subprocess.Popen, sig: int) -> None:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from dreamvid.engine.ascent import DreamSettings, octave_sizes
 from dreamvid.engine.objectives import Objective
 from dreamvid.media import ffmpeg
+from dreamvid.media.colourspace import encode_filter, for_writing, tag_args
 
 
 def step(net, x: torch.Tensor, objective: Objective, step_size: float) -> tuple[torch.Tensor, float]:
@@ -74,12 +75,13 @@ def zoom(image: torch.Tensor, zoom: float, rotate: float = 0.0, translate=(0.0, 
 
 
 def encoder(path, size: tuple[int, int], fps: float, crf: int, preset: str) -> subprocess.Popen:
-    """ffmpeg reading raw RGB frames on stdin (libx264, as the bench's dreamvid path uses); end it
-    with :func:`dreamvid.media.ffmpeg.stop`."""
+    """ffmpeg reading raw RGB frames on stdin (libx264 and the colour conversion and tags, as the
+    bench's dreamvid path uses); end it with :func:`dreamvid.media.ffmpeg.stop`."""
     w, h = size
+    colour = for_writing(size, "yuv420p")
     args = ["-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
-            "-i", "pipe:0", "-c:v", "libx264", "-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p",
-            str(path)]  # fmt: skip
+            "-i", "pipe:0", "-vf", encode_filter(colour, "yuv420p"), "-c:v", "libx264", "-crf", str(crf),
+            "-preset", preset, "-pix_fmt", "yuv420p", *tag_args(colour), str(path)]  # fmt: skip
     return ffmpeg.start(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                         what=f"for {path}")
 

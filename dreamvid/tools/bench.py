@@ -6,8 +6,10 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
 
 - ``baseline``: :mod:`dreamvid.tools.baseline`, fp32 NCHW eager, the full network each step,
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
-- ``dreamvid``: :class:`dreamvid.rendering.step.Dreamer` ``.next_frame`` and
-  :class:`dreamvid.media.write.VideoWriter`, as :func:`dreamvid.rendering.loop.render` uses them (colour
+- ``dreamvid``: :class:`dreamvid.rendering.step.Dreamer` through
+  :class:`dreamvid.rendering.framesource.FrameSource` (on CUDA frame n's host copy overlaps
+  frame n+1's dream) and :class:`dreamvid.media.write.VideoWriter`, as
+  :func:`dreamvid.rendering.loop.render` uses them (colour
   control off, as the baseline has none), in the precision ``precision`` resolves to
   (:mod:`dreamvid.engine.precision`).
 
@@ -40,7 +42,6 @@ from dreamvid.engine.precision import choose as choose_precision
 from dreamvid.engine.precision import cpu_features
 from dreamvid.media import ffmpeg
 from dreamvid.media.write import VideoWriter
-from dreamvid.pixels.images import to_uint8
 from dreamvid.schedule.schedule import parse_schedule
 from dreamvid.schedule.spec import DefaultsSpec
 from dreamvid.tools import baseline as _baseline
@@ -186,19 +187,22 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
             "peak_memory_bytes": _peak_bytes(device)}  # fmt: skip
 
 
-def run_dreamvid(schedule, frames: int, random_weights: bool = False) -> tuple[dict, torch.Tensor, object]:
+def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) -> tuple[dict, torch.Tensor, object]:
+    """dreamvid's path; ``net``: a network already loaded (and compiled) in this process."""
+    from dreamvid.rendering.framesource import FrameSource
     from dreamvid.rendering.step import Dreamer
 
-    net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
+    if net is None:
+        net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
     dreamer = Dreamer(schedule, net)
     first = dreamer.first_frame()
     state = {"frame": first}
+    source = FrameSource(dreamer, frames + 2)  # as render() gets its frames: on CUDA one ahead of the copy
     writer = VideoWriter(schedule.output_path, schedule.size, schedule.fps, **schedule.encoder.model_dump())
 
     def render_one(n):
         t = time.perf_counter()
-        state["frame"] = dreamer.next_frame(state["frame"], n)
-        rgb = to_uint8(state["frame"]).cpu().numpy()
+        state["frame"], rgb = source.get(n, state["frame"])
         t1 = time.perf_counter()
         writer.write(rgb)
         return t1 - t, time.perf_counter() - t1

@@ -121,10 +121,14 @@ async function check() {
   $("summary").textContent = result.ok ? result.summary : "";
   if (!result.ok) {
     if (page.previewCtl) page.previewCtl.abort();
+    $("motion-button").disabled = true;
+    $("estimate").disabled = true;
     $("preview-status").textContent = "fix the schedule to preview it";
     return;
   }
   page.total = result.total_frames;
+  $("motion-button").disabled = false;
+  $("estimate").disabled = false;
   slider.max = String(page.total - 1);
   slider.disabled = false;
   if (Number(slider.value) > page.total - 1) slider.value = String(page.total - 1);
@@ -161,6 +165,33 @@ async function preview(retry = true) {
     if (err.name === "AbortError") return;  // a newer preview replaced it
     if (err.status === 409 && page.previewCtl === ctl && retry) return preview(false);  // another tab's won
     if (err.status === 409) return;
+    status.textContent = err.message;
+  }
+}
+
+async function motion() {
+  if (!page.name || !page.total) return;
+  const status = $("motion-status"), video = $("motion");
+  status.textContent = "moving the camera, no dreaming…";
+  try {
+    const blob = await request("/api/motion", { name: page.name, text: editor.value }, { binary: true });
+    if (video.src && video.src.startsWith("blob:")) URL.revokeObjectURL(video.src);
+    video.src = URL.createObjectURL(blob);
+    video.dataset.name = page.name;
+    video.play().catch(() => { /* autoplay refused: the controls remain */ });
+    status.textContent = `the camera path: ${page.total} frames, no dreaming (preview --motion)`;
+  } catch (err) {
+    status.textContent = err.message;
+  }
+}
+
+async function estimate() {
+  if (!page.name || !page.total) return;
+  const status = $("estimate-status");
+  status.textContent = "dreaming two frames of the heaviest segment at full size…";
+  try {
+    status.textContent = (await request("/api/estimate", { name: page.name, text: editor.value })).text;
+  } catch (err) {
     status.textContent = err.message;
   }
 }
@@ -202,7 +233,8 @@ function showRows() {
     state.className = `state state-${row.state.replace(" ", "-")}`;
     state.textContent = describe(row);
     tr.append(name, state);
-    tr.addEventListener("click", () => openSchedule(row.schedule).catch((e) => alert(e.message)));
+    if (row.state === "job file") tr.className += " job";  // dreamvid batch renders it, not this page
+    else tr.addEventListener("click", () => openSchedule(row.schedule).catch((e) => alert(e.message)));
     body.append(tr);
   }
   showRender();
@@ -220,6 +252,7 @@ function showRender() {
   bar.value = row ? row.frame : 0;
   if (!row) { $("render-status").textContent = ""; return; }
   if (!page.renderError || running) $("render-status").textContent = describe(row);
+  showPeek(row, running);
   const video = $("video");
   if (row.video) {
     const src = `/api/video?name=${encodeURIComponent(row.video.name)}&v=${row.video.version}`;
@@ -233,6 +266,21 @@ function showRender() {
     video.removeAttribute("src");
     video.load();
   }
+}
+
+function showPeek(row, running) {
+  // The render's newest frame (its work folder's peek.jpg), while it runs or where it stopped.
+  const figure = $("peek-figure"), img = $("peek");
+  const live = row.peek && (running || row.state === "stopped");
+  figure.classList.toggle("live", Boolean(live));
+  if (!live) return;
+  const src = `/api/peek?name=${encodeURIComponent(row.schedule)}&v=${row.peek.version}`;
+  if (img.getAttribute("src") !== src) {
+    img.setAttribute("src", src);
+    img.dataset.frame = String(row.peek.frame);
+  }
+  $("peek-status").textContent = `frame ${row.peek.frame} of ${row.peek.total}` +
+    (running ? ": the render's newest frame" : ": where the render stopped");
 }
 
 async function startRender() {
@@ -280,6 +328,8 @@ document.addEventListener("keydown", (e) => {
 });
 slider.addEventListener("input", () => { $("frame-value").textContent = slider.value; debounce("preview", 150, preview); });
 $("scale").addEventListener("change", () => preview());
+$("motion-button").addEventListener("click", motion);
+$("estimate").addEventListener("click", estimate);
 $("save").addEventListener("click", () => save().catch((err) => alert(err.message)));
 $("render").addEventListener("click", startRender);
 $("stop").addEventListener("click", stopRender);
