@@ -71,9 +71,10 @@ class Checkout:
 
 
 def run_shell(example: Example) -> str | None:
-    """Sybil evaluator: the block as a bash script (``-e``: the first failing command fails it)."""
+    """Sybil evaluator: the block as a bash script (``-e``: the first failing command fails it; a
+    pipeline fails when its last command does, as in a terminal)."""
     checkout: Checkout = example.namespace["docs_checkout"]
-    proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", example.parsed], cwd=checkout.repo, env=checkout.env,
+    proc = subprocess.run(["bash", "-e", "-c", example.parsed], cwd=checkout.repo, env=checkout.env,
                           capture_output=True, text=True, timeout=SHELL_TIMEOUT, check=False)  # fmt: skip
     if proc.returncode != 0:
         return f"exit status {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
