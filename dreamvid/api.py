@@ -101,6 +101,7 @@ def validate(schedule: ScheduleSource, callback: Callback | None = None) -> str:
     from dreamvid.pixels.images import check_images, read_image
 
     s = _schedule(schedule)
+    s.check_weights()  # as a render does before it loads the network
     if s.input_path is not None and s.clip is None:
         read_image(s.input_path, video_too=True)  # it must decode, not just exist (a clip was decoded when the schedule was read)
     check_images(s)  # the guides and the mask too
@@ -266,7 +267,7 @@ def preview(schedule: ScheduleSource, n: int, *, device: str | None = None, mode
     """Frame ``n`` exactly as the video shows it (HxWx3 uint8), as ``dreamvid preview`` does."""
     s = _schedule(schedule, model)
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < s.total_frames:
-        raise InputError(f"frame {n!r} is outside the schedule; expected 0..{s.total_frames - 1}")
+        raise InputError(f"{s.source}: frame {n!r} is outside the schedule; expected 0..{s.total_frames - 1}")
     gen = frames(s, start=n, stop=n + 1, device=device, model=model, scale=scale, progress=progress,
                  callback=callback)  # fmt: skip
     try:

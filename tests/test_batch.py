@@ -356,6 +356,10 @@ def test_nothing_left_to_render_starts_no_ray_and_no_bar(project, monkeypatch, c
     out, err = capsys.readouterr()
     assert err.strip() == "all 2 videos are already complete; nothing to render"
     assert [status for status, _ in table(out).values()] == ["skipped", "skipped"]
+    # docs/batch.md says the same (issue 32: it said "in one line", and the table was left out)
+    doc = re.search(r"says so in one line on stderr\s+\(`([^`]+)`\), prints the table \(every video\s+\*skipped\*\) on stdout",
+                    (ROOT / "docs" / "batch.md").read_text())
+    assert doc and re.sub(r"\d+", "2", doc.group(1)) == err.strip()
 
 
 def test_the_table_reports_time_spent_and_frames_rendered_in_this_run(project):

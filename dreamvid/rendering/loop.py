@@ -50,6 +50,7 @@ def load_network(schedule: Schedule, device: str | None = None) -> FeatureNet:
     """The schedule's network with its weights, on ``device`` (default: the schedule's), kept
     for the process (:func:`.model.shared_model`): a batch worker that renders many videos
     loads its network, and compiles it (:func:`.ascent.compiled`), once."""
+    schedule.check_weights()
     return shared_model(schedule.model, weights=schedule.model_weights_path, device=pick_device(device or schedule.device))
 
 

@@ -31,7 +31,7 @@ from dreamvid.core import defaults as D
 from dreamvid.core.errors import InputError, first_line
 from dreamvid.core.files import resolve_path
 from dreamvid.core.problems import message, one_line, show, translate
-from dreamvid.engine.catalogue import layer_catalogue, size_problem
+from dreamvid.engine.catalogue import layer_catalogue, size_problem, weights_problem
 from dreamvid.media.audio import ENVELOPED, AudioSettings, envelope
 from dreamvid.media.audio import features as audio_features
 from dreamvid.media.read import ClipInfo, probe_input
@@ -300,6 +300,13 @@ class Schedule:
 
         return {name: tuple(map(blend, previous[name], own[name])) if isinstance(own[name], tuple)
                 else blend(previous[name], own[name]) for name in CAMERA}  # fmt: skip
+
+    def check_weights(self) -> None:
+        """The model's weights are there to load (a torchvision model needs ``model_weights``):
+        ``validate`` checks it, and a render before it builds the network; the schedule itself
+        may name any model, as a network of your own can be passed to the render instead."""
+        if problem := weights_problem(self.model, self.model_weights_path):
+            raise InputError(f"{self.source}: model_weights: {problem}")
 
     def camera_jumps(self) -> list[str]:
         """One line per camera parameter that jumps where a segment without a transition starts:
