@@ -84,7 +84,7 @@ def load_schedule(source: str | os.PathLike | Mapping, *, base_dir: str | os.Pat
 
 
 def _looks_like_yaml(text: str) -> bool:
-    return "\n" in text or (":" in text and not Path(text).suffix.lower() in (".yaml", ".yml"))
+    return "\n" in text or (":" in text and Path(text).suffix.lower() not in (".yaml", ".yml"))
 
 
 def _schedule(schedule: ScheduleSource, model: Any = None) -> Schedule:

@@ -205,7 +205,7 @@ def test_validation_gives_the_cli_messages_with_their_lines(client, folder):
     expected = [m.replace(str(folder / "bad.yaml"), "s.yaml", 1) for m in cli.value.messages]
     assert [p["message"] for p in r["problems"]] == expected  # the CLI's lines, word for word
     assert [p["line"] for p in r["problems"]] == [lines.index("fps: 10") + 1,
-                                                  next(i for i, l in enumerate(lines) if "mixed3" in l) + 1]
+                                                  next(i for i, line in enumerate(lines) if "mixed3" in line) + 1]
     # a YAML syntax error, a duplicate key, a missing key (its parent's line)
     r = client.post("/api/check", json={"name": "s.yaml", "text": good.replace("fps: 10", "fps: [10")}).json()
     assert "not valid YAML" in r["problems"][0]["message"] and r["problems"][0]["line"] is not None
