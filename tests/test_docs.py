@@ -18,11 +18,11 @@ MAX_NOT_RUN = 16  # blocks marked not to run, in all pages: keep the list short 
 COMMAND = re.compile(r"^(nice -n \d+ )?(dreamvid [a-z-]+( |$)|python3? |bash |[A-Z_]+=\S+ )")
 
 
-def test_ci_runs_the_readme_test_command():
+def test_the_readme_leads_with_the_demo_and_ci_runs_its_test_command():
     readme = [b for b in all_blocks() if b.page == "README.md" and b.language == "bash"]
-    assert readme[0].source.strip() == "bash install.sh" and readme[0].skip
-    assert readme[1].source.strip() == "dreamvid render schedules/demo.yaml" and not readme[1].skip  # it runs
-    test_cmd = readme[2].source.strip()
+    demo = readme[0].source.strip()  # the first command: install, render the demo (run, its install a no-op)
+    assert demo == "bash install.sh && dreamvid render schedules/demo.yaml" and not readme[0].skip
+    test_cmd = readme[1].source.strip()
     assert test_cmd == "bash install.sh --test && python3 -m pytest -q"
     assert test_cmd in (ROOT / ".ci" / "run").read_text().splitlines()
 

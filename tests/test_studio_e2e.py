@@ -144,7 +144,8 @@ def test_first_run_on_the_shipped_schedules_previews_and_plays_the_motion(tmp_pa
 
 
 def test_a_render_in_progress_shows_its_newest_frame(tmp_path):
-    segment = {"frames": 40, "layers": {"mixed3": 1.0}, "zoom": 1.03, "rotate": 0.5}
+    # long enough (stopped early) that the 2 s between peeks sees the render move on, even on 2 free cores
+    segment = {"frames": 200, "layers": {"mixed3": 1.0}, "zoom": 1.03, "rotate": 0.5}
     folder = make_folder(tmp_path / "studio", size=[192, 108], segments=[segment], checkpoint_every=10,
                          defaults={"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.02})  # fmt: skip
     log = tmp_path / "studio.log"
@@ -157,7 +158,7 @@ def test_a_render_in_progress_shows_its_newest_frame(tmp_path):
                 page.goto(f"{server.url}?token={server.token}")
                 row = page.locator("tr[data-schedule='s.yaml']")
                 row.click(timeout=60_000)
-                expect(page.locator("#check")).to_contain_text("valid: 40 frames", timeout=60_000)
+                expect(page.locator("#check")).to_contain_text("valid: 200 frames", timeout=60_000)
                 page.click("#render")
                 expect(row).to_have_attribute("data-state", "running", timeout=60_000)
                 peek = page.locator("#peek")
@@ -165,7 +166,7 @@ def test_a_render_in_progress_shows_its_newest_frame(tmp_path):
                     return img.complete && img.naturalWidth === 192 && Number(img.dataset.frame) >= 2; }""",
                                        timeout=180_000)  # fmt: skip
                 first = int(peek.get_attribute("data-frame"))
-                expect(page.locator("#peek-status")).to_contain_text(f"frame {first} of 40: the render's newest frame")
+                expect(page.locator("#peek-status")).to_contain_text(f"frame {first} of 200: the render's newest frame")
                 page.wait_for_function("(first) => Number(document.getElementById('peek').dataset.frame) > first",
                                        arg=first, timeout=120_000)  # it follows the render
                 shoot(page, "studio-peek.png", "#look")
