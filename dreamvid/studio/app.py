@@ -376,12 +376,17 @@ async def preview(request: Request):
     return Response(png, media_type="image/png", headers={"cache-control": "no-store", "x-frame": str(frame)})
 
 
-async def motion(request: Request):
+async def _valid_schedule(request: Request):
+    """The studio, and the request's schedule (name, text, check result) when it is valid; else refused."""
     studio = _studio(request)
-    data = await _body(request)
-    name, text, result = await _checked(studio, data, decode=True)
+    name, text, result = await _checked(studio, await _body(request), decode=True)
     if not result.ok:
         raise Refused(_first_problem(result), 422)
+    return studio, name, text, result
+
+
+async def motion(request: Request):
+    studio, name, text, result = await _valid_schedule(request)
     s = result.schedule
     if any(side % 2 for side in s.size):
         raise Refused(f"{name}: size: {s.size[0]}x{s.size[1]}; expected even sides for the motion preview "
@@ -392,11 +397,7 @@ async def motion(request: Request):
 
 
 async def estimate(request: Request):
-    studio = _studio(request)
-    data = await _body(request)
-    _, _, result = await _checked(studio, data, decode=True)
-    if not result.ok:
-        raise Refused(_first_problem(result), 422)
+    _, _, _, result = await _valid_schedule(request)
     import dreamvid
 
     found = await to_thread.run_sync(lambda: dreamvid.estimate(result.schedule))
