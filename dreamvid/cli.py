@@ -156,12 +156,15 @@ def _motion_preview(args) -> int:
     from dreamvid.api import motion, motion_frames
     from dreamvid.pixels.images import write_png
 
+    if args.scale != 1.0:
+        raise InputError("preview --motion: --scale applies to dreamed previews; the camera path is shown at full size "
+                         "(it costs no dreaming): leave out --scale")
     schedule = _load(args)
     captions = not args.no_captions
     if args.frame is not None:
         total = schedule.total_frames
         if not 0 <= args.frame < total:
-            raise InputError(f"--frame: {args.frame} is outside the schedule; expected 0..{total - 1}")
+            raise InputError(f"{schedule.source}: frame {args.frame} is outside the schedule; expected 0..{total - 1}")
         frames = motion_frames(schedule, start=args.frame, stop=args.frame + 1, captions=captions, device=args.device)
         path = write_png(args.output or Path(f"motion-{args.frame}.png"), next(frames))
         frames.close()

@@ -579,6 +579,8 @@ CASES = [
         model="vgg16", segments=[{"frames": 2, "layers": {"conv3_1": 1}}])), 2,
          ("model_weights", "vgg16 needs weights")),
     Case("preview-no-frame", lambda c: ["preview", c.schedule()], 2, ("preview: no frame", "--frame N")),
+    Case("preview-motion-scale", lambda c: ["preview", c.schedule(), "--motion", "--scale", "0.5"], 2,
+         ("--scale applies to dreamed previews", "leave out --scale")),
     Case("estimate-too-short", lambda c: ["validate", "--estimate", c.schedule(segments=[{"frames": 2, "layers": {
         "mixed0": 1}}])], 2, ("s.yaml", "2 frame(s)", "3 or more to estimate")),
     Case("version-newer", validate(version=2), 2, ("version:", "newer than this dreamvid")),
@@ -703,6 +705,7 @@ DOCUMENTED = {
     "audio-input-image": "s.yaml: audio: 'input' keeps",
     "preview-frame-outside": "s.yaml: frame 120 is outside",
     "preview-no-frame": "preview: no frame;",
+    "preview-motion-scale": "preview --motion: --scale applies",
     "estimate-too-short": "s.yaml: 2 frame(s);",
     "version-newer": "s.yaml: version: 2",
     "disk-full-checkpoint": "out/video.mp4.parts/.ckpt-00000003.pt.partial-...:",

@@ -97,4 +97,6 @@ def test_cli_writes_the_video_beside_the_output_and_a_frame_as_png(image_input):
     assert np.array_equal(f7, expected)
     r = run_cli("preview", s, "--motion", "--frame", "12")
     assert r.returncode == 2
-    assert r.stderr.strip() == "dreamvid: error: --frame: 12 is outside the schedule; expected 0..11"
+    assert r.stderr.strip() == f"dreamvid: error: {s}: frame 12 is outside the schedule; expected 0..11"  # as preview's
+    r = run_cli("preview", s, "--motion", "--scale", "0.5")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--scale applies to dreamed previews" in r.stderr
