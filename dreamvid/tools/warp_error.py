@@ -1,0 +1,70 @@
+"""The warp error of a rendered video under its schedule's camera (``dreamvid stats --schedule``).
+
+Temporal consistency as Lai et al. (2018, "Learning Blind Video Temporal Consistency") measure it:
+for each frame n >= 1, the previous output frame n-1 moved *forward* by frame n's camera move
+(exactly as the render moves it: :func:`.camera.affine_theta` with the schedule's per-frame zoom,
+rotate, translate, centre and camera) against frame n, over the valid pixels only, the mean squared
+difference of [0, 1] RGB. A pixel is valid when the point it samples in frame n-1 lies within the
+frame's outermost pixel centres, so bilinear sampling reads real pixels only (what the render fills
+by reflection at the borders is left out). Frame 0 has no previous frame: its value is 0 and it is
+left out of the mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dreamvid.core.errors import DreamvidError
+from dreamvid.pixels.camera import affine_theta
+from dreamvid.schedule.schedule import Schedule
+
+
+def schedule_thetas(schedule: Schedule, size: tuple[int, int]) -> Iterator[torch.Tensor]:
+    """Frame n's camera move (2x3, output to input, grid units) for n = 1, 2, ... at a video of
+    ``size`` (W, H): translation in pixels scales with the width, as a render's ``scale`` does."""
+    k = size[0] / schedule.size[0]
+    for n in range(1, schedule.total_frames):
+        p = schedule.params(n)
+        yield affine_theta(size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center, p.camera)
+
+
+def pair_error(previous: np.ndarray, current: np.ndarray, theta: torch.Tensor) -> float:
+    """The mean squared difference of ``current`` and ``previous`` moved by ``theta`` (uint8 HxWx3
+    frames), over the pixels whose sampled point lies within the frame's pixel centres."""
+    h, w = current.shape[:2]
+    prev = torch.tensor(previous).permute(2, 0, 1)[None].double() / 255.0
+    cur = torch.tensor(current).permute(2, 0, 1)[None].double() / 255.0
+    grid = F.affine_grid(theta.double()[None], [1, 3, h, w], align_corners=False)
+    moved = F.grid_sample(prev, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    valid = (grid[..., 0].abs() <= 1 - 1 / w) & (grid[..., 1].abs() <= 1 - 1 / h)  # (1, H, W)
+    if not bool(valid.any()):
+        return float("nan")
+    squared = ((moved - cur) ** 2).mean(dim=1)  # over RGB
+    return float(squared[valid].mean())
+
+
+def warp_errors(frames: Iterable[np.ndarray], schedule: Schedule, video: str = "the video") -> list[float]:
+    """Per-frame warp error of ``frames`` (frame 0: 0.0) under ``schedule``'s camera."""
+    if schedule.clip is not None:
+        raise DreamvidError(f"{schedule.source}: input is a video clip, whose motion is not the camera alone; "
+                            "--schedule measures image-input renders only")  # fmt: skip
+    out: list[float] = []
+    thetas: Iterator[torch.Tensor] | None = None
+    previous = None
+    for n, rgb in enumerate(frames):
+        if previous is None:
+            thetas = schedule_thetas(schedule, (rgb.shape[1], rgb.shape[0]))
+            out.append(0.0)
+        else:
+            theta = next(thetas, None)
+            if theta is None:
+                raise DreamvidError(f"{video}: has more frames than the schedule {schedule.source} "
+                                    f"({schedule.total_frames}); expected the render of that schedule")  # fmt: skip
+            out.append(pair_error(previous, rgb, theta))
+        previous = rgb
+    return out
+
