@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dreamvid.core.errors import DreamvidError
+from dreamvid.core.errors import InputError
 from dreamvid.pixels.camera import affine_theta
 from dreamvid.schedule.schedule import Schedule
 
@@ -50,7 +50,7 @@ def pair_error(previous: np.ndarray, current: np.ndarray, theta: torch.Tensor) -
 def warp_errors(frames: Iterable[np.ndarray], schedule: Schedule, video: str = "the video") -> list[float]:
     """Per-frame warp error of ``frames`` (frame 0: 0.0) under ``schedule``'s camera."""
     if schedule.clip is not None:
-        raise DreamvidError(f"{schedule.source}: input is a video clip, whose motion is not the camera alone; "
+        raise InputError(f"{schedule.source}: input is a video clip, whose motion is not the camera alone; "
                             "--schedule measures image-input renders only")  # fmt: skip
     out: list[float] = []
     thetas: Iterator[torch.Tensor] | None = None
@@ -62,7 +62,7 @@ def warp_errors(frames: Iterable[np.ndarray], schedule: Schedule, video: str = "
         else:
             theta = next(thetas, None)
             if theta is None:
-                raise DreamvidError(f"{video}: has more frames than the schedule {schedule.source} "
+                raise InputError(f"{video}: has more frames than the schedule {schedule.source} "
                                     f"({schedule.total_frames}); expected the render of that schedule")  # fmt: skip
             out.append(pair_error(previous, rgb, theta))
         previous = rgb
