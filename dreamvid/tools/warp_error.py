@@ -50,8 +50,8 @@ def pair_error(previous: np.ndarray, current: np.ndarray, theta: torch.Tensor) -
 def warp_errors(frames: Iterable[np.ndarray], schedule: Schedule, video: str = "the video") -> list[float]:
     """Per-frame warp error of ``frames`` (frame 0: 0.0) under ``schedule``'s camera."""
     if schedule.clip is not None:
-        raise InputError(f"{schedule.source}: input is a video clip, whose motion is not the camera alone; "
-                            "--schedule measures image-input renders only")  # fmt: skip
+        raise InputError(f"{schedule.source}: input: a video clip, whose motion is not the camera alone; expected "
+                         "a schedule with an image or noise input for stats --schedule")  # fmt: skip
     out: list[float] = []
     thetas: Iterator[torch.Tensor] | None = None
     previous = None
@@ -62,8 +62,8 @@ def warp_errors(frames: Iterable[np.ndarray], schedule: Schedule, video: str = "
         else:
             theta = next(thetas, None)
             if theta is None:
-                raise InputError(f"{video}: has more frames than the schedule {schedule.source} "
-                                    f"({schedule.total_frames}); expected the render of that schedule")  # fmt: skip
+                raise InputError(f"{video}: more frames than the schedule {schedule.source} has "
+                                 f"({schedule.total_frames}); expected the video that schedule renders")  # fmt: skip
             out.append(pair_error(previous, rgb, theta))
         previous = rgb
     return out
