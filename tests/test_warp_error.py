@@ -99,3 +99,21 @@ def test_a_video_longer_than_the_schedule_is_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in done.stderr and not (tmp_path / "s.json").exists()
     data = yaml.safe_load(schedule.read_text())
     assert data["segments"][0]["frames"] == 4
+
+
+def test_stats_files_carry_the_warp_error_and_a_frame_without_valid_pixels_is_null(tmp_path):
+    from dreamvid.media import stats as S
+
+    frames = [np.full((H, W, 3), v, np.uint8) for v in (10, 20, 30)]
+    data = S.video_stats(frames)
+    data[S.WARP] = [0.0, float("nan"), 0.25]
+    assert S.warp_error_mean(data) == 0.25  # frame 0 and the NaN left out
+    assert "mean 0.250000" in S.summary(data).splitlines()[-1]
+    saved = json.loads(S.write_json(tmp_path / "s.json", data).read_text())
+    assert saved["metrics"]["warp_error"] == [0.0, None, 0.25] and saved["warp_error_mean"] == 0.25
+    with open(S.write_csv(tmp_path / "s.csv", data), newline="") as f:
+        assert [r["warp_error"] for r in csv.DictReader(f)] == ["0.000000", "nan", "0.250000"]
+    import cv2
+
+    png = cv2.imread(str(S.plot(tmp_path / "p.png", {"a": data})))
+    assert png.shape == (600, 800, 3)

@@ -115,7 +115,8 @@ def summary(stats: dict[str, list[float]]) -> str:
 
 def write_json(path, stats: dict[str, list[float]]) -> Path:
     data = {"metrics": stats, "drift": drift(stats)}
-    if WARP in stats:
+    if WARP in stats:  # NaN (no valid pixel) is not JSON: null
+        data["metrics"] = {**stats, WARP: [v if np.isfinite(v) else None for v in stats[WARP]]}
         data["warp_error_mean"] = warp_error_mean(stats)
     return write_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
