@@ -147,12 +147,15 @@ def plot(path, runs: dict[str, dict[str, list[float]]], title: str = "", size=(8
     for ax, metric in zip(axes.flat, names):
         for label, stats in runs.items():
             values = np.asarray(stats[metric]) * (100 if metric == "clipped" else 1)
-            ax.plot(stats["frame"], values, label=label, linewidth=1)
-        ax.set_title(metric + (" (% of channels)" if metric == "clipped" else ""), fontsize=9)
+            first = 1 if metric == WARP else 0  # frame 0 has no previous frame
+            ax.plot(stats["frame"][first:], values[first:], label=label, linewidth=1)
+        ax.set_title({"clipped": "clipped (% of channels)", WARP: "warp error (MSE of [0, 1] RGB)"}.get(metric, metric),
+                     fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
     for ax in (*axes[-1], axes[1, 1]):  # the bottom panel of each column
         ax.set_xlabel("frame", fontsize=8)
+        ax.tick_params(labelbottom=True)
     if len(runs) > 1:
         axes[0, 0].legend(fontsize=7)
     if title:
