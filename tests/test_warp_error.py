@@ -11,7 +11,7 @@ import yaml
 
 from dreamvid.pixels.camera import affine_theta, move
 from dreamvid.tools.warp_error import pair_error
-from tests.conftest import run_cli, write_schedule
+from tests.conftest import run_cli, write_schedule, write_video_schedule
 from tests.test_motion import LOSSLESS, NO_DREAM
 
 W, H = 64, 48
@@ -117,3 +117,31 @@ def test_stats_files_carry_the_warp_error_and_a_frame_without_valid_pixels_is_nu
 
     png = cv2.imread(str(S.plot(tmp_path / "p.png", {"a": data})))
     assert png.shape == (600, 800, 3)
+
+
+
+def source_error(video, clip, folder):
+    done = run_cli("stats", video, "--source", clip, "--json", folder / "s.json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads((folder / "s.json").read_text())
+    assert len(data["metrics"]["warp_error"]) == 8 and data["metrics"]["warp_error"][0] == 0.0
+    return data["warp_error_mean"]
+
+
+def test_source_flow_and_temporal_lower_the_warp_error_of_a_clip_render(tmp_path):
+    """Measured (96x64 pan, 8 frames, 3 iterations): the clip itself 4.7e-4 (what DIS flow on a
+    small clip leaves), flow + temporal 1.2e-3, flow: none 5.4e-3, noise 0.16."""
+    errors = {}
+    for name, over in (("flow", {}), ("none", {"flow": "none"})):
+        folder = tmp_path / name
+        path = write_video_schedule(folder, frames=8, defaults={"iterations": 3, "octaves": 1, "jitter": 8,
+                                                                "step": 0.02, **over})  # fmt: skip
+        done = run_cli("render", path)
+        assert done.returncode == 0, done.stderr
+        errors[name] = source_error(folder / "out" / "video.mp4", folder / "clip.mp4", folder)
+    clip = tmp_path / "flow" / "clip.mp4"
+    errors["clip"] = source_error(clip, clip, tmp_path)
+    errors["noise"] = source_error(noise_video(tmp_path / "n.mkv", count=8), clip, tmp_path)
+    print("source warp error:", {k: f"{v:.3g}" for k, v in errors.items()})
+    assert errors["clip"] < errors["flow"] < errors["none"] / 2
+    assert errors["noise"] > 10 * errors["none"]
