@@ -592,6 +592,9 @@ CASES = [
          2, ("long.mp4", "more frames than the schedule", "(4)")),
     Case("stats-schedule-with-clip", lambda c: ["stats", c.tmp / "clip.mp4", "--schedule", write_video_schedule(c.tmp)],
          2, ("s.yaml", "input: a video clip", "image or noise input")),
+    Case("stats-source-shorter-than-video", lambda c: ["stats", pan_clip(c.tmp / "long.mp4", frames=8), "--source",
+                                                       pan_clip(c.tmp / "short.mp4", frames=4)],
+         2, ("short.mp4", "fewer frames than", "long.mp4")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
     Case("input-not-an-image", image_file("text"), 2, ("text.png", "neither a readable image nor a video")),
@@ -712,6 +715,7 @@ DOCUMENTED = {
     "preview-no-frame": "preview: no frame;",
     "stats-video-longer-than-schedule": "long.mp4: more frames than",
     "stats-schedule-with-clip": "s.yaml: input: a video clip",
+    "stats-source-shorter-than-video": "short.mp4: fewer frames than",
     "preview-motion-scale": "preview --motion: --scale applies",
     "estimate-too-short": "s.yaml: 2 frame(s);",
     "version-newer": "s.yaml: version: 2",
