@@ -296,6 +296,16 @@ def cmd_stats(args) -> int:
     from dreamvid.media.read import iter_frames
 
     data = stats.video_stats(iter_frames(args.video))
+    if args.schedule:
+        from dreamvid.api import load_schedule
+        from dreamvid.tools.warp_error import warp_errors
+
+        data[stats.WARP] = warp_errors(iter_frames(args.video), load_schedule(args.schedule), str(args.video))
+    elif args.source:
+        from dreamvid.tools.warp_error import source_warp_errors
+
+        data[stats.WARP] = source_warp_errors(iter_frames(args.video), iter_frames(args.source), str(args.video),
+                                              str(args.source))  # fmt: skip
     print(f"{args.video}: {len(data['frame'])} frames")
     print(stats.summary(data))
     for path, write in ((args.json, stats.write_json), (args.csv, stats.write_csv)):
@@ -477,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="write the metrics as a PNG plot (800x600)")
     p.add_argument("--json", type=Path, help="write per-frame metrics and the drift summary as JSON")
     p.add_argument("--csv", type=Path, help="write per-frame metrics as CSV")
+    motion = p.add_mutually_exclusive_group()
+    motion.add_argument("--schedule", type=Path,
+                        help="the video's schedule: add the warp error under its camera (docs/quality.md#warp-error)")
+    motion.add_argument("--source", type=Path,
+                        help="the clip the video was rendered from: add the warp error under its optical flow")
     p.set_defaults(func=cmd_stats)
     return parser
 

@@ -46,7 +46,7 @@ from dreamvid.rendering import loop as render_mod
 from dreamvid.rendering import step as step_mod
 from dreamvid.rendering.workdir import list_checkpoints
 from dreamvid.schedule import schedule as schedule_mod
-from tests.conftest import ENV, pan_clip, write_schedule
+from tests.conftest import ENV, pan_clip, write_schedule, write_video_schedule
 from tests.docs_examples import error_rows, matches_doc
 from tests.procs import ffmpeg_children
 
@@ -587,6 +587,14 @@ CASES = [
     Case("preview-frame-outside", lambda c: ["preview", c.schedule(segments=[{"frames": 90, "layers": {"mixed0": 1}}]),
                                              "--frame", "120", "-o", c.tmp / "f.png"], 2,
          ("s.yaml", "frame 120 is outside the schedule", "0..89")),
+    Case("stats-video-longer-than-schedule", lambda c: ["stats", pan_clip(c.tmp / "long.mp4", frames=8), "--schedule",
+                                                        c.schedule(segments=[{"frames": 4, "layers": {"mixed0": 1}}])],
+         2, ("long.mp4", "more frames than the schedule", "(4)")),
+    Case("stats-schedule-with-clip", lambda c: ["stats", c.tmp / "clip.mp4", "--schedule", write_video_schedule(c.tmp)],
+         2, ("s.yaml", "input: a video clip", "image or noise input")),
+    Case("stats-source-shorter-than-video", lambda c: ["stats", pan_clip(c.tmp / "long.mp4", frames=8), "--source",
+                                                       pan_clip(c.tmp / "short.mp4", frames=4)],
+         2, ("short.mp4", "fewer frames than", "long.mp4")),
     # files
     Case("input-missing", validate(input="nothere.png"), 2, ("input:", "nothere.png", "file not found")),
     Case("input-not-an-image", image_file("text"), 2, ("text.png", "neither a readable image nor a video")),
@@ -705,6 +713,9 @@ DOCUMENTED = {
     "audio-input-image": "s.yaml: audio: 'input' keeps",
     "preview-frame-outside": "s.yaml: frame 120 is outside",
     "preview-no-frame": "preview: no frame;",
+    "stats-video-longer-than-schedule": "long.mp4: more frames than",
+    "stats-schedule-with-clip": "s.yaml: input: a video clip",
+    "stats-source-shorter-than-video": "short.mp4: fewer frames than",
     "preview-motion-scale": "preview --motion: --scale applies",
     "estimate-too-short": "s.yaml: 2 frame(s);",
     "version-newer": "s.yaml: version: 2",
