@@ -492,11 +492,7 @@ class ScheduleSpec(_Spec):
             return value
         if (info.field_name, value) in (("input", NOISE), ("audio", D.AUDIO_INPUT)):
             return value
-        path = resolve_path(ctx["base"], value)
-        what = file_problem(path)
-        if what:
-            raise Invalid([((), f"{what}: {path}; expected an existing file (paths are relative to the "
-                                 "schedule file)")])
+        _require_file(ctx["base"], value, "an existing file")
         return value
 
     @field_validator("mask")
@@ -521,12 +517,16 @@ def _existing_file(value: str | None, info: ValidationInfo, description: str) ->
         raise Invalid([((), f"empty path; expected {description}")])
     ctx = info.context or {}
     if ctx.get("check_files"):
-        path = resolve_path(ctx["base"], value)
-        what = file_problem(path)
-        if what:
-            raise Invalid([((), f"{what}: {path}; expected an existing image file (paths are relative to the "
-                                 "schedule file)")])
+        _require_file(ctx["base"], value, "an existing image file")
     return value
+
+
+def _require_file(base: Path, value: str, expected: str) -> None:
+    """Refuse ``value`` (relative to ``base``) unless it names a readable file."""
+    path = resolve_path(base, value)
+    what = file_problem(path)
+    if what:
+        raise Invalid([((), f"{what}: {path}; expected {expected} (paths are relative to the schedule file)")])
 
 
 def file_problem(path: Path) -> str | None:
