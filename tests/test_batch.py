@@ -92,7 +92,9 @@ def same_video(a, b):
 
 
 def table(stdout):
-    """{video: (status, whole line)} from the final table."""
+    """{video: (status, whole line)} from the final table, which is all of stdout (Ray's own
+    messages, such as a lost node's, go to stderr)."""
+    assert stdout.split()[:2] == ["video", "status"], stdout
     rows = [line.split() for line in stdout.splitlines()[1:] if line.strip()]
     return {r[0]: (r[1], line) for r, line in zip(rows, stdout.splitlines()[1:])}
 
@@ -408,6 +410,29 @@ def test_ray_keeps_its_log_lines_to_itself(project):
     lines = [line for line in r.stderr.splitlines() if line.strip() and "frame" not in line]  # the bar aside
     assert all(line.startswith(("done ", "video ")) for line in lines), r.stderr
     assert "WARNING" not in r.stderr and "Token authentication" not in r.stderr
+
+
+def test_rays_messages_on_the_driver_go_to_stderr_so_stdout_is_the_table_alone(monkeypatch, capsys):
+    """Ray prints a lost node's or a retried task's message with its own ``print_to_stdstream``
+    on ``sys.stdout``, from a driver thread; inside ``cluster.joined`` that lands on stderr
+    (CI once saw raylet log lines above the table on stdout)."""
+    pytest.importorskip("ray")
+    from ray._private import worker as ray_worker
+
+    from dreamvid.batch import cluster
+
+    calls = []
+    monkeypatch.setattr(cluster, "connect", lambda address, logs=False: calls.append("connect") or True)
+    monkeypatch.setattr(cluster, "disconnect", lambda: calls.append("disconnect"))
+    message = {"lines": ["Task _remote_render failed. There are 3 retries remaining"], "pid": "raylet", "is_err": False}
+    with cluster.joined("auto"):
+        thread = threading.Thread(target=ray_worker.print_to_stdstream, args=(message, False))
+        thread.start()
+        thread.join()
+    print("video status")
+    out, err = capsys.readouterr()
+    assert calls == ["connect", "disconnect"]
+    assert out == "video status\n" and "3 retries remaining" in err
 
 
 # ------------------------------------------------------------ a real cluster: `ray start --head` (issue 33)

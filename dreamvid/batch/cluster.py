@@ -17,8 +17,10 @@ come from the tasks themselves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 
 from dreamvid.batch import reach
@@ -65,6 +67,21 @@ def connect(address: str, logs: bool = False):
 
 def disconnect() -> None:
     require_ray().shutdown()
+
+
+@contextlib.contextmanager
+def joined(address: str, logs: bool = False):
+    """:func:`connect` for the duration of a ``with`` block, then :func:`disconnect`. Inside,
+    Python's stdout is stderr: Ray prints its error messages (a node lost, a task retried,
+    a raylet's last log lines) on ``sys.stdout`` from a driver thread, and stdout is where
+    ``dreamvid batch`` prints its table, for scripts to read."""
+    connected = connect(address, logs)
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            yield
+        finally:
+            if connected:  # inside the redirect: shutdown joins the thread that prints
+                disconnect()
 
 
 def _remote_render(task: dict, queue) -> dict:

@@ -10,6 +10,7 @@ The library reports through ``callback(BatchProgress)``; only the CLI prints.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,10 +152,9 @@ def run(
 
         cluster.require_ray()  # before writing anything: no Ray -> one-line error
     todo, _ = plan(variants)
-    connected = False
-    try:
-        if todo and ray is not None:
-            connected = cluster.connect(ray, logs=ray_logs)  # before writing anything: no cluster -> one-line error
+    use_ray = bool(todo) and ray is not None  # no cluster is joined when nothing is left to render
+    # joined() before writing anything: no cluster -> one-line error
+    with cluster.joined(ray, logs=ray_logs) if use_ray else contextlib.nullcontext():
         for v in variants:
             write_schedule_file(v, job)
         tracker = Tracker(variants, todo, callback)
@@ -163,8 +163,5 @@ def run(
             pool.run(tasks, workers, retries, tracker)
         elif tasks:
             cluster.run(tasks, workers, retries, cpus_per_video, tracker)
-    finally:
-        if connected:
-            cluster.disconnect()
     tracker.emit("done")
     return list(tracker.results.values())
