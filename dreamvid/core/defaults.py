@@ -34,6 +34,7 @@ MASK_FOLLOWS = "camera"  # the mask moves with the camera (or stays fixed to the
 MAX_GUIDE_VECTORS = 1024  # a guide's feature vectors per layer (more are average-pooled down)
 
 # -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------
+COLOURS = ("lab", "histogram", "none")  # the colour modes (dreamvid/pixels/colour.py)
 COLOUR = "histogram"  # per-channel histogram match to the reference after each dream
 COLOUR_REFERENCE = "auto"  # the input image, or the first dreamed frame when the input is noise
 COLOUR_STRENGTH = 0.75  # the weakest histogram match that met the drift targets

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from dreamvid.core import defaults as D
+from dreamvid.core.stages import stage
 from dreamvid.pixels.images import to_device
 
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
@@ -302,11 +303,14 @@ def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tenso
     """
     out = dreamed
     if p.colour != "none" and reference is not None:
-        if p.colour == "lab":
-            out = match_lab(out, reference.lab_stats, p.colour_strength)
-        else:
-            out = match_histogram(out, reference.histogram, p.colour_strength)
-        out = match_saturation(out, reference.saturation, p.saturation_match)
-    out = blend(out, input_image, p.input_blend)
-    out = blend(out, moved, p.smoothing)
-    return clip_guard(out, p.clip_guard)
+        with stage("colour_match"):
+            if p.colour == "lab":
+                out = match_lab(out, reference.lab_stats, p.colour_strength)
+            else:
+                out = match_histogram(out, reference.histogram, p.colour_strength)
+        with stage("saturation_match"):
+            out = match_saturation(out, reference.saturation, p.saturation_match)
+    with stage("blend"):
+        out = blend(blend(out, input_image, p.input_blend), moved, p.smoothing)
+    with stage("clip_guard"):
+        return clip_guard(out, p.clip_guard)

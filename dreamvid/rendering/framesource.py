@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dreamvid.core.stages import stage
 from dreamvid.pixels.images import to_uint8
 
 
@@ -43,13 +44,15 @@ class FrameSource:
         frame = self._made_ahead(n, previous)
         if frame is None:
             frame = self._make(n, previous)
-        copy = self._start_copy(frame)
+        with stage("to_uint8"):
+            copy = self._start_copy(frame)
         if self.ahead and n + 1 < self.total:
             try:
                 self._next = (n + 1, frame, self._make(n + 1, frame), None)
             except Exception as err:  # noqa: BLE001 -- raised when frame n + 1 is asked for
                 self._next = (n + 1, frame, None, err)
-        return frame, self._finish_copy(copy)
+        with stage("to_uint8"):
+            return frame, self._finish_copy(copy)
 
     def _make(self, n: int, previous: torch.Tensor | None) -> torch.Tensor:
         return self.dreamer.first_frame() if n == 0 else self.dreamer.next_frame(previous, n)
