@@ -43,6 +43,7 @@ INPUT_BLEND = 0.0  # share of the input image mixed back into each frame
 SMOOTHING = 0.0  # share of the camera-moved previous frame kept
 CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
 CLIP_GUARD_TAIL = 0.005  # share of values at each end the guard's range ignores (hot pixels, not the frame)
+HISTOGRAM_LEVELS = 1 << 14  # levels the histogram match ranks a frame's values on: a count per level, not a sort
 
 # -- a video clip as the input (dreamvid/video.py, docs/video.md); per segment ----------------
 FLOWS = ("dis", "farneback", "raft", "none")  # optical flow methods (dreamvid/flow.py)

@@ -115,8 +115,9 @@ class Histogram:
 
 
 def _quantiles(counts: torch.Tensor, n: int, dtype, midpoint: bool) -> torch.Tensor:
-    """Each distinct value's cumulative share: the top of its run of ties (as skimage), or its middle."""
-    top = counts.cumsum(0).to(dtype)
+    """Each distinct value's cumulative share (along the last dimension of ``counts``, the
+    values in increasing order): the top of its run of ties (as skimage), or its middle."""
+    top = counts.cumsum(-1).to(dtype)
     return (top - counts.to(dtype) / 2 if midpoint else top) / n
 
 
@@ -155,28 +156,34 @@ def match_histogram(image: torch.Tensor, reference: Histogram, strength: float =
     """Map each channel's cumulative distribution onto the reference's, then blend by ``strength``.
 
     A source value at cumulative share q becomes the reference value at share q
-    (interpolated), as ``skimage.exposure.match_histograms`` does.
+    (interpolated), as ``skimage.exposure.match_histograms`` does. The frame's values are
+    ranked on :data:`~dreamvid.core.defaults.HISTOGRAM_LEVELS` levels (:func:`_level_keys`):
+    a count per level, not a sort, so the shares cost linear time and no host sync, and they
+    equal skimage's wherever no two distinct values share a level.
     """
     if strength == 0:
         return image
-    out = torch.empty_like(image)
-    for c, channel in enumerate(image[0]):
-        q = _shares(channel.reshape(-1), image.dtype, reference.midpoint)
-        out[0, c] = _interp(q, reference.quantiles[c], reference.values[c]).reshape(channel.shape)
+    channels = image.shape[1]
+    keys = _level_keys(image, D.HISTOGRAM_LEVELS).reshape(channels, -1)
+    shares = _key_shares(keys, D.HISTOGRAM_LEVELS, image.dtype, reference.midpoint)
+    mapped = torch.stack([_interp(shares[c], reference.quantiles[c], reference.values[c]) for c in range(channels)])
+    out = mapped.gather(1, keys).reshape(image.shape)
     return blend(image, out, strength)
 
 
-def _shares(values: torch.Tensor, dtype, midpoint: bool) -> torch.Tensor:
-    """Each value's cumulative share among ``values``, as :func:`_quantiles` gives it for its
-    distinct value: from a sort and two binary searches, with shapes known in advance (a
-    ``torch.unique`` makes the host wait for the device to learn how many values there are)."""
-    values = values.contiguous()
-    ordered = torch.sort(values).values
-    top = torch.searchsorted(ordered, values, right=True)  # values <= v: the top of v's run of ties
-    if not midpoint:
-        return top.to(dtype) / values.numel()
-    counts = top - torch.searchsorted(ordered, values)  # the run's length
-    return (top.to(dtype) - counts.to(dtype) / 2) / values.numel()
+def _level_keys(image: torch.Tensor, levels: int) -> torch.Tensor:
+    """Each value's level, ``round(x (levels - 1))`` of ``x`` clamped to [0, 1], as int64
+    (a NaN, which the dream's finite check reports, lands on a valid level too)."""
+    return torch.round(image.clamp(0, 1) * (levels - 1)).long().clamp_(0, levels - 1)
+
+
+def _key_shares(keys: torch.Tensor, count: int, dtype, midpoint: bool) -> torch.Tensor:
+    """(rows, ``count``): each key's cumulative share among its row of ``keys`` (rows, N) (keys
+    in [0, count), in the order of the values they stand for), as :func:`_quantiles` gives it
+    for a distinct value. A count per key (``scatter_add_``: ``bincount`` makes CUDA's host wait)."""
+    counts = torch.zeros(keys.shape[0], count, dtype=torch.long, device=keys.device)
+    counts.scatter_add_(1, keys, torch.ones_like(keys))
+    return _quantiles(counts, keys.shape[1], dtype, midpoint)
 
 
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
@@ -212,7 +219,7 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
     """
     if strength == 0:
         return image
-    target = match_histogram(saturation(as_shown(image)), reference, strength)
+    target = _matched_saturation(image, reference, strength)
     luma = (image * _per_channel(_LUMA, image)).sum(1, keepdim=True)
     top, bottom = image.amax(1, keepdim=True), image.amin(1, keepdim=True)
     chroma, above = top - bottom, top - luma
@@ -220,6 +227,35 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
     room = torch.minimum((1 - _MARGIN - luma) / above.clamp(min=_EPS), (luma - _MARGIN) / (luma - bottom).clamp(min=_EPS))
     k = torch.minimum(k, room.clamp(min=1))  # a pixel already that close to 0 or 1 may lose colour, not gain it
     return torch.where(chroma > _EPS, (luma + k * (image - luma)).clamp(0, 1), image)
+
+
+def _matched_saturation(image: torch.Tensor, reference: Histogram, strength: float) -> torch.Tensor:
+    """``match_histogram(saturation(as_shown(image)), reference, strength)`` as a sort of the
+    pixels would rank them, bit for bit, in linear time: a shown pixel's saturation is one of
+    the few thousand values an 8-bit (max, min) pair can make (:func:`_shown_saturations`), so
+    the pixels are counted per value, and the reference's map is evaluated once per value."""
+    shown = torch.round(image.clamp(0, 1) * 255)  # as_shown's 0..255
+    pair = (shown.amax(1) * 256 + shown.amin(1)).long().clamp_(0, 256 * 256 - 1).reshape(1, -1)
+    which, values = _shown_saturations(image.device, image.dtype)
+    keys = which[pair]
+    shares = _key_shares(keys, values.numel(), image.dtype, reference.midpoint)[0]
+    target = blend(values, _interp(shares, reference.quantiles[0], reference.values[0]), strength)
+    return target[keys].reshape(1, 1, *image.shape[2:])
+
+
+@functools.lru_cache(maxsize=8)
+def _shown_saturations(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every saturation an 8-bit pixel can show, as :func:`saturation` of :func:`as_shown`
+    computes it in ``dtype``: (for each pair ``max * 256 + min``, the index of its value;
+    the distinct values, increasing). Made once per device and dtype; never changed in place."""
+    top = torch.arange(256, dtype=dtype).repeat_interleave(256)
+    bottom = torch.arange(256, dtype=dtype).repeat(256)
+    pixels = torch.stack([top, bottom, bottom])[None, :, None, :] / 255  # as as_shown divides
+    valid = bottom <= top
+    values, index = torch.unique(saturation(pixels).reshape(-1)[valid], return_inverse=True)
+    which = torch.zeros(256 * 256, dtype=torch.long)
+    which[valid] = index
+    return to_device(which, device), to_device(values, device)
 
 
 def blend(image: torch.Tensor, other: torch.Tensor, amount: float) -> torch.Tensor:
