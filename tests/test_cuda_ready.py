@@ -349,6 +349,37 @@ def test_saturation_match_by_count_equals_the_sort(dtype):
         assert match(image, histogram, 1.0).shape == image.shape
 
 
+def test_a_clips_per_frame_colour_reference_is_counted_without_a_host_sync(monkeypatch, photo):
+    """With a video input and ``colour_reference: input`` the reference is the clip's frame n,
+    new every frame (issue 34): its histograms are counted, not torch.unique'd, so building
+    and using them makes no host wait; the maps equal the sorted reference's (the saturation's
+    bit for bit, the channels' within their 2^14 levels)."""
+    from types import SimpleNamespace
+
+    from dreamvid.pixels import colour as C
+    from dreamvid.pixels.images import fit, to_tensor
+    from dreamvid.rendering.step import ClipReferences
+
+    frames = [to_tensor(fit(photo, (64, 48))), to_tensor(fit(photo[::-1], (64, 48)))]
+    schedule = SimpleNamespace(input_path=None)
+    references = ClipReferences(schedule, lambda n: frames[n], lambda previous, n: None)
+    p = SimpleNamespace(index=1, colour="histogram", colour_reference="input", colour_strength=0.75,
+                        saturation_match=1.0, input_blend=0.0, smoothing=0.0, clip_guard=0.0)  # fmt: skip
+    dreamed = (frames[0] * 1.1 - 0.05).clamp(0, 1)
+    C.control(dreamed, dreamed, frames[0], references.get(SimpleNamespace(**{**vars(p), "index": 0}), dreamed), p)
+    with SyncCounter(monkeypatch) as counter:  # frame 1, after frame 0 made the tables a process makes once
+        reference = references.get(p, dreamed)
+        out = C.control(dreamed, dreamed, frames[1], reference, p)
+    assert counter.seen == [] and reference.counted
+    sorted_reference = C.Reference(frames[1])
+    assert torch.equal(C.match_saturation(dreamed, reference.saturation),
+                       C.match_saturation(dreamed, sorted_reference.saturation))  # fmt: skip
+    levels = C.match_histogram(dreamed, reference.histogram) - C.match_histogram(dreamed, sorted_reference.histogram)
+    assert levels.abs().max().item() < 1e-3  # the reference's values stand on 2^14 levels
+    assert (out - C.control(dreamed, dreamed, frames[1], sorted_reference, p)).abs().mean().item() < 1e-4
+    assert (out - dreamed).abs().mean().item() > 1e-2  # matched to frame 1, not frame 0
+
+
 def test_studio_previews_dream_without_compiling(tmp_path, monkeypatch):
     """Previews run in worker threads at several scales: no CUDA graphs, no graph per scale."""
     import threading

@@ -142,13 +142,53 @@ def histogram(reference: torch.Tensor, midpoint: bool = False) -> Histogram:
     return Histogram(tuple(values), tuple(quantiles), midpoint)
 
 
+def counted_histogram(reference: torch.Tensor) -> Histogram:
+    """:func:`histogram` of a reference that changes every frame (a clip's frame n), in linear
+    time and with shapes known in advance (``torch.unique`` makes a GPU's host wait): each
+    channel counted on :data:`~dreamvid.core.defaults.HISTOGRAM_LEVELS` levels
+    (:func:`_level_keys`), which stand for its values (at most 1/32766 off)."""
+    levels = D.HISTOGRAM_LEVELS
+    keys = _level_keys(reference, levels).reshape(reference.shape[1], -1)
+    values = torch.arange(levels, dtype=reference.dtype, device=reference.device) / (levels - 1)
+    return _knots(_counts(keys, levels), values, reference.dtype, midpoint=False)
+
+
+def counted_saturation(reference: torch.Tensor) -> Histogram:
+    """``histogram(saturation(as_shown(reference)), midpoint=True)`` as :func:`counted_histogram`
+    makes it, and exact: the shown saturations are counted per value (:func:`_shown_saturations`)."""
+    which, values = _shown_saturations(reference.device, reference.dtype)
+    return _knots(_counts(which[_shown_pairs(reference)], values.numel()), values, reference.dtype, midpoint=True)
+
+
+def _knots(counts: torch.Tensor, values: torch.Tensor, dtype, midpoint: bool) -> Histogram:
+    """A :class:`Histogram` with a knot (two with ``midpoint``) for every one of ``values``,
+    counted ``counts`` (rows, K) times. A value that no pixel has repeats the knot of the
+    value below it (the first one's, below the first value counted), which :func:`_interp`
+    reads as no knot at all: the same map as :func:`histogram`'s knots of the counted values."""
+    n = counts.shape[-1]
+    index = torch.arange(n, device=counts.device).expand_as(counts)
+    present = counts > 0
+    below = torch.where(present, index, -1).cummax(-1).values  # the nearest counted value at or below
+    above = torch.where(present, index, n).flip(-1).cummin(-1).values.flip(-1)  # ... at or above
+    held = values.expand_as(counts).gather(-1, torch.where(below >= 0, below, above))
+    total = counts.sum(-1, keepdim=True).to(dtype)
+    top = counts.cumsum(-1).to(dtype)
+    if not midpoint:
+        return Histogram(tuple(held), tuple(top / total))
+    upper = (top - 0.5) / total
+    lower = torch.where(present, (top - counts.to(dtype) + 0.5) / total, upper)
+    both = lambda a, b: torch.stack([a, b], -1).flatten(-2)  # noqa: E731
+    return Histogram(tuple(both(held, held)), tuple(both(lower, upper)), midpoint=True)
+
+
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """numpy.interp on tensors (xp increasing; clamps outside it)."""
+    """numpy.interp on tensors (xp non-decreasing; clamps outside it). Where knots repeat an
+    ``xp``, the first of them counts (:func:`counted_histogram` repeats knots)."""
     if xp.numel() == 1:
         return fp.expand_as(x).clone()
     i = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
     x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
-    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    t = torch.where(x1 > x0, (x - x0) / (x1 - x0), 0.0).clamp(0, 1)  # x1 = x0 only below the first knot
     return f0 + t * (f1 - f0)
 
 
@@ -181,9 +221,13 @@ def _key_shares(keys: torch.Tensor, count: int, dtype, midpoint: bool) -> torch.
     """(rows, ``count``): each key's cumulative share among its row of ``keys`` (rows, N) (keys
     in [0, count), in the order of the values they stand for), as :func:`_quantiles` gives it
     for a distinct value. A count per key (``scatter_add_``: ``bincount`` makes CUDA's host wait)."""
+    return _quantiles(_counts(keys, count), keys.shape[1], dtype, midpoint)
+
+
+def _counts(keys: torch.Tensor, count: int) -> torch.Tensor:
+    """(rows, ``count``): how often each key is in its row of ``keys``."""
     counts = torch.zeros(keys.shape[0], count, dtype=torch.long, device=keys.device)
-    counts.scatter_add_(1, keys, torch.ones_like(keys))
-    return _quantiles(counts, keys.shape[1], dtype, midpoint)
+    return counts.scatter_add_(1, keys, torch.ones_like(keys))
 
 
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
@@ -234,13 +278,17 @@ def _matched_saturation(image: torch.Tensor, reference: Histogram, strength: flo
     pixels would rank them, bit for bit, in linear time: a shown pixel's saturation is one of
     the few thousand values an 8-bit (max, min) pair can make (:func:`_shown_saturations`), so
     the pixels are counted per value, and the reference's map is evaluated once per value."""
-    shown = torch.round(image.clamp(0, 1) * 255)  # as_shown's 0..255
-    pair = (shown.amax(1) * 256 + shown.amin(1)).long().clamp_(0, 256 * 256 - 1).reshape(1, -1)
     which, values = _shown_saturations(image.device, image.dtype)
-    keys = which[pair]
+    keys = which[_shown_pairs(image)]
     shares = _key_shares(keys, values.numel(), image.dtype, reference.midpoint)[0]
     target = blend(values, _interp(shares, reference.quantiles[0], reference.values[0]), strength)
     return target[keys].reshape(1, 1, *image.shape[2:])
+
+
+def _shown_pairs(image: torch.Tensor) -> torch.Tensor:
+    """(1, H W): each pixel's shown (:func:`as_shown`) max and min as ``max * 256 + min``."""
+    shown = torch.round(image.clamp(0, 1) * 255)  # as_shown's 0..255
+    return (shown.amax(1) * 256 + shown.amin(1)).long().clamp_(0, 256 * 256 - 1).reshape(1, -1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -300,10 +348,15 @@ def _tails(image: torch.Tensor, tail: float, by_sort: bool | None = None) -> tup
 
 
 class Reference:
-    """The colour reference of a render and its statistics, computed once and cached."""
+    """The colour reference of a render and its statistics, computed once and cached.
 
-    def __init__(self, image: torch.Tensor):
+    ``counted``: a reference that changes every frame (a clip's frame n): its histograms are
+    counted (:func:`counted_histogram`, :func:`counted_saturation`) in linear time, without
+    making a GPU's host wait."""
+
+    def __init__(self, image: torch.Tensor, counted: bool = False):
         self.image = image
+        self.counted = counted
         self._lab: tuple[torch.Tensor, torch.Tensor] | None = None
         self._histogram: Histogram | None = None
         self._saturation: Histogram | None = None
@@ -317,13 +370,14 @@ class Reference:
     @property
     def histogram(self) -> Histogram:
         if self._histogram is None:
-            self._histogram = histogram(self.image)
+            self._histogram = counted_histogram(self.image) if self.counted else histogram(self.image)
         return self._histogram
 
     @property
     def saturation(self) -> Histogram:
         if self._saturation is None:
-            self._saturation = histogram(saturation(as_shown(self.image)), midpoint=True)
+            self._saturation = (counted_saturation(self.image) if self.counted
+                                else histogram(saturation(as_shown(self.image)), midpoint=True))
         return self._saturation
 
 

@@ -413,8 +413,8 @@ class ClipReferences:
 
     def get(self, p: FrameParams, dreamed: Image) -> colour.Reference:
         which = _reference_name(self.schedule, p)
-        if which == "input":
-            return colour.Reference(self.source(p.index))
+        if which == "input":  # a new reference each frame: counted, not sorted (no host sync)
+            return colour.Reference(self.source(p.index), counted=True)
         if which not in self.built:
             image = dreamed if p.index == 0 else self.dream_without_colour(None, 0)
             self.built[which] = colour.Reference(image)
