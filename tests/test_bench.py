@@ -150,6 +150,9 @@ def test_bench_stages_add_up_to_the_frame(tmp_path):
     assert sum(stages.values()) == pytest.approx(total, rel=0.10)
     assert result["unaccounted_ms_per_frame"] == pytest.approx(total - sum(stages.values()))
     assert result["dream_ms_per_frame"] == stages["dream"]
+    cpu = result["stages_cpu_ms_per_frame"]  # this process's CPU time per stage, the same stages
+    assert set(cpu) == set(stages) and cpu["dream"] > 0
+    assert 0 < result["rest_share"] < 1 and 0 < result["rest_cpu_share"] < 1
 
 
 def test_stages_are_timed_only_inside_a_timer():
@@ -173,4 +176,4 @@ def test_stages_are_timed_only_inside_a_timer():
         other.join()
     with stage("dream"):
         pass
-    assert timer.seconds == {"dream": 2.0} and len(syncs) == 4
+    assert timer.seconds == {"dream": 2.0} and set(timer.cpu_seconds) == {"dream"} and len(syncs) == 4

@@ -203,7 +203,8 @@ def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) 
     if device.type == "cuda":
         result = _time_render(schedule, net, frames, None)
         result["stages_with_sync"] = _time_render(schedule, net, frames, StageTimer(lambda: _sync(device)))
-        result.update({k: result["stages_with_sync"][k] for k in ("stages_ms_per_frame", "unaccounted_ms_per_frame")})
+        result.update({k: result["stages_with_sync"][k] for k in ("stages_ms_per_frame", "stages_cpu_ms_per_frame",
+                                                                    "unaccounted_ms_per_frame")})
     else:
         result = _time_render(schedule, net, frames, StageTimer())
     stages = result["stages_ms_per_frame"]
@@ -219,11 +220,14 @@ PER_RENDER = ("finish", "checkpoint")  # once per render (or per part of checkpo
 def rest_of_frame(result: dict) -> dict:
     """Everything but the dream in a frame of a long render: the frame without the dream and
     without what the bench's few frames pay once (:data:`PER_RENDER`), in ms and as a share."""
-    stages = result["stages_ms_per_frame"]
-    timed = result.get("stages_with_sync", result)["ms_per_frame"]
-    frame = timed - sum(stages.get(name, 0.0) for name in PER_RENDER)
-    rest = frame - stages.get("dream", 0.0)
-    return {"rest_ms_per_frame": rest, "rest_share": rest / frame}
+    timed = result.get("stages_with_sync", result)
+    out = {}
+    for key, total, stages in (("", timed["ms_per_frame"], result["stages_ms_per_frame"]),
+                               ("cpu_", timed["process_cpu_ms_per_frame"], result["stages_cpu_ms_per_frame"])):  # fmt: skip
+        frame = total - sum(stages.get(name, 0.0) for name in PER_RENDER)
+        rest = frame - stages.get("dream", 0.0)
+        out.update({f"rest_{key}ms_per_frame": rest, f"rest_{key}share": rest / frame})
+    return out
 
 
 def _time_render(schedule, net, frames: int, timer: StageTimer | None) -> dict:
@@ -243,7 +247,7 @@ def _time_render(schedule, net, frames: int, timer: StageTimer | None) -> dict:
             if timer is not None:
                 timer.reset()
         elif p.event == "frame" and p.frame == frames + 2:
-            marks["last"] = time.perf_counter()
+            marks["last"], marks["last_cpu"] = time.perf_counter(), time.process_time()
 
     t = time.perf_counter()
     with timing(timer) if timer is not None else contextlib.nullcontext():
@@ -251,14 +255,17 @@ def _time_render(schedule, net, frames: int, timer: StageTimer | None) -> dict:
     end = time.perf_counter()
     own = time.process_time() - marks["own"]
     ms = {name: s / frames * 1000 for name, s in (timer.seconds if timer is not None else {}).items()}
+    cpu_ms = {name: s / frames * 1000 for name, s in (timer.cpu_seconds if timer is not None else {}).items()}
     if ms:
         ms["finish"] = (end - marks["last"]) / frames * 1000  # the encoder's flush and the join, spread
+        cpu_ms["finish"] = (time.process_time() - marks["last_cpu"]) / frames * 1000
     total = (end - marks["warm"]) / frames * 1000
     return {"ms_per_frame": total, "warmup_s": marks["warm"] - t,
             "process_cpu_ms_per_frame": own / frames * 1000,
             "encoder_cpu_ms_per_frame": (_children_cpu_s() - marks["cpu"]) / (frames + 2) * 1000,  # its frames 0..frames+1
             "peak_memory_bytes": _peak_bytes(device), "frame_shape": [1, 3, schedule.size[1], schedule.size[0]],
             "stages_ms_per_frame": {name: ms[name] for name in (*STAGES, "finish") if name in ms},
+            "stages_cpu_ms_per_frame": {name: cpu_ms[name] for name in (*STAGES, "finish") if name in cpu_ms},
             "unaccounted_ms_per_frame": total - sum(ms.values()) if ms else None}  # fmt: skip
 
 
@@ -389,4 +396,5 @@ def _stage_lines(p: dict) -> list[str]:
     sync = " (a second render, synchronised at each stage)" if "stages_with_sync" in p else ""
     return [f"dreamvid's frame by stage{sync}, ms: " + ", ".join(cells),
             f"everything but the dream, per frame (without {' and '.join(PER_RENDER)}, paid once per render or part): "
-            f"{p['rest_ms_per_frame']:.1f} ms, {p['rest_share']:.1%} of the frame"]
+            f"{p['rest_ms_per_frame']:.1f} ms, {p['rest_share']:.1%} of the frame (CPU time: "
+            f"{p['rest_cpu_ms_per_frame']:.1f} ms, {p['rest_cpu_share']:.1%})"]
