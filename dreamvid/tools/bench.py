@@ -6,15 +6,15 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
 
 - ``baseline``: :mod:`dreamvid.tools.baseline`, fp32 NCHW eager, the full network each step,
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
-- ``dreamvid``: :class:`dreamvid.rendering.step.Dreamer` through
-  :class:`dreamvid.rendering.framesource.FrameSource` (on CUDA frame n's host copy overlaps
-  frame n+1's dream) and :class:`dreamvid.media.write.VideoWriter`, as
-  :func:`dreamvid.rendering.loop.render` uses them (colour
-  control off, as the baseline has none), in the precision ``precision`` resolves to
-  (:mod:`dreamvid.engine.precision`).
+- ``dreamvid``: :func:`dreamvid.rendering.loop.render` itself (on CUDA frame n's host copy
+  overlaps frame n+1's dream), with the schedule's default colour control (the baseline has
+  none; ``colour``: another mode), in the precision ``precision`` resolves to
+  (:mod:`dreamvid.engine.precision`); its frame timed by stage (:mod:`dreamvid.core.stages`).
 
 Reported per path: ms per frame (the loop's wall time, the encoder's flush at the end
-included), the dream step's FLOPs (forward + input gradient, counted with
+included; for dreamvid also the join of its parts and a checkpoint after the last frame),
+dreamvid's frame by stage (wall and CPU time) and everything but the dream per frame
+(:func:`rest_of_frame`), the dream step's FLOPs (forward + input gradient, counted with
 ``torch.utils.flop_counter.FlopCounterMode``) and achieved GFLOP/s, peak memory (CUDA:
 ``max_memory_allocated``; CPU: peak RSS, reset before each path through
 ``/proc/self/clear_refs``), the encoder's share (ffmpeg's CPU time and the time the loop
