@@ -177,3 +177,8 @@ def test_stages_are_timed_only_inside_a_timer():
     with stage("dream"):
         pass
     assert timer.seconds == {"dream": 2.0} and set(timer.cpu_seconds) == {"dream"} and len(syncs) == 4
+    with timing(timer):  # clock 4: a reference dreamed again inside its stage counts as dream
+        with stage("colour_reference"):  # 4 .. 9
+            with stage("dream"):  # 5 .. 8
+                next(ticks), next(ticks)
+    assert timer.seconds == {"dream": 5.0, "colour_reference": 2.0}

@@ -7,8 +7,8 @@ costs a context-variable read, and never makes the host wait for a device: on CU
 timer's ``sync`` (``torch.cuda.synchronize``, given by the bench) runs only while a timer
 is active, so the queued work lands in the stage that queued it.
 
-The stage names, in a frame's order, are :data:`STAGES`; stages do not nest (a stage inside
-another would count twice).
+The stage names, in a frame's order, are :data:`STAGES`. A stage inside another counts for
+the inner one alone, so the stages add up to the time they cover.
 """
 
 from __future__ import annotations
@@ -49,20 +49,30 @@ class StageTimer:
         self.clock, self.cpu_clock = clock, cpu_clock
         self.seconds: dict[str, float] = {}
         self.cpu_seconds: dict[str, float] = {}
+        self._open: list[list[float]] = []  # the stages running now, outermost first
 
     def reset(self) -> None:
         self.seconds, self.cpu_seconds = {}, {}
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        """Time ``name``; a stage inside it (a colour reference dreamed again on a resume) counts
+        for the inner stage only, so the stages still add up to the frame."""
         self.sync()
         start, cpu = self.clock(), self.cpu_clock()
+        inner = [0.0, 0.0]  # wall and CPU seconds of the stages inside this one
+        self._open.append(inner)
         try:
             yield
         finally:
             self.sync()
-            self.seconds[name] = self.seconds.get(name, 0.0) + self.clock() - start
-            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + self.cpu_clock() - cpu
+            self._open.pop()
+            wall, used = self.clock() - start, self.cpu_clock() - cpu
+            self.seconds[name] = self.seconds.get(name, 0.0) + wall - inner[0]
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + used - inner[1]
+            if self._open:
+                self._open[-1][0] += wall
+                self._open[-1][1] += used
 
 
 @contextlib.contextmanager
