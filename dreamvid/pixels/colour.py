@@ -10,7 +10,8 @@ without leaving it.
 - :func:`match_lab`: match each LAB channel's mean and std to a reference (Deforum's
   "colour coherence"); ``strength`` moves the statistics part of the way.
 - :func:`match_histogram`: map each RGB channel's histogram onto the reference's (the
-  cumulative-distribution matching of ``skimage.exposure.match_histograms``).
+  cumulative-distribution matching of ``skimage.exposure.match_histograms``, the frame's
+  values counted on 2^14 levels instead of sorted).
 - :func:`match_saturation`: map each pixel's HSV saturation ``(max - min) / max`` (as the
   8-bit video shows it) onto the reference's saturation distribution (the same quantile
   mapping, ties kept in their proportions), at constant luma, never making a clipped value.
@@ -276,7 +277,7 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
 def _matched_saturation(image: torch.Tensor, reference: Histogram, strength: float) -> torch.Tensor:
     """``match_histogram(saturation(as_shown(image)), reference, strength)`` as a sort of the
     pixels would rank them, bit for bit, in linear time: a shown pixel's saturation is one of
-    the few thousand values an 8-bit (max, min) pair can make (:func:`_shown_saturations`), so
+    the 21 000 or so values an 8-bit (max, min) pair can make (:func:`_shown_saturations`), so
     the pixels are counted per value, and the reference's map is evaluated once per value."""
     which, values = _shown_saturations(image.device, image.dtype)
     keys = which[_shown_pairs(image)]
