@@ -51,11 +51,12 @@ class Clock:
         return timed
 
 
-def measure(size: tuple[int, int], frames: int, net, folder: Path, ahead: bool = False) -> dict:
+def measure(size: tuple[int, int], frames: int, net, folder: Path, ahead: bool | None = None) -> dict:
     clip = folder / f"pan{size[0]}.mp4"
     if not clip.exists():
         pan_clip(clip, frames=frames + 1, size=size, speed=max(1, size[0] // 64))
-    D.FLOW_AHEAD_DEVICES = ("cpu",) if ahead else ()
+    if ahead is not None:  # else the device's default
+        D.FLOW_AHEAD_DEVICES = ("cpu", "cuda") if ahead else ()
     s = parse_schedule({"input": clip.name, "size": list(size), "precision": "fp32",
                         "defaults": {"iterations": 4, "step": 0.008, "octaves": 2, "jitter": 16},
                         "segments": [{"frames": frames + 1, "layers": {"mixed3": 1.0}}]}, source=folder / "s.yaml")
