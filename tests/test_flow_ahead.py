@@ -109,3 +109,24 @@ def test_ctrl_c_mid_render_leaves_no_flow_thread(tmp_path, net, ahead, dis_calls
         dreamvid.render(schedule(tmp_path, "c.mp4", 8), callback=callback, progress=False, model=net)
     assert any(seen[1:]) and calls  # the worker ran during the render
     assert flow_threads() == []
+
+
+def test_clip_frames_keep_one_device_copy_per_kept_frame(tmp_path):
+    """On a device other than the CPU (the meta device stands in for CUDA here) each kept frame
+    goes up once, and its copy is dropped with it; ``host`` gives the frame on the CPU."""
+    import torch
+
+    from dreamvid.rendering.video_input import ClipFrames
+
+    pan_clip(tmp_path / "c.mp4", frames=5)
+    s = schedule(tmp_path, "c.mp4", 5)
+    frames = ClipFrames(s.clip, s.size, torch.device("meta"))
+    try:
+        one = frames.get(1)
+        assert one.device.type == "meta" and frames.get(1) is one
+        assert frames.host(1).device.type == "cpu" and frames.host(1).shape == one.shape
+        frames.get(3)
+        assert set(frames._on_device) == {3}  # frame 1 is no longer kept (frames 2 and 3 are)
+    finally:
+        frames.close()
+    assert frames._reader is None
