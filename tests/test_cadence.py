@@ -167,3 +167,22 @@ def test_a_shorter_render_ends_between_dreams_and_a_longer_one_goes_on(tmp_path,
     video = read_frames(render(s, model=net, callback=events.append))
     assert any(e.event == "start" and e.start == 5 for e in events)
     assert all(np.array_equal(a, b) for a, b in zip(video, reference, strict=True))
+
+
+def test_look_ahead_with_cadence_makes_the_same_video(tmp_path, net, monkeypatch):
+    """CUDA's look-ahead (forced here on the CPU) makes frame n+1's state before frame n is
+    handed over: with a cadence that can be a dream ahead; a stop between dreams drops it."""
+    import functools
+
+    from dreamvid.rendering import loop as render_module
+    from dreamvid.rendering.framesource import FrameSource
+
+    reference = read_frames(render(schedule_at(tmp_path / "ref", CHANGING, encoder=LOSSLESS), model=net))
+    monkeypatch.setattr(render_module, "FrameSource", functools.partial(FrameSource, ahead=True))
+    s = schedule_at(tmp_path / "ahead", CHANGING, encoder=LOSSLESS)
+    done = []
+    with pytest.raises(Interrupted, match="frames 0-7"):
+        render(s, model=net, callback=lambda p: p.event == "frame" and done.append(p.frame),
+               should_stop=lambda: len(done) == 8)  # fmt: skip
+    video = read_frames(render(s, model=net))
+    assert all(np.array_equal(a, b) for a, b in zip(video, reference, strict=True))

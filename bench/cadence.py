@@ -1,0 +1,151 @@
+"""What ``cadence: k`` costs and how it looks (docs/performance.md#cadence, docs/quality.md#cadence).
+
+speed: the demo schedule (schedules/demo.yaml: 256x144, 4 iterations, 2 octaves, mixed0 ->
+mixed3 -> mixed4 with transitions), its segments shortened to ``--frames`` frames each
+(transitions scaled alike), rendered whole (``dreamvid.render``: dream, crossfades, encoding) at
+each k in one process, in the order given (``--order 1 2 3 4 1`` repeats k = 1 at the end to see
+the machine's drift). Wall seconds per video frame, and the ratio to k = 1.
+
+look: the demo's dream settings (mixed3, 4 iterations, 2 octaves, zoom 1.03) on a photo
+(skimage's astronaut), the flat logo (schedules/logo.png) and noise, ``--look-frames`` frames at
+``--look-size``, at each k. Per k: the warp error of the frames (``dreamvid stats --schedule``'s,
+:func:`dreamvid.tools.warp_error.warp_errors`, on the uint8 frames before encoding) and the dream
+strength: over the dreamed frames b > 0, the mean |frame b - its start| in 8-bit levels, the
+start being the dreamed frame before it carried by the camera to b (what the dream and its colour
+control added). With ``--sheet DIR`` a contact sheet per input (frames 0, 6, 12, ... at each k).
+
+    nice python3 bench/cadence.py speed [--frames 12] [--order 1 2 3 4 1]
+    nice python3 bench/cadence.py look [--look-frames 24] [--look-size 160x96] [--sheet out/]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import dreamvid  # noqa: E402
+from dreamvid.engine.model import load_model  # noqa: E402
+from dreamvid.pixels.images import to_uint8  # noqa: E402
+from dreamvid.rendering.cadence import Cadenced  # noqa: E402
+from dreamvid.rendering.step import Dreamer  # noqa: E402
+from dreamvid.schedule.cadence import dreamed_frames  # noqa: E402
+from dreamvid.schedule.schedule import parse_schedule  # noqa: E402
+from dreamvid.tools.warp_error import warp_errors  # noqa: E402
+
+DEMO = ROOT / "schedules" / "demo.yaml"
+
+
+def demo_data(frames: int, k: int, output: Path) -> dict:
+    """The demo schedule with segments of ``frames`` frames (transitions scaled) at cadence ``k``."""
+    data = yaml.safe_load(DEMO.read_text())
+    data["input"], data["output"] = str(DEMO.parent / data["input"]), str(output)
+    data["device"], data["precision"] = "cpu", "fp32"
+    data["defaults"]["cadence"] = k
+    for seg in data["segments"]:
+        seg["transition"] = round(seg.get("transition", 0) * frames / seg["frames"])
+        if isinstance(seg.get("rotate"), dict):  # its last keyframe at the segment's new end
+            seg["rotate"] = {0: seg["rotate"][0], frames - 1: seg["rotate"][29]}
+        seg["frames"] = frames
+    return data
+
+
+def speed(args, net) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in args.order:
+            data = demo_data(args.frames, k, Path(tmp) / f"k{k}.mp4")
+            s = parse_schedule(data, source=DEMO)
+            t = time.perf_counter()
+            dreamvid.render(s, model=net, fresh=True, progress=False)
+            wall = time.perf_counter() - t
+            rows.append((k, s.total_frames, len(dreamed_frames(s)) - 1, wall))
+            print(f"k={k}: {s.total_frames} frames, {rows[-1][2]} dreamed, {wall:.1f} s, "
+                  f"{wall / s.total_frames:.2f} s/frame", flush=True)  # fmt: skip
+    base = np.mean([wall for k, _, _, wall in rows if k == 1])
+    print("\n| cadence | frames | dreamed | s per frame | ratio to k=1 |\n|---|---|---|---|---|")
+    for k, total, dreams, wall in rows:
+        print(f"| {k} | {total} | {dreams} | {wall / total:.2f} | {wall / base:.2f} |")
+
+
+def inputs(size: tuple[int, int], folder: Path) -> dict[str, str]:
+    import cv2
+    import skimage.data
+
+    photo = folder / "photo.png"
+    cv2.imwrite(str(photo), skimage.data.astronaut()[:, :, ::-1])
+    return {"photo": str(photo), "logo": str(DEMO.parent / "logo.png"), "noise": "noise"}
+
+
+def look_data(source: str, frames: int, size: tuple[int, int], k: int) -> dict:
+    return {"input": source, "size": list(size), "fps": 15, "seed": 0, "precision": "fp32", "device": "cpu",
+            "defaults": {"iterations": 4, "step": 0.008, "octaves": 2, "jitter": 16, "zoom": 1.03, "cadence": k},
+            "segments": [{"frames": frames, "layers": {"mixed3": 1.0}}]}  # fmt: skip
+
+
+def strength_and_frames(s, net) -> tuple[float, list[np.ndarray]]:
+    """The dream strength (module doc) and the uint8 frames."""
+    dreamer = Dreamer(s, net)
+    made, state, frames, strengths = Cadenced(dreamer), None, [], []
+    try:
+        for n in range(s.total_frames):
+            before = state
+            state = made.make(n, state)
+            frames.append(to_uint8(state.frame).numpy())
+            if n > 0 and state.dreamed == n:
+                start = dreamer.motion.carried(before.dream, before.dreamed, n) if before.dreamed < n - 1 \
+                    else dreamer.motion.start(before.dream, n, s.params(n))[0]
+                strengths.append(float((state.frame - start).abs().mean()) * 255)
+    finally:
+        dreamer.close()
+    return float(np.mean(strengths)), frames
+
+
+def look(args, net) -> None:
+    size = tuple(int(v) for v in args.look_size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = inputs(size, Path(tmp))
+        print("| input | cadence | warp error (x1e-3) | dream strength (levels) |\n|---|---|---|---|")
+        for name, source in sources.items():
+            sheet = []
+            for k in args.ks:
+                s = parse_schedule(look_data(source, args.look_frames, size, k), source=Path(tmp) / "s.yaml")
+                strength, frames = strength_and_frames(s, net)
+                error = float(np.mean(warp_errors(frames, s)[1:]))
+                print(f"| {name} | {k} | {error * 1e3:.2f} | {strength:.1f} |", flush=True)
+                sheet.append(np.concatenate(frames[::6], axis=1))
+            if args.sheet:
+                import cv2
+
+                Path(args.sheet).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(Path(args.sheet) / f"cadence-{name}.jpg"), np.concatenate(sheet, axis=0)[:, :, ::-1],
+                            [cv2.IMWRITE_JPEG_QUALITY, 88])  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["speed", "look"])
+    p.add_argument("--frames", type=int, default=12, help="frames per demo segment (speed)")
+    p.add_argument("--order", type=int, nargs="+", default=[1, 2, 3, 4, 1], help="cadences, in this order (speed)")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4], help="cadences (look)")
+    p.add_argument("--look-frames", type=int, default=24)
+    p.add_argument("--look-size", default="160x96")
+    p.add_argument("--sheet", default=None, help="folder for the contact sheets (look)")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    net = load_model("inception_v3")
+    print(f"torch threads {torch.get_num_threads()}", flush=True)
+    (speed if args.what == "speed" else look)(args, net)
+
+
+if __name__ == "__main__":
+    main()
