@@ -4,7 +4,9 @@ speed: the demo schedule (schedules/demo.yaml: 256x144, 4 iterations, 2 octaves,
 mixed3 -> mixed4 with transitions), its segments shortened to ``--frames`` frames each
 (transitions scaled alike), rendered whole (``dreamvid.render``: dream, crossfades, encoding) at
 each k in one process, in the order given (``--order 1 2 3 4 1`` repeats k = 1 at the end to see
-the machine's drift). Wall seconds per video frame, and the ratio to k = 1.
+the machine's drift). CPU seconds (this process's threads and its ffmpeg children) and wall
+seconds per video frame, and their ratio to k = 1: on a shared machine the CPU seconds are the
+steadier figure.
 
 look: the demo's dream settings (mixed3, 4 iterations, 2 octaves, zoom 1.03) on a photo
 (skimage's astronaut), the flat logo (schedules/logo.png) and noise, ``--look-frames`` frames at
@@ -71,16 +73,27 @@ def speed(args, net) -> None:
         for k in args.order:
             data = demo_data(args.frames, k, Path(tmp) / f"k{k}.mp4")
             s = parse_schedule(data, source=DEMO)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_seconds()
             dreamvid.render(s, model=net, fresh=True, progress=False)
-            wall = time.perf_counter() - t
-            rows.append((k, s.total_frames, len(dreamed_frames(s)) - 1, wall))
-            print(f"k={k}: {s.total_frames} frames, {rows[-1][2]} dreamed, {wall:.1f} s, "
-                  f"{wall / s.total_frames:.2f} s/frame", flush=True)  # fmt: skip
-    base = np.mean([wall for k, _, _, wall in rows if k == 1])
-    print("\n| cadence | frames | dreamed | s per frame | ratio to k=1 |\n|---|---|---|---|---|")
-    for k, total, dreams, wall in rows:
-        print(f"| {k} | {total} | {dreams} | {wall / total:.2f} | {wall / base:.2f} |")
+            wall, cpu = time.perf_counter() - t, cpu_seconds() - c
+            rows.append((k, s.total_frames, len(dreamed_frames(s)) - 1, wall, cpu))
+            print(f"k={k}: {s.total_frames} frames, {rows[-1][2]} dreamed, {wall:.1f} s wall, {cpu:.1f} s CPU",
+                  flush=True)  # fmt: skip
+    wall1 = np.mean([row[3] for row in rows if row[0] == 1])
+    cpu1 = np.mean([row[4] for row in rows if row[0] == 1])
+    print("\n| cadence | frames | dreamed | CPU s per frame | ratio to k=1 (CPU) | wall s per frame | ratio to k=1 "
+          "(wall) |\n|---|---|---|---|---|---|---|")
+    for k, total, dreams, wall, cpu in rows:
+        print(f"| {k} | {total} | {dreams} | {cpu / total:.2f} | {cpu / cpu1:.2f} | {wall / total:.2f} | "
+              f"{wall / wall1:.2f} |")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its waited-for children (ffmpeg)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def inputs(size: tuple[int, int], folder: Path) -> dict[str, str]:

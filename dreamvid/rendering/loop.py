@@ -2,9 +2,10 @@
 
 frame 0 is the fitted input; frame n = dream(camera(frame n-1)) with frame n's parameters
 and a generator seeded by (seed, n), so frame n never depends on how the render started
-(the step: :mod:`.step`). Frames stream into ffmpeg in parts that close at each checkpoint
-(:mod:`.parts`, :mod:`.checkpoint`); at the end the parts are joined without re-encoding and
-renamed onto the output.
+(the step: :mod:`.step`); with a ``cadence`` only every k-th frame is dreamed so, the frames
+between are crossfades of the two dreams around them (:mod:`.cadence`). Frames stream into
+ffmpeg in parts that close at each checkpoint (:mod:`.parts`, :mod:`.checkpoint`); at the end
+the parts are joined without re-encoding and renamed onto the output.
 
 The library reports progress through ``callback(Progress)``; it never prints.
 """
