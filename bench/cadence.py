@@ -14,7 +14,7 @@ look: the demo's dream settings (mixed3, 4 iterations, 2 octaves, zoom 1.03) on 
 :func:`dreamvid.tools.warp_error.warp_errors`, on the uint8 frames before encoding) and the dream
 strength: over the dreamed frames b > 0, the mean |frame b - its start| in 8-bit levels, the
 start being the dreamed frame before it carried by the camera to b (what the dream and its colour
-control added). With ``--sheet DIR`` a contact sheet per input (frames 0, 6, 12, ... at each k).
+control added). With ``--sheet DIR`` a contact sheet per input (frames 0, 5, 10, ... at each k).
 
     nice python3 bench/cadence.py speed [--frames 12] [--order 1 2 3 4 1]
     nice python3 bench/cadence.py look [--look-frames 24] [--look-size 160x96] [--sheet out/]
@@ -141,7 +141,7 @@ def look(args, net) -> None:
                 strength, frames = strength_and_frames(s, net)
                 error = float(np.mean(warp_errors(frames, s)[1:]))
                 print(f"| {name} | {k} | {error * 1e3:.2f} | {strength:.1f} |", flush=True)
-                sheet.append(np.concatenate(frames[::6], axis=1))
+                sheet.append(np.concatenate(frames[::5], axis=1))
             if args.sheet:
                 import cv2
 

@@ -44,6 +44,9 @@ def test_the_plan_dreams_every_kth_frame_and_the_last_one(tmp_path):
     header, rows = timeline.params_table(s)
     assert [row[header.index("dreamed")] for row in rows] == [int(n in (0, 3, 6, 9, 11)) for n in range(12)]
     assert [row[header.index("cadence")] for row in rows] == [3] * 7 + [2] * 5
+    t = timeline.timeline(s)
+    assert list(t.dreamed) == [0, 3, 6, 9, 11] and "cadence (dots: dreamed)" in dict(timeline.extra_panels(t))
+    assert timeline.timeline(schedule_at(tmp_path / "one", [{"frames": 4, "layers": {"mixed0": 1.0}}])).cadence is None
 
 
 def test_the_last_frame_is_dreamed_and_its_digest_says_why(tmp_path):
