@@ -19,6 +19,7 @@ control added). With ``--sheet DIR`` a contact sheet per input (frames 0, 5, 10,
     nice python3 bench/cadence.py speed [--frames 12] [--order 1 2 3 4 1]
     nice python3 bench/cadence.py look [--look-frames 24] [--look-size 160x96] [--sheet out/]
     python3 bench/cadence.py warps
+    nice python3 bench/cadence.py keep [--look-frames 16] [--look-size 128x80]
 
 warps: one composed warp against k successive ones, on the photo at 256x256 under the demo's
 camera (zoom 1.03, rotate 0.5 degrees a frame): the sharpness of each (the variance of the
@@ -105,9 +106,10 @@ def inputs(size: tuple[int, int], folder: Path) -> dict[str, str]:
     return {"photo": str(photo), "logo": str(DEMO.parent / "logo.png"), "noise": "noise"}
 
 
-def look_data(source: str, frames: int, size: tuple[int, int], k: int) -> dict:
+def look_data(source: str, frames: int, size: tuple[int, int], k: int, iterations: int = 4) -> dict:
     return {"input": source, "size": list(size), "fps": 15, "seed": 0, "precision": "fp32", "device": "cpu",
-            "defaults": {"iterations": 4, "step": 0.008, "octaves": 2, "jitter": 16, "zoom": 1.03, "cadence": k},
+            "defaults": {"iterations": iterations, "step": 0.008, "octaves": 2, "jitter": 16, "zoom": 1.03,
+                         "cadence": k},
             "segments": [{"frames": frames, "layers": {"mixed3": 1.0}}]}  # fmt: skip
 
 
@@ -180,9 +182,25 @@ def warps(args, net) -> None:
         print(f"| {k} | {sharpness(successive):.4f} | {sharpness(once):.4f} | {mse[0]:.2e} | {mse[1]:.2e} |")
 
 
+def keep(args, net) -> None:
+    """The photo at k = 1 with 4 iterations against k = 3 with 4, 8 and 12: warp error, dream
+    strength per dreamed frame, and per video frame (times the share of frames dreamed)."""
+    size = tuple(int(v) for v in args.look_size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = inputs(size, Path(tmp))["photo"]
+        print("| cadence | iterations | warp error (x1e-3) | strength per dreamed frame | per video frame |\n"
+              "|---|---|---|---|---|")
+        for k, iterations in ((1, 4), (3, 4), (3, 8), (3, 12)):
+            s = parse_schedule(look_data(photo, args.look_frames, size, k, iterations), source=Path(tmp) / "s.yaml")
+            strength, frames = strength_and_frames(s, net)
+            error = float(np.mean(warp_errors(frames, s)[1:]))
+            share = (len(dreamed_frames(s)) - 1) / (s.total_frames - 1)
+            print(f"| {k} | {iterations} | {error * 1e3:.2f} | {strength:.1f} | {strength * share:.1f} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["speed", "look", "warps"])
+    p.add_argument("what", choices=["speed", "look", "warps", "keep"])
     p.add_argument("--frames", type=int, default=12, help="frames per demo segment (speed)")
     p.add_argument("--order", type=int, nargs="+", default=[1, 2, 3, 4, 1], help="cadences, in this order (speed)")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4], help="cadences (look)")
@@ -193,7 +211,7 @@ def main() -> None:
     torch.manual_seed(0)
     net = load_model("inception_v3")
     print(f"torch threads {torch.get_num_threads()}", flush=True)
-    {"speed": speed, "look": look, "warps": warps}[args.what](args, net)
+    {"speed": speed, "look": look, "warps": warps, "keep": keep}[args.what](args, net)
 
 
 if __name__ == "__main__":
