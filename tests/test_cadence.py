@@ -189,3 +189,20 @@ def test_look_ahead_with_cadence_makes_the_same_video(tmp_path, net, monkeypatch
                should_stop=lambda: len(done) == 8)  # fmt: skip
     video = read_frames(render(s, model=net))
     assert all(np.array_equal(a, b) for a, b in zip(video, reference, strict=True))
+
+
+def test_the_estimate_counts_the_dreamed_frames_only(tmp_path, net, monkeypatch):
+    """``validate --estimate`` times one dream and scales by the frames' costs: at cadence 3 only
+    the dreamed frames cost (the clock is faked so the dream's time is the same in both)."""
+    import itertools
+    import types
+
+    from dreamvid.rendering import estimate
+
+    clock = itertools.count()
+    monkeypatch.setattr(estimate, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    segments = [{"frames": 12, "layers": {"mixed0": 1.0}}]
+    every = estimate.estimate(schedule_at(tmp_path / "a", segments), net)
+    third = estimate.estimate(schedule_at(tmp_path / "b", [{**segments[0], "cadence": 3}]), net)
+    assert every.frame_seconds == third.frame_seconds == 1.0
+    assert every.seconds == pytest.approx(11.0) and third.seconds == pytest.approx(4.0)  # frames 3, 6, 9, 11
