@@ -17,6 +17,7 @@ JITTER = 32  # largest random roll in pixels, per step (hides the network's stri
 LAYERS = "mixed3"  # circles and eyes: the classic DeepDream look
 OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" is softer
 GRADIENT_NORM = "mean"  # divide the gradient by its mean |value|; "laplacian": per Laplacian band first
+CADENCE = 1  # dream every frame; k > 1 dreams every k-th frame and crossfades the warped dreams between (docs/schedule.md)
 
 # -- the camera (per segment; keyframeable) --------------------------------------------------
 ZOOM = 1.02  # scale per frame (> 1 zooms in)

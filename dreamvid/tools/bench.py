@@ -189,6 +189,7 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
 
 def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) -> tuple[dict, torch.Tensor, object]:
     """dreamvid's path; ``net``: a network already loaded (and compiled) in this process."""
+    from dreamvid.rendering.cadence import dreamed
     from dreamvid.rendering.framesource import FrameSource
     from dreamvid.rendering.step import Dreamer
 
@@ -196,7 +197,7 @@ def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) 
         net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
     dreamer = Dreamer(schedule, net)
     first = dreamer.first_frame()
-    state = {"frame": first}
+    state = {"frame": dreamed(0, first)}  # the state after frame 0 (rendering/cadence.py)
     source = FrameSource(dreamer, frames + 2)  # as render() gets its frames: on CUDA one ahead of the copy
     writer = VideoWriter(schedule.output_path, schedule.size, schedule.fps, **schedule.encoder.model_dump())
 
@@ -211,7 +212,7 @@ def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) 
         result = _time_loop(frames, dreamer.device, render_one, writer.close)
     finally:
         writer.abort()  # no-op after close
-    result["frame_shape"] = list(state["frame"].shape)
+    result["frame_shape"] = list(state["frame"].frame.shape)
     return result, first, dreamer
 
 
