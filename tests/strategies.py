@@ -118,7 +118,7 @@ def _from_schema(frag: dict, key: str = "") -> st.SearchStrategy:
     kind = frag.get("type")
     if kind == "integer":
         lo, hi = frag.get("minimum", -5), frag.get("maximum")
-        hi = hi if hi is not None else lo + (40 if key in ("frames", "transition") else 1000)
+        hi = hi if hi is not None else lo + (40 if key in ("frames", "transition", "cadence") else 1000)
         return st.one_of(st.integers(lo, hi), st.sampled_from([lo, hi, lo - 1, hi + 1]))
     if kind == "number":
         lo = frag.get("minimum", frag.get("exclusiveMinimum", -1e3))

@@ -184,3 +184,64 @@ def test_raft_and_method_errors(tmp_path):
         FL.flow_method, "optical")
     assert "unknown DIS preset" in one_line(FL.dis, "slow")
     assert FL.flow_method("none") is None
+
+
+# ------------------------------------------------------------------------- RAFT's memory bound
+
+
+def test_capped_size_keeps_the_aspect_within_the_pixel_count():
+    assert FL.capped_size((1080, 1920), 1280 * 720) == (720, 1280)
+    assert FL.capped_size((2160, 3840), 1280 * 720) == (720, 1280)
+    assert FL.capped_size((720, 1280), 1280 * 720) == (720, 1280)  # at the cap: as it is
+    assert FL.capped_size((64, 96), 1280 * 720) == (64, 96)
+    for h, w in [(1080, 1440), (1000, 1001), (37, 4000)]:
+        ch, cw = FL.capped_size((h, w), 100_000)
+        assert ch * cw <= 100_000 and abs(cw / ch - w / h) < 0.06 * w / h
+
+
+def test_a_capped_flow_is_scaled_back_to_the_frame():
+    """The flow is estimated on smaller images, then sized and scaled back: a constant 2 px
+    right, 1 px down at half the size is 4 px right, 2 px down at the frame's size."""
+    seen = []
+
+    def half_size_flow(a, b):
+        seen.append(tuple(a.shape[-2:]))
+        f = torch.zeros(a.shape[0], 2, *a.shape[-2:])
+        f[:, 0], f[:, 1] = 2.0, 1.0
+        return f
+
+    fn = FL.capped(half_size_flow, (W // 2) * (H // 2))
+    a, b = panned("coffee", 2, 3)
+    f = fn(a, b)
+    assert seen == [(H // 2, W // 2)] and f.shape == (1, 2, H, W)
+    assert torch.allclose(f[:, 0], torch.full((1, H, W), 4.0)) and torch.allclose(f[:, 1], torch.full((1, H, W), 2.0))
+    fn(a[..., :16, :16], b[..., :16, :16])
+    assert seen[-1] == (16, 16)  # under the cap: the images as they are
+
+
+def test_a_capped_dis_still_finds_a_known_shift():
+    prev, cur = panned("astronaut", 2, 4, 2)  # 4 px right, 2 px down; estimated at a quarter of the pixels
+    backward, _ = FL.flows(FL.capped(FL.dis(), (W // 2) * (H // 2)), cur, prev)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (backward[inner] - constant(-4, -2)[inner]).norm(dim=1).mean() < 0.5  # mean end-point error, px
+
+
+def test_raft_sees_at_most_its_pixel_cap(tmp_path):
+    """RAFT's input (so its (H/8 x W/8)^2 correlation volume) is bounded by ``max_pixels``; the
+    flow comes back at the frame's size."""
+    from torchvision.models.optical_flow import raft_small
+    from torchvision.models.optical_flow.raft import RAFT
+
+    torch.manual_seed(0)
+    path = tmp_path / "raft_small.pth"
+    torch.save(raft_small(weights=None, progress=False).state_dict(), path)
+    sizes = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: sizes.append(tuple(args[0].shape[-2:])) if isinstance(module, RAFT) else None)
+    try:
+        a = torch.rand(1, 3, 192, 256)
+        f = FL.raft(path, "cpu", iterations=1, max_pixels=128 * 96)(a, a.flip(-1))
+    finally:
+        hook.remove()
+    assert f.shape == (1, 2, 192, 256) and torch.isfinite(f).all()
+    assert sizes == [(128, 128)]  # 96x128 at the cap, padded to RAFT's 128 px minimum (not 192x256)

@@ -12,6 +12,7 @@ import torch
 from dreamvid.media.read import probe_video, read_frames
 from dreamvid.pixels.images import to_uint8
 from dreamvid.rendering import loop as render_module
+from dreamvid.rendering.cadence import dreamed
 from dreamvid.rendering.framesource import FrameSource
 from dreamvid.rendering.step import FiniteChecks
 
@@ -52,7 +53,7 @@ def test_frames_and_copies_are_the_plain_loops(ahead):
     source, frame = FrameSource(d, 5, ahead=ahead), None
     for n, expected in enumerate(plain(5)):
         frame, rgb = source.get(n, frame)
-        assert torch.equal(frame, expected)
+        assert torch.equal(frame.frame, expected)
         assert rgb.dtype == np.uint8 and np.array_equal(rgb, to_uint8(expected).numpy())
         # ahead: frame n + 1 is made before frame n is handed over (never past the last one)
         assert d.calls == list(range(min(n + 2, 5) if ahead else n + 1))
@@ -89,9 +90,9 @@ def test_a_frame_made_from_another_previous_is_made_again():
     source = FrameSource(d, 5, ahead=True)
     frame, _ = source.get(0, None)
     frame, _ = source.get(1, frame)  # made frame 2 ahead from this frame 1
-    other = torch.ones_like(frame)
+    other = dreamed(1, torch.ones_like(frame.frame))
     again, _ = source.get(2, other)
-    assert torch.equal(again, (other + 0.1).clamp(0, 1)) and d.calls.count(2) == 2
+    assert torch.equal(again.frame, (other.frame + 0.1).clamp(0, 1)) and d.calls.count(2) == 2
 
 
 def test_a_render_with_look_ahead_stops_resumes_and_equals_the_plain_one(tmp_path, monkeypatch):

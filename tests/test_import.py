@@ -135,7 +135,7 @@ def test_what_has_no_meaning_here_is_listed_one_line_each(tmp_path):
         assert re.search(rf"^not carried: {key} = ", notes, re.MULTILINE), key
     assert "not carried: translation_z and 1 more: 3D motion" in notes  # translation_z, rotation_3d_x
     assert "not carried: cn_1_enabled and 2 more: ControlNet unit 1" in notes
-    assert "border: 'replicate'" in notes and "diffusion_cadence: 2" in notes
+    assert "border: 'replicate'" in notes and "diffusion_cadence" not in notes  # carried: cadence 2
     # every key is read or listed: none is dropped without a word
     from dreamvid.schedule.importers.deforum import READ
 
@@ -165,7 +165,7 @@ def _camera_error(tmp_path, net, camera: str) -> tuple[float, float, float]:
     cv2.imwrite(str(tmp_path / "start.png"), picture[:, :, ::-1])
     result = import_file(DEFORUM, tmp_path / "s.yaml", layers="mixed3", input=tmp_path / "start.png")
     data = result.data
-    data["defaults"].update(iterations=0, colour="none", camera=camera)
+    data["defaults"].update(iterations=0, colour="none", camera=camera, cadence=1)  # each frame moved on its own
     s = parse_schedule(data, source=tmp_path / "s.yaml")
     got = [f.astype(np.float32) / 255 for f in dreamvid.frames(s, model=net, progress=False)]
     keys = {k: deforum_series(settings[k], frames, seed) for k in (
@@ -201,6 +201,23 @@ def test_an_imported_schedule_moves_the_picture_as_deforums_2d_warp_does(tmp_pat
     assert other_mean > 5 * mean, (other_mean, mean)
 
 
+def test_deforums_diffusion_cadence_is_dreamvids_cadence_except_on_a_video_input(tmp_path):
+    result, s = imported(tmp_path)  # the fixture's diffusion_cadence: 2
+    assert result.data["defaults"]["cadence"] == 2 and s.params(0).cadence == 2
+    settings = {**json.loads(DEFORUM.read_text()), "diffusion_cadence": "3"}  # the web UI's text field
+    (tmp_path / "three.txt").write_text(json.dumps(settings))
+    assert import_file(tmp_path / "three.txt", tmp_path / "three.yaml").data["defaults"]["cadence"] == 3
+    del settings["diffusion_cadence"]
+    (tmp_path / "none.txt").write_text(json.dumps(settings))
+    assert "cadence" not in import_file(tmp_path / "none.txt", tmp_path / "none.yaml").data["defaults"]
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    video = {**settings, "animation_mode": "Video Input", "video_init_path": "clip.mp4", "diffusion_cadence": 2}
+    (tmp_path / "video.txt").write_text(json.dumps(video))
+    result = import_file(tmp_path / "video.txt", tmp_path / "video.yaml")
+    assert "cadence" not in result.data["defaults"]
+    assert any(n.startswith("diffusion_cadence: 2: dreamvid dreams every frame of a video input") for n in result.notes)
+
+
 # ------------------------------------------------------------------------------- bad files
 
 
@@ -215,6 +232,7 @@ def test_an_imported_schedule_moves_the_picture_as_deforums_2d_warp_does(tmp_pat
     ('{"max_frames": 10, "fps": NaN}', "NaN is not a number JSON allows"),
     ('{"max_frames": 10, "zoom": "0: (where(t > 3, 1, 2))"}', "zoom: keyframe 0: unknown function 'where'"),
     ('{"max_frames": 10, "angle": ["0: (1)"]}', "angle: got a list; expected a Deforum keyframe string"),
+    ('{"max_frames": 10, "diffusion_cadence": 0}', "diffusion_cadence: got 0; expected frames per diffusion, an integer"),
     ('{"max_frames": 10, "zoom": "0: (-1)"}', "the imported schedule would not load"),
     ('{"options": {"output_fps": 12}, "rendered_frames": [{"frame": 0, "zoom_delta": 1}, {"frame": 2}]}',
      "rendered_frames: frame 1 is missing"),

@@ -87,5 +87,5 @@ def test_stats_of_a_missing_or_broken_video_is_one_line(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     r = run_cli("stats", bad, "--plot", tmp_path / "p.png")
-    assert r.returncode != 0 and "Traceback" not in r.stderr and "bad.mp4" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "bad.mp4" in r.stderr
     assert not (tmp_path / "p.png").exists()

@@ -17,6 +17,7 @@ JITTER = 32  # largest random roll in pixels, per step (hides the network's stri
 LAYERS = "mixed3"  # circles and eyes: the classic DeepDream look
 OBJECTIVE = "square"  # mean of squared activations (Google's notebook); "mean" is softer
 GRADIENT_NORM = "mean"  # divide the gradient by its mean |value|; "laplacian": per Laplacian band first
+CADENCE = 1  # dream every frame; k > 1 dreams every k-th frame and crossfades the warped dreams between (docs/schedule.md)
 
 # -- the camera (per segment; keyframeable) --------------------------------------------------
 ZOOM = 1.02  # scale per frame (> 1 zooms in)
@@ -52,6 +53,11 @@ FLOW_BLEND = 0.5  # share of the flow-warped previous output in a frame's start 
 # with the temporal term, and it lets the clip's own changes through)
 TEMPORAL = 0.3  # pull toward the carried previous dream after every gradient step (docs/video.md)
 VIDEO_ZOOM = 1.0  # with a video input the camera holds still unless the schedule moves it
+RAFT_MAX_PIXELS = 1280 * 720  # RAFT estimates the flow of a larger clip at this many pixels and scales it up: its
+# all-pairs correlation grows with the square of the area (at 1920x1080 about 11 GB for the two directions, at
+# 1280x720 about 2.2 GB, docs/video.md); at or below 720p nothing changes
+FLOW_AHEAD_DEVICES = ("cuda",)  # renders on these devices compute a clip's CPU flow (dis, farneback) one frame
+# ahead in a thread, while the device dreams; on the CPU it would share the dream's cores (docs/performance.md)
 
 # -- the music's envelope, per frame (per segment; keyframeable; docs/audio.md) -------------------
 ATTACK = 0.0  # s: rms, bass, mid, treble and onset rise to a louder frame at once (as before the key existed)

@@ -221,7 +221,7 @@ def probe_tags(path: str | Path) -> tuple[str, C.Tags, tuple[int, int]]:
     line = _video_stream(err)
     if not line or not dims:
         why = ffmpeg.reason(_problems(err), "no video frame that ffmpeg can decode")
-        raise DreamvidError(f"cannot read video {path}: {why}")
+        raise InputError(f"cannot read video {path}: {why}")
     codec = re.search(r"Video: (\w+)", line)
     width, height = map(int, dims.split("x"))
     return (codec[1] if codec else ""), C.parse_tags(line), (width, height)
@@ -388,9 +388,9 @@ def probe_video(path) -> dict:
     stream = next((ln for ln in err.splitlines() if "Stream #" in ln and "Video:" in ln), None)
     frames = re.findall(r"^frame=(\d+)\s*$", proc.stdout.decode(errors="replace"), re.M)
     if stream is None and "Input #" in err:
-        raise DreamvidError(f"{path} has no video stream")
+        raise InputError(f"{path} has no video stream")
     if proc.returncode != 0 or stream is None or not frames:
-        raise DreamvidError(f"cannot read video {path}: {ffmpeg.reason(problems, 'ffmpeg gave no reason')}")
+        raise InputError(f"cannot read video {path}: {ffmpeg.reason(problems, 'ffmpeg gave no reason')}")
     size = re.search(r", (\d+)x(\d+)[ ,\[]", stream)
     rate = re.search(r"([\d.]+) fps", stream) or re.search(r"([\d.]+) tbr", stream)
     return {

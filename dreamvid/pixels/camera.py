@@ -80,3 +80,22 @@ def move(image: torch.Tensor, zoom: float, rotate: float = 0.0, translate=(0.0, 
     grid = F.affine_grid(theta, list(image.shape), align_corners=False)
     out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.clamp_(0.0, 1.0)
+
+
+def homogeneous(theta: torch.Tensor) -> torch.Tensor:
+    """A 2x3 move (:func:`affine_theta`) as a 3x3 float64 matrix: moves compose by product, the
+    output-to-input map of frame a carried to frame n being ``T[a+1] @ ... @ T[n]``."""
+    return torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
+
+
+def warp(image: torch.Tensor, matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``image`` (1, C, H, W) moved by the 3x3 output-to-input ``matrix`` (several frames' moves
+    composed: one resampling, not one per frame), and where the move reads inside the image
+    (1, 1, H, W; 0 where the reflection fills a border)."""
+    if torch.equal(matrix, torch.eye(3, dtype=matrix.dtype)):
+        return image, torch.ones_like(image[:, :1])
+    theta = to_device(matrix[:2].float()[None], image.device)
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    inside = (grid.abs() <= 1.0).all(dim=-1)[:, None].to(image.dtype)
+    return out.clamp_(0.0, 1.0), inside

@@ -19,14 +19,21 @@ pixel (:func:`start_image`). Methods (:func:`flow_method` by name):
   smooth motions of camera moves (preset in :data:`DIS_PRESET`, measured in docs/video.md);
 - ``farneback``: OpenCV's Farneback polynomial expansion, CPU;
 - ``raft``: torchvision's RAFT (large or small, told apart by the weights) on the render's
-  device, from a local weights file: nothing is ever downloaded;
+  device, from a local weights file: nothing is ever downloaded; frames larger than
+  :data:`~dreamvid.core.defaults.RAFT_MAX_PIXELS` are estimated at that size and the flow
+  scaled up (:func:`capped`), which bounds RAFT's all-pairs correlation volume;
 - ``none``: no motion compensation, the previous output is blended as is (DeepDreamVideo).
+
+The methods in :data:`HOST_METHODS` run on the CPU whatever the render's device: a video
+render computes them from the clip's host frames, on CUDA one frame ahead in a thread
+(:mod:`dreamvid.rendering.video_input`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import isqrt
 from pathlib import Path
 
 import cv2
@@ -34,12 +41,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dreamvid.core import defaults as D
 from dreamvid.core.errors import InputError, first_line
 
 __all__ = [
     "METHODS",
     "FlowFn",
+    "HOST_METHODS",
     "Start",
+    "capped",
+    "capped_size",
     "dis",
     "farneback",
     "flow_method",
@@ -54,6 +65,7 @@ __all__ = [
 
 FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("dis", "farneback", "raft", "none")
+HOST_METHODS = ("dis", "farneback")  # OpenCV's: CPU code, on any render device
 DIS_PRESET = "medium"  # 2x closer to the true motion than "fast" on non-rigid motion, same cost at 256x144 (docs/video.md)
 OCCLUSION_ALPHA = 0.01  # forward-backward check of Sundaram et al. 2010 (also Ruder et al. 2016):
 OCCLUSION_BETA = 0.5  # |b + f(p+b)|^2 > alpha (|b|^2 + |f(p+b)|^2) + beta  (pixels^2)
@@ -97,12 +109,43 @@ def farneback(levels: int = 5, winsize: int = 15, iterations: int = 3) -> FlowFn
                                                                   iterations, 5, 1.1, 0))
 
 
-def raft(weights: str | Path, device: str | torch.device = "cpu", iterations: int = RAFT_ITERATIONS) -> FlowFn:
+def capped_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """(height, width) ``size`` scaled down, keeping its aspect, to at most ``max_pixels``
+    pixels (unchanged when it has no more)."""
+    h, w = size
+    if h * w <= max_pixels:
+        return h, w
+    return max(1, isqrt(max_pixels * h // w)), max(1, isqrt(max_pixels * w // h))
+
+
+def capped(flow: FlowFn, max_pixels: int) -> FlowFn:
+    """``flow`` run on images of at most ``max_pixels`` pixels: larger ones are scaled down
+    (bilinear, antialiased), and the flow they give is scaled back up to their size, bilinear,
+    its vectors multiplied by the scale (x by the widths' ratio, y by the heights'). Images of
+    ``max_pixels`` or fewer go to ``flow`` as they are."""
+
+    def flow_capped(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h, w = a.shape[-2:]
+        small = capped_size((h, w), max_pixels)
+        if small == (h, w):
+            return flow(a, b)
+        a2, b2 = (F.interpolate(x, size=small, mode="bilinear", align_corners=False, antialias=True) for x in (a, b))
+        f = F.interpolate(flow(a2, b2), size=(h, w), mode="bilinear", align_corners=False)
+        scale = torch.tensor([w / small[1], h / small[0]], device=f.device, dtype=f.dtype).view(1, 2, 1, 1)
+        return f * scale
+
+    return flow_capped
+
+
+def raft(weights: str | Path, device: str | torch.device = "cpu", iterations: int = RAFT_ITERATIONS,
+         max_pixels: int = D.RAFT_MAX_PIXELS) -> FlowFn:  # fmt: skip
     """torchvision's RAFT loaded from ``weights``: a local state-dict file of ``raft_large`` or
     ``raft_small`` (e.g. torchvision's ``Raft_Large_Weights.C_T_SKHT_V2`` file), run on ``device``.
 
     The architecture is picked by which one the file fits. A missing or unusable file is a
-    one-line ``InputError``; nothing is ever downloaded.
+    one-line ``InputError``; nothing is ever downloaded. Images of more than ``max_pixels``
+    are estimated at that many (:func:`capped`): RAFT's correlation volume holds
+    (H/8 x W/8)^2 values per image pair, about 5.7 GB at 1920x1080 and 1.1 GB at 1280x720.
     """
     from torchvision.models.optical_flow import raft_large, raft_small
 
@@ -142,7 +185,7 @@ def raft(weights: str | Path, device: str | torch.device = "cpu", iterations: in
             f = model(a2, b2, num_flow_updates=iterations)[-1]
         return f[:, :, :h, :w].float().to(a.device)
 
-    return flow
+    return capped(flow, max_pixels)
 
 
 def flow_method(name: str, *, weights: str | Path | None = None, device: str | torch.device = "cpu") -> FlowFn | None:

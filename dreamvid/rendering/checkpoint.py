@@ -15,7 +15,10 @@ between releases both ways. The previous checkpoint is kept until a newer one is
 Whether a checkpoint belongs to a schedule is decided from what frames 0..n depend on: the
 :func:`global_settings` (the input file's content, size, seed, model, encoder, ...) and one
 digest per frame of its parameters up to n (:func:`frame_digests`), so appending segments
-or editing frames after n keeps n valid.
+or editing frames after n keeps n valid. With a ``cadence`` a frame between two dreamed
+frames also depends on the next dreamed one: the digests then run up to it
+(:func:`checkpoint_digests`), and a checkpoint between two dreamed frames holds the earlier
+one too (``dreamed``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dreamvid.core.files import write_atomic
 from dreamvid.core.progress import Callback, Progress
 from dreamvid.engine.model import weights_digest
 from dreamvid.rendering.workdir import list_checkpoints
+from dreamvid.schedule import cadence
 
 MAGIC = b"DREAMVID-CKPT-1\n"
 KEEP = 2  # checkpoints kept in the work folder (the newest and the one before)
@@ -52,6 +56,9 @@ class Checkpoint:
     digests: list[str]  # one per frame 0..index of its parameters (frame_digests)
     numerics: dict | None = None  # what the frames' last bits depend on (numerics); None before it was saved
     version: str | None = None  # the release that wrote it (save writes this one's)
+    # with a cadence, when frame ``index`` is not dreamed: the last dreamed frame before it,
+    # (its index, the frame as float32), which the frames after ``index`` are made from
+    dreamed: tuple[int, torch.Tensor] | None = None
 
     @property
     def first_pending(self) -> int:
@@ -145,7 +152,7 @@ _DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # parameters added after checkpoints existed, at the values that change nothing: left out of
 # the digest, so checkpoints of schedules that do not use them stay valid
 NEUTRAL = {"center": (0.5, 0.5), "gradient_norm": "mean", "guide": None, "guide_weight": 0.0, "mask_strength": 0.0,
-           "camera": "dreamvid"}
+           "camera": "dreamvid", "cadence": 1}
 
 
 def _frame_digest(schedule, n: int, guides: dict) -> str:
@@ -159,6 +166,8 @@ def _frame_digest(schedule, n: int, guides: dict) -> str:
     for key in ("flow", "flow_blend", "temporal"):  # a video input's keys: absent (None) with an image
         if p[key] is None:
             p.pop(key)
+    if cadence.clipped_end(schedule, n):  # dreamed as the last frame: more frames after it would change it
+        p["cadence_end"] = True
     return hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -174,6 +183,12 @@ def frame_digests(schedule, upto: int) -> list[str]:
     for n in range(len(known), upto + 1):
         known.append(_frame_digest(schedule, n, guides))
     return known[: upto + 1]
+
+
+def checkpoint_digests(schedule, n: int) -> list[str]:
+    """The frame digests a checkpoint of frame ``n`` is matched by: frames 0..n, and with a
+    cadence on to the next dreamed frame (frame n's crossfade reads it)."""
+    return frame_digests(schedule, cadence.reach(schedule, n))
 
 
 def describe_change(old: dict, settings: dict, old_digests: list[str], digests: list[str]) -> str:
@@ -198,6 +213,9 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
              "parts": [list(p) for p in checkpoint.parts], "pending": [list(p) for p in checkpoint.pending],
              "settings": checkpoint.settings, "digests": checkpoint.digests, "numerics": checkpoint.numerics,
              "version": D.VERSION}  # fmt: skip
+    if checkpoint.dreamed is not None:  # a key only cadence writes: older checkpoints read the same
+        index, frame = checkpoint.dreamed
+        state["dreamed"] = [index, frame.detach().float().cpu().contiguous()]
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
@@ -240,8 +258,14 @@ def _from_saved(state) -> Checkpoint | None:
     if not well_formed:
         return None
     version = state.get("version")
+    dreamed = state.get("dreamed")
+    if dreamed is not None:
+        if not (isinstance(dreamed, list) and len(dreamed) == 2 and isinstance(dreamed[0], int)
+                and isinstance(dreamed[1], torch.Tensor) and dreamed[0] < state["index"]):  # fmt: skip
+            return None
+        dreamed = (dreamed[0], dreamed[1])
     return Checkpoint(state["index"], state["frame"], parts, pending, state["settings"], state["digests"],
-                      state.get("numerics"), version if isinstance(version, str) else None)  # fmt: skip
+                      state.get("numerics"), version if isinstance(version, str) else None, dreamed)  # fmt: skip
 
 
 _KEYS = frozenset({"index", "frame", "parts", "pending", "settings", "digests"})  # what every release saved
@@ -286,7 +310,7 @@ def find(schedule, work: Path, settings: dict, upto: int, callback: Callback) ->
         if found.reaches_past(upto):
             further = further or found.index  # its parts hold frames past the end: an earlier one may serve
             continue
-        digests = frame_digests(schedule, min(found.index, upto))
+        digests = checkpoint_digests(schedule, min(found.index, upto))
         if not found.fits(settings, digests):
             mismatch = mismatch or (path, describe_change(found.settings, settings, found.digests, digests))
             continue

@@ -9,8 +9,9 @@ colour reference). Every frame's cost relative to that one comes from its parame
 
 with ``depth`` the deepest layer's place in the network (1 for its last layer; a frame
 without layers costs nothing to dream), so the estimate is the timed frame's seconds times
-the sum of every frame's cost over the timed frame's. The encoder runs beside the dream and
-is not counted. The peak memory is the GPU's peak allocation on CUDA, the process's peak
+the sum of every frame's cost over the timed frame's. With a ``cadence`` only the dreamed
+frames count (:mod:`dreamvid.schedule.cadence`): a frame between two dreams is two warps and a
+blend, next to nothing beside a dream. The encoder runs beside the dream and is not counted. The peak memory is the GPU's peak allocation on CUDA, the process's peak
 resident size on a CPU.
 """
 
@@ -26,6 +27,7 @@ from dreamvid.core.errors import InputError
 from dreamvid.engine.catalogue import split_layer_key
 from dreamvid.engine.model import FeatureNet
 from dreamvid.rendering.step import Dreamer
+from dreamvid.schedule.cadence import is_dreamed
 from dreamvid.schedule.schedule import FrameParams, Schedule
 
 
@@ -78,7 +80,8 @@ def estimate(schedule: Schedule, net: FeatureNet) -> Estimate:
     """Dream two frames of the heaviest segment and scale up (see the module doc). Needs at
     least 3 frames."""
     order = list(net.catalogue)
-    costs = [frame_cost(schedule.params(n), order) for n in range(schedule.total_frames)]
+    costs = [frame_cost(schedule.params(n), order) if is_dreamed(schedule, n) else 0.0
+             for n in range(schedule.total_frames)]  # fmt: skip
     if schedule.clip is None:
         costs[0] = 0.0  # an image's frame 0 is the input, not dreamed
     if schedule.total_frames < 3:
@@ -99,7 +102,7 @@ def estimate(schedule: Schedule, net: FeatureNet) -> Estimate:
         seconds = time.perf_counter() - t0
     finally:
         dreamer.close()
-    timed = costs[n + 1] or 1.0
+    timed = frame_cost(schedule.params(n + 1), order) or 1.0  # dreamed here even where the cadence skips it
     total = seconds * sum(costs) / timed
     peak = torch.cuda.max_memory_allocated(dreamer.device) if cuda else _peak_rss()
     return Estimate(total, seconds, schedule.segment_of(n + 1)[0], schedule.total_frames, str(dreamer.device), peak)

@@ -1,8 +1,8 @@
 """A render's frames and their host copies; on CUDA frame n's copy runs while frame n+1 dreams.
 
-:meth:`FrameSource.get` gives the frame loop frame ``n`` (a device tensor) and its HxWx3
-uint8 copy on the host, as ``first_frame()``/``next_frame()`` and ``to_uint8(...).cpu()``
-would. On CUDA it works one frame ahead: it starts frame n's copy into a pinned, reused host
+:meth:`FrameSource.get` gives the frame loop frame ``n`` (its :class:`.cadence.State`,
+the frame a device tensor) and its HxWx3 uint8 copy on the host, as :meth:`.cadence.Cadenced.make`
+and ``to_uint8(...).cpu()`` would. On CUDA it works one frame ahead: it starts frame n's copy into a pinned, reused host
 buffer on a side stream (``non_blocking``), dreams frame n+1 meanwhile, and only then waits
 for the copy. The frames and the order in which the :class:`~dreamvid.rendering.step.Dreamer` makes
 them are the same as without look-ahead (frame n+1 depends only on frame n and n), so the
@@ -25,6 +25,7 @@ import torch
 
 from dreamvid.core.stages import stage
 from dreamvid.pixels.images import to_uint8
+from dreamvid.rendering.cadence import Cadenced, State
 
 
 class FrameSource:
@@ -32,32 +33,30 @@ class FrameSource:
 
     def __init__(self, dreamer, total: int, ahead: bool | None = None):
         self.dreamer, self.total = dreamer, total
+        self.frames = Cadenced(dreamer)
         self.cuda = dreamer.device.type == "cuda"
         self.ahead = self.cuda if ahead is None else ahead  # look-ahead pays only where the copy is a transfer
-        self._next: tuple[int, torch.Tensor, torch.Tensor | None, BaseException | None] | None = None
+        self._next: tuple[int, State, State | None, BaseException | None] | None = None
         self._buffer: torch.Tensor | None = None  # pinned host memory, reused for every frame
         self._stream = torch.cuda.Stream(dreamer.device) if self.cuda else None
         dreamer.checks.deferred = self.ahead  # a frame's NaN check travels with its copy, not waited for at once
 
-    def get(self, n: int, previous: torch.Tensor | None) -> tuple[torch.Tensor, np.ndarray]:
-        """(frame ``n`` made from ``previous``, frame n-1, its uint8 HxWx3 host copy)."""
+    def get(self, n: int, previous: State | None) -> tuple[State, np.ndarray]:
+        """(frame ``n`` made from ``previous``, the state after frame n-1, its uint8 HxWx3 host copy)."""
         frame = self._made_ahead(n, previous)
         if frame is None:
-            frame = self._make(n, previous)
+            frame = self.frames.make(n, previous)
         with stage("to_uint8"):
-            copy = self._start_copy(frame)
+            copy = self._start_copy(frame.frame)
         if self.ahead and n + 1 < self.total:
             try:
-                self._next = (n + 1, frame, self._make(n + 1, frame), None)
+                self._next = (n + 1, frame, self.frames.make(n + 1, frame), None)
             except Exception as err:  # noqa: BLE001 -- raised when frame n + 1 is asked for
                 self._next = (n + 1, frame, None, err)
         with stage("to_uint8"):
             return frame, self._finish_copy(copy)
 
-    def _make(self, n: int, previous: torch.Tensor | None) -> torch.Tensor:
-        return self.dreamer.first_frame() if n == 0 else self.dreamer.next_frame(previous, n)
-
-    def _made_ahead(self, n: int, previous: torch.Tensor | None) -> torch.Tensor | None:
+    def _made_ahead(self, n: int, previous: State | None) -> State | None:
         ahead, self._next = self._next, None
         if ahead is None or ahead[0] != n or ahead[1] is not previous:
             return None

@@ -2,9 +2,10 @@
 
 frame 0 is the fitted input; frame n = dream(camera(frame n-1)) with frame n's parameters
 and a generator seeded by (seed, n), so frame n never depends on how the render started
-(the step: :mod:`.step`). Frames stream into ffmpeg in parts that close at each checkpoint
-(:mod:`.parts`, :mod:`.checkpoint`); at the end the parts are joined without re-encoding and
-renamed onto the output.
+(the step: :mod:`.step`); with a ``cadence`` only every k-th frame is dreamed so, the frames
+between are crossfades of the two dreams around them (:mod:`.cadence`). Frames stream into
+ffmpeg in parts that close at each checkpoint (:mod:`.parts`, :mod:`.checkpoint`); at the end
+the parts are joined without re-encoding and renamed onto the output.
 
 The library reports progress through ``callback(Progress)``; it never prints.
 """
@@ -15,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dreamvid.core.errors import (
     DreamvidError,
@@ -31,8 +31,8 @@ from dreamvid.media.audio import probe_audio
 from dreamvid.media.colourspace import Colour, for_writing
 from dreamvid.media.write import VideoWriter, join_videos, output_problem, part_colour, probe_codec
 from dreamvid.pixels.images import check_images, to_uint8
+from dreamvid.rendering import cadence, lease, workdir
 from dreamvid.rendering import checkpoint as ckpt
-from dreamvid.rendering import lease, workdir
 from dreamvid.rendering import video_input as video
 from dreamvid.rendering.checkpoint import (
     Checkpoint,
@@ -88,12 +88,12 @@ def render(
     with lease.exclusive(work, on_wait=warner(callback)):
         if fresh:
             workdir.empty(work)
-        parts, frame, colour = _resume(schedule, dreamer, work, total, codec, callback)
+        parts, state, colour = _resume(schedule, dreamer, work, total, codec, callback)
         callback(Progress("start", frame=parts.start, total=total, start=parts.start))
         # parts.folder: the work folder, or a scratch folder in it when it holds a longer render's frames
         peeks = Peek([workdir.peek_path(parts.folder), *([peek] if peek else [])], on_warning=warner(callback))
         try:
-            _loop(schedule, FrameSource(dreamer, total), parts, frame, total, callback, should_stop, peeks)
+            _loop(schedule, FrameSource(dreamer, total), parts, state, total, callback, should_stop, peeks)
             _join(schedule, parts, total, output, colour)
         except BaseException as err:  # a hard stop (KeyboardInterrupt) too: the last checkpoint stands
             parts.abort()
@@ -143,26 +143,26 @@ def _checked_peek(peek: Path | None, output: Path) -> Path | None:
 
 
 def _resume(schedule: Schedule, dreamer: Dreamer, work: Path, total: int, codec: str,
-            callback: Callback) -> tuple[Parts, torch.Tensor | None, Colour]:  # fmt: skip
+            callback: Callback) -> tuple[Parts, cadence.State | None, Colour]:  # fmt: skip
     """The parts of a render of ``total`` frames into ``work``, continued from the newest
-    checkpoint that fits, the frame it holds (None: start from frame 0), and the colour its
+    checkpoint that fits, the state it holds (None: start from frame 0), and the colour its
     parts are encoded with. A work folder that holds frames past ``total`` (a longer render,
     stopped) is left as it is."""
     enc = schedule.encoder
     settings = ckpt.render_settings(schedule, codec, dreamer.net)
     checkpoint = ckpt.find(schedule, work, settings, total - 1, callback)
-    frame = None if checkpoint is None else checkpoint.frame.to(dreamer.device)
+    state = None if checkpoint is None else cadence.resumed(checkpoint, dreamer.device)
     dreamer.continue_from(checkpoint)
     if checkpoint is not None and (warning := ckpt.numerics_warning(checkpoint.numerics, dreamer.numerics())):
         callback(Progress("warning", message=warning))
     newest = workdir.last_saved_frame(work)
     colour = _colour(schedule, work, checkpoint)
     parts = Parts(work, checkpoint, total - 1, schedule.checkpoint_every, settings, dreamer.numerics,
-                  lambda n: ckpt.frame_digests(schedule, n), read_only=newest is not None and newest >= total,
+                  lambda n: ckpt.checkpoint_digests(schedule, n), read_only=newest is not None and newest >= total,
                   new_writer=lambda path: VideoWriter(path, schedule.size, schedule.frame_rate, codec=codec,
                                                       crf=enc.crf, preset=enc.preset, pix_fmt=enc.pix_fmt,
                                                       colour=colour))  # fmt: skip
-    return parts, frame, colour
+    return parts, state, colour
 
 
 def _colour(schedule: Schedule, work: Path, checkpoint: Checkpoint | None) -> Colour:
@@ -173,21 +173,21 @@ def _colour(schedule: Schedule, work: Path, checkpoint: Checkpoint | None) -> Co
     return for_writing(schedule.size, schedule.encoder.pix_fmt)
 
 
-def _loop(schedule: Schedule, source: FrameSource, parts: Parts, frame: torch.Tensor | None, total: int,
+def _loop(schedule: Schedule, source: FrameSource, parts: Parts, state: cadence.State | None, total: int,
           callback: Callback, should_stop: Callable[[], bool], peek: Peek) -> None:  # fmt: skip
-    """Frames ``parts.start`` .. ``total - 1``: each made from the one before, encoded, saved,
-    shown now and then as the peek; a checkpoint where a part closes and after the last frame;
-    a stop when asked."""
+    """Frames ``parts.start`` .. ``total - 1``: each made from the state after the one before,
+    encoded, saved, shown now and then as the peek; a checkpoint where a part closes and after
+    the last frame; a stop when asked."""
     start = parts.start
     for n in range(start, total):
-        frame, rgb = source.get(n, frame)
+        state, rgb = source.get(n, state)
         peek(n, total, rgb)
         if parts.add(n, rgb) or n == total - 1:
-            parts.save(n, frame)
+            parts.save(n, state)
             callback(Progress("checkpoint", frame=n + 1, total=total, start=start))
         callback(Progress("frame", frame=n + 1, total=total, start=start, segment=schedule.segment_of(n)[0]))
         if should_stop() and n < total - 1:
-            saved = parts.stop(n, frame)
+            saved = parts.stop(n, state)
             raise Interrupted(f"stopped; frames 0-{saved} of {total} are saved in {parts.work}; "
                               "rerun the same command to resume")  # fmt: skip
 
@@ -246,7 +246,7 @@ def frames(
     if not 0 <= start < stop <= total:
         raise InputError(f"frames {start}..{stop - 1} are outside the schedule; expected frames within 0..{total - 1}")
     dreamer = Dreamer(schedule, model or load_network(schedule, device), scale=scale, on_warning=warner(callback))
-    known, frame = -1, None  # the last frame we have, and its index
+    known, state = -1, None  # the last frame we have, and the state after it
     checkpoint: Checkpoint | None = None
     if scale == 1.0 and schedule.output_path is not None and work_dir(schedule.output_path).is_dir():
         settings = ckpt.render_settings(schedule, probe_codec(schedule.encoder.codec), dreamer.net)
@@ -257,23 +257,24 @@ def frames(
             checkpoint = None
         if checkpoint is not None:
             dreamer.continue_from(checkpoint)
-            known, frame = checkpoint.index, checkpoint.frame.to(dreamer.device)
+            known, state = checkpoint.index, cadence.resumed(checkpoint, dreamer.device)
             # a stop saved frames first_pending..known as the video shows them
             if known > start and checkpoint.first_pending > start:  # frame start is inside an encoded part: dream from 0
-                known, frame = -1, None
+                known, state = -1, None
     callback(Progress("start", frame=min(known, stop - 1) + 1, total=stop, start=min(known, stop - 1) + 1))
     if known >= start:
         work = work_dir(schedule.output_path)
         for n in range(start, min(known, stop - 1) + 1):
             if n == known:
-                yield to_uint8(frame).cpu().numpy()
+                yield to_uint8(state.frame).cpu().numpy()
             else:
                 yield workdir.load_frame(work, checkpoint.pending_file(n))
+    made = cadence.Cadenced(dreamer)
     try:
         for n in range(known + 1, stop):
-            frame = dreamer.first_frame() if n == 0 else dreamer.next_frame(frame, n)
+            state = made.make(n, state)
             callback(Progress("frame", frame=n + 1, total=stop, start=known + 1, segment=schedule.segment_of(n)[0]))
             if n >= start:
-                yield to_uint8(frame).cpu().numpy()
+                yield to_uint8(state.frame).cpu().numpy()
     finally:
         dreamer.close()

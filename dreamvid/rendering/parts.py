@@ -66,28 +66,30 @@ class Parts:
         self.first, self._encoded, self.pending = n + 1, self.pending, []
         return True
 
-    def save(self, n: int, frame) -> int:
-        """Checkpoint frame ``n`` (the closed parts and the pending frames hold frames 0..n);
-        then drop the frame files a closed part no longer needs. Returns the saved frame."""
+    def save(self, n: int, state) -> int:
+        """Checkpoint frame ``n`` (the closed parts and the pending frames hold frames 0..n) and
+        its :class:`.cadence.State`; then drop the frame files a closed part no longer needs.
+        Returns the saved frame."""
         if self.read_only:  # the folder is not ours to change; our frames go with the scratch folder
             return self.saved
         with stage("checkpoint"):
-            self._checkpoint(n, frame)
+            self._checkpoint(n, state)
         for name, _ in self._encoded:
             (self.work / name).unlink(missing_ok=True)
         self._encoded, self.saved = [], n
         return n
 
-    def _checkpoint(self, n: int, frame) -> None:
-        saved = Checkpoint(n, frame, tuple(self.closed), tuple(self.pending), self.settings, self.digests(n), self.numerics())
+    def _checkpoint(self, n: int, state) -> None:
+        saved = Checkpoint(n, state.frame, tuple(self.closed), tuple(self.pending), self.settings, self.digests(n),
+                           self.numerics(), dreamed=state.kept)  # fmt: skip
         ckpt.save(workdir.checkpoint_path(self.work, n), saved)
         ckpt.prune(self.work)
 
-    def stop(self, n: int, frame) -> int:
+    def stop(self, n: int, state) -> int:
         """A requested stop after frame ``n``: the open part's encoder is dropped, its frames
         stay on disk, and a checkpoint names them."""
         self.abort()
-        return self.save(n, frame)
+        return self.save(n, state)
 
     def finish(self, last: int) -> None:
         """After the render's last frame: encode the open part's frames as the tail."""

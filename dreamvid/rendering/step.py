@@ -36,12 +36,13 @@ from dreamvid.engine.model import FeatureNet
 from dreamvid.engine.objectives import Objective, guide_features, guided, weighted
 from dreamvid.engine.precision import choose as choose_precision
 from dreamvid.pixels import colour
-from dreamvid.pixels.camera import affine_theta, move
+from dreamvid.pixels.camera import affine_theta, homogeneous, move, warp
 from dreamvid.pixels.images import fit, noise_image, read_image, to_device, to_tensor
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import video_input as video
 from dreamvid.rendering.checkpoint import Checkpoint
 from dreamvid.rendering.video_input import VideoStart
+from dreamvid.schedule.cadence import next_dreamed
 from dreamvid.schedule.schedule import FrameParams, Schedule
 
 Image = torch.Tensor  # (1, C, H, W) in [0, 1] on the Dreamer's device
@@ -108,7 +109,8 @@ class Dreamer:
         self.motion = Motion(schedule, self.size, scale, self.device)
         self.video = self.motion.video
         self.guides = Guides(self.net, self.size, self.device)
-        self.mask = Mask(schedule, self.size, scale, self.device) if schedule.mask_path is not None else Unmasked()
+        self.mask = Mask(schedule, self.size, self.device, self.motion.matrix) if schedule.mask_path is not None \
+            else Unmasked()
         if self.video is None:
             references = ImageReferences(schedule, lambda: self.input_image, self.dream_without_colour)
         else:
@@ -145,25 +147,27 @@ class Dreamer:
             return self.next_frame(None, 0)
         return self.motion.first_frame()
 
-    def next_frame(self, previous: Image | None, n: int) -> Image:
-        """Frame ``n`` from frame ``n - 1`` (with a video input, and the clip's frame n)."""
+    def next_frame(self, previous: Image | None, n: int, since: int | None = None) -> Image:
+        """Frame ``n`` from frame ``since`` (default ``n - 1``; an earlier dreamed frame with a
+        cadence, :mod:`.cadence`), and with a video input the clip's frame n."""
         p: FrameParams = self.schedule.params(n)
-        moved, pull = self.start(previous, n, p)
+        moved, pull = self.start(previous, n, p, since)
         dreamed = self.dream(moved, pull, n, p)
         coloured = self.colour(dreamed, moved, p)
         return self.mask(coloured, moved, p)
 
-    def dream_without_colour(self, previous: Image | None, n: int) -> Image:
+    def dream_without_colour(self, previous: Image | None, n: int, since: int | None = None) -> Image:
         """Frame ``n`` as the dream leaves it, before colour control and the mask: what a
         colour reference of the first dreamed frame is made of when that frame is not at hand
         (a render resumed, or a preview, past it)."""
         p = self.schedule.params(n)
-        moved, pull = self.start(previous, n, p)
+        moved, pull = self.start(previous, n, p, since)
         return self.dream(moved, pull, n, p)
 
-    def start(self, previous: Image | None, n: int, p: FrameParams) -> tuple[Image, AfterStep | None]:
+    def start(self, previous: Image | None, n: int, p: FrameParams,
+              since: int | None = None) -> tuple[Image, AfterStep | None]:  # fmt: skip
         """Where frame ``n``'s dream starts (:meth:`Motion.start`)."""
-        return self.motion.start(previous, n, p)
+        return self.motion.start(previous, n, p, since)
 
     def dream(self, moved: Image, pull: AfterStep | None, n: int, p: FrameParams) -> Image:
         """Frame ``n``'s dream from ``moved``; ``moved`` itself when the frame has no layers (a
@@ -265,11 +269,16 @@ class Motion:
             img = fit(read_image(s.input_path, video_too=True), self.size)
         return to_tensor(img, self.device)
 
-    def start(self, previous: Image | None, n: int, p: FrameParams) -> tuple[Image, AfterStep | None]:
+    def start(self, previous: Image | None, n: int, p: FrameParams,
+              since: int | None = None) -> tuple[Image, AfterStep | None]:  # fmt: skip
         """Where frame ``n``'s dream starts: the previous frame moved by the camera. With a
         video input, the clip's frame n blended with the flow-warped previous frame, then
         moved, and the temporal term pulling toward that previous frame (:mod:`.video_input`);
-        frame 0 is the clip's frame 0 as it is, with nothing to pull toward."""
+        frame 0 is the clip's frame 0 as it is, with nothing to pull toward. ``since``: the
+        frame ``previous`` is, when earlier than n - 1 (a cadence; image inputs only): it is
+        moved by the camera moves of frames since+1..n composed into one warp."""
+        if since is not None and since < n - 1:
+            return self.carried(previous, since, n).contiguous(memory_format=torch.channels_last), None
         k = self.scale
 
         def camera(image: Image) -> Image:
@@ -285,6 +294,28 @@ class Motion:
         with stage("camera"):
             start = video.moved(start, camera)
             return start.image.contiguous(memory_format=torch.channels_last), video.after_step(start, p.temporal)
+
+    def matrix(self, n: int) -> torch.Tensor:
+        """Frame ``n``'s camera move as a 3x3 float64 output-to-input map (:func:`.camera.homogeneous`)."""
+        p, k = self.schedule.params(n), self.scale
+        return homogeneous(affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k),
+                                        p.center, p.camera))  # fmt: skip
+
+    def path(self, a: int, n: int) -> torch.Tensor:
+        """The camera moves of frames a+1..n composed: frame a's pixels as frame n shows them."""
+        out = torch.eye(3, dtype=torch.float64)
+        for m in range(a + 1, n + 1):
+            out = out @ self.matrix(m)
+        return out
+
+    def carried(self, image: Image, a: int, n: int) -> Image:
+        """Frame ``a``'s ``image`` carried by the camera to frame ``n`` > a, in one warp."""
+        return warp(image, self.path(a, n))[0]
+
+    def carried_back(self, image: Image, b: int, n: int) -> tuple[Image, torch.Tensor]:
+        """Frame ``b``'s ``image`` carried back by the camera to frame ``n`` < b (the inverse of
+        the moves n+1..b), and where frame b shows that (1 inside, 0 where frame n sees more)."""
+        return warp(image, torch.linalg.inv(self.path(n, b)))
 
 
 # -- guide images and masks (docs/schedule.md#guides-and-masks) -------------------------------
@@ -311,8 +342,10 @@ class Mask:
     """The schedule's mask: where the dream (and its colour control) shows; elsewhere the frame
     only follows the camera."""
 
-    def __init__(self, schedule: Schedule, size: tuple[int, int], scale: float, device: torch.device):
-        self.schedule, self.size, self.scale, self.device = schedule, size, scale, device
+    def __init__(self, schedule: Schedule, size: tuple[int, int], device: torch.device,
+                 matrix: Callable[[int], torch.Tensor]):  # fmt: skip
+        self.schedule, self.size, self.device = schedule, size, device
+        self.matrix = matrix  # frame n's camera move, 3x3 (Motion.matrix)
         self._mask: torch.Tensor | None = None  # the fitted mask, (1, 1, H, W), once needed
         self._moves = [torch.eye(3, dtype=torch.float64)]  # camera moves of frames 1..n composed, n = index
 
@@ -334,11 +367,7 @@ class Mask:
         if self.schedule.mask_follows == "frame" or n == 0:
             return self._mask
         while len(self._moves) <= n:  # output-to-input maps compose as M_n = M_(n-1) T_n
-            p, k = self.schedule.params(len(self._moves)), self.scale
-            theta = affine_theta(self.size, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center,
-                                 p.camera)
-            step = torch.cat([theta.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)])
-            self._moves.append(self._moves[-1] @ step)
+            self._moves.append(self._moves[-1] @ self.matrix(len(self._moves)))
         theta = to_device(self._moves[n][:2].float()[None], self.device)
         grid = torch.nn.functional.affine_grid(theta, list(self._mask.shape), align_corners=False)
         return torch.nn.functional.grid_sample(self._mask, grid, mode="bilinear", padding_mode="reflection",
@@ -380,8 +409,9 @@ def _reference_name(schedule: Schedule, p: FrameParams) -> str:
 
 
 class ImageReferences:
-    """The colour references of an image or noise input: the input image, or frame 1 as the
-    dream left it (before colour control), dreamed again when a render starts past it."""
+    """The colour references of an image or noise input: the input image, or the first dreamed
+    frame (frame 1; with a cadence, :mod:`.schedule.cadence`) as the dream left it (before colour
+    control), dreamed again when a render starts past it."""
 
     def __init__(self, schedule: Schedule, input_image: Callable[[], Image],
                  dream_without_colour: Callable[[Image | None, int], Image]):  # fmt: skip
@@ -394,10 +424,10 @@ class ImageReferences:
         if which not in self.built:
             if which == "input":
                 image = self.input_image()
-            elif p.index == 1:
+            elif p.index == (first := next_dreamed(self.schedule, 0)):  # frame 1, or frame k with a cadence k
                 image = dreamed
-            else:  # resumed or previewed past frame 1
-                image = self.dream_without_colour(self.input_image(), 1)
+            else:  # resumed or previewed past it
+                image = self.dream_without_colour(self.input_image(), first, 0)
             self.built[which] = colour.Reference(image)
         return self.built[which]
 

@@ -55,6 +55,7 @@ from dreamvid.schedule.yamlfile import read_yaml_file
 AUDIO_SET = frozenset(AUDIO_VARIABLES)
 CAMERA = ("zoom", "rotate", "translate", "center")  # what a transition blends besides the layers
 NO_ENVELOPE = Keyframes(((0, D.ATTACK),))  # attack and release 0: the music as analysed
+EVERY_FRAME = Keyframes(((0, D.CADENCE),))  # cadence 1: every frame dreamed
 
 __all__ = ["FrameParams", "Schedule", "ScheduleError", "Segment", "load_schedule", "parse_schedule"]
 
@@ -103,6 +104,7 @@ class Segment:
     mask_strength: Keyframes
     attack: Keyframes = NO_ENVELOPE  # the music's envelope (see Schedule.audio_features)
     release: Keyframes = NO_ENVELOPE
+    cadence: Keyframes = EVERY_FRAME  # dream every k-th frame (dreamvid/schedule/cadence.py)
     gradient_norm: str = "mean"  # "mean" | "laplacian"
     guide: Path | None = None  # the guide image (absolute), None: unguided
     flow: str = D.FLOW
@@ -169,6 +171,7 @@ class FrameParams:
     flow: str | None = None  # "dis" | "farneback" | "raft" | "none"
     flow_blend: float | None = None
     temporal: float | None = None
+    cadence: int = D.CADENCE  # from a dreamed frame, the next dreamed one is this many frames on (schedule/cadence.py)
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,7 @@ class Schedule:
             guide=seg.guide,
             guide_weight=at(seg.guide_weight) if seg.guide is not None else 0.0,
             mask_strength=at(seg.mask_strength) if self.mask_path is not None else 0.0,
+            cadence=round_half_up(at(seg.cadence)),
             **({} if self.clip is None else
                {"flow": seg.flow, "flow_blend": at(seg.flow_blend), "temporal": at(seg.temporal)}),
         )
@@ -576,6 +580,8 @@ def _video_problems(spec: ScheduleSpec, clip: ClipInfo | None, check_files: bool
         elif not clip.has_audio:
             problems.append((("audio",), f"'input': the input clip {clip.path.name} has no sound; expected a "
                                          "clip with a sound track, an audio file, or no audio"))
+    if clip is not None:
+        problems += _clip_cadence_problems(spec)
     uses_raft = [i for i, seg in enumerate(spec.segments) if (seg.flow or spec.defaults.flow) == "raft"]
     if clip is not None and uses_raft and spec.flow_weights is None:
         loc = ("segments", uses_raft[0], "flow") if spec.segments[uses_raft[0]].flow else ("defaults", "flow")
@@ -583,6 +589,23 @@ def _video_problems(spec: ScheduleSpec, clip: ClipInfo | None, check_files: bool
                               "state-dict file (nothing is downloaded), or flow dis, farneback or none"))
     return problems
 
+
+
+def _clip_cadence_problems(spec: ScheduleSpec) -> list[tuple[tuple, str]]:
+    """A video input dreams every frame: ``cadence`` other than 1 is refused (not implemented
+    with the clip's flow yet; docs/schedule.md#cadence)."""
+    sources = [(("defaults", "cadence"), spec.defaults.cadence)]
+    sources += [(("segments", i, "cadence"), seg.cadence) for i, seg in enumerate(spec.segments)]
+    return [(loc, f"{_shown(kf)} with a video input; expected 1 (a clip's frames are all dreamed: cadence works "
+                  "with an image or noise input only)")
+            for loc, kf in sources if kf is not None and kf.points != EVERY_FRAME.points]
+
+
+def _shown(kf: Keyframes) -> str:
+    """A keyframed value as the error line shows it: the number, or 'keyframes'."""
+    if len(kf.points) == 1 and isinstance(kf.points[0][1], (int, float)):
+        return f"{kf.points[0][1]:g}"
+    return "keyframes or a formula"
 
 
 def _build(spec: ScheduleSpec, source: Path, base: Path, clip: ClipInfo | None = None) -> Schedule:

@@ -55,6 +55,7 @@ _SUBSAMPLED_PIX_FMTS = frozenset(
 
 RULES = {  # what each keyframeable key accepts
     "iterations": Rule(integer=True, minimum=0),
+    "cadence": Rule(integer=True, minimum=1),
     "step": Rule(integer=False, minimum=0, exclusive=True),
     "octaves": Rule(integer=True, minimum=1),
     "octave_scale": Rule(integer=False, minimum=1, exclusive=True),
@@ -185,6 +186,8 @@ Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # YAML 1, 1.5 -- n
 Str = Annotated[str, Strict()]
 
 Iterations = _keyframeable("iterations", "gradient-ascent steps per octave per frame: integer >= 0, keyframeable")
+Cadence = _keyframeable("cadence", "dream every k-th frame and crossfade the camera-moved dreams between them "
+                                   "(1: every frame): integer >= 1, keyframeable")
 Step = _keyframeable("step", "gradient step size: number > 0, keyframeable")
 Octaves = _keyframeable("octaves", "number of octaves (image scales): integer >= 1, keyframeable")
 OctaveScale = _keyframeable("octave_scale", "size ratio between octaves: number > 1, keyframeable")
@@ -248,6 +251,7 @@ class DefaultsSpec(_Spec):
     """Per-segment rendering parameters and their defaults; segments inherit or override them."""
 
     iterations: Iterations = D.ITERATIONS
+    cadence: Cadence = D.CADENCE
     step: Step = D.STEP
     octaves: Octaves = D.OCTAVES
     octave_scale: OctaveScale = D.OCTAVE_SCALE
@@ -284,6 +288,7 @@ class SegmentSpec(_Spec):
     transition: Int = Field(0, ge=0, description="an integer 0..frames: frames over which the previous "
                                                  "segment's layers and camera blend into these (0 on the first segment)")
     iterations: Optional[Iterations] = None
+    cadence: Optional[Cadence] = None
     step: Optional[Step] = None
     octaves: Optional[Octaves] = None
     octave_scale: Optional[OctaveScale] = None

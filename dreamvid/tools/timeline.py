@@ -5,11 +5,13 @@ and slow to check by rendering. ``dreamvid validate S --plot timeline.png`` eval
 :meth:`~dreamvid.schedule.schedule.Schedule.params` at every frame -- exactly what the renderer will
 use -- and plots zoom, rotation, translation and the blended layer weights (and ``center``,
 ``guide_weight`` and ``mask_strength`` where a schedule uses them, ``flow_blend`` and
-``temporal`` with a video input), with segment boundaries
+``temporal`` with a video input, ``cadence`` and the dreamed frames as dots where some frames
+are not dreamed), with segment boundaries
 as dashed lines and transitions shaded; when formulas follow the music, the audio's
 loudness (``rms``) is drawn in grey under every panel. No network is loaded.
 ``dreamvid validate S --params p.csv`` writes the same values, every setting of every frame,
-as CSV (:func:`write_params`).
+as CSV (:func:`write_params`), with a ``dreamed`` column (1: dreamed, 0: a crossfade of the
+dreamed frames around it, :mod:`dreamvid.schedule.cadence`).
 
 Matplotlib runs on its Agg canvas through the object API (no pyplot, no global state, no
 display needed); the PNG is written atomically like every other output.
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamvid.core.files import write_atomic
+from dreamvid.schedule.cadence import dreamed_frames, every_frame
 from dreamvid.schedule.schedule import Schedule
 
 FIGSIZE = (10.0, 7.5)  # inches
@@ -46,6 +49,8 @@ class Timeline:
     mask_strength: np.ndarray | None = None  # 0 without a mask
     flow_blend: np.ndarray | None = None  # None with an image input (the keys of a video input)
     temporal: np.ndarray | None = None
+    cadence: np.ndarray | None = None  # None where every frame is dreamed
+    dreamed: np.ndarray | None = None  # the dreamed frames, with a cadence
 
 
 def timeline(schedule: Schedule) -> Timeline:
@@ -65,6 +70,8 @@ def timeline(schedule: Schedule) -> Timeline:
         mask_strength=np.array([p.mask_strength for p in params]),
         flow_blend=None if params[0].flow_blend is None else np.array([p.flow_blend for p in params]),
         temporal=None if params[0].temporal is None else np.array([p.temporal for p in params]),
+        cadence=None if every_frame(schedule) else np.array([p.cadence for p in params]),
+        dreamed=None if every_frame(schedule) else np.array(dreamed_frames(schedule)),
     )
 
 
@@ -79,6 +86,8 @@ def extra_panels(t: Timeline) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
         panels.append(("guide / mask", lines))
     if t.flow_blend is not None:  # a video input
         panels.append(("video input", [("flow_blend", t.flow_blend), ("temporal", t.temporal)]))
+    if t.cadence is not None:
+        panels.append(("cadence (dots: dreamed)", [("cadence", t.cadence)]))
     return panels
 
 
@@ -96,14 +105,15 @@ def params_table(schedule: Schedule) -> tuple[list[str], list[list]]:
     for name in names:
         value = getattr(params[0], name)
         header += [f"{name}_{axis}" for axis in "xy"] if isinstance(value, tuple) else [name]
-    header += [f"layers.{k}" for k in keys]
+    header += ["dreamed", *(f"layers.{k}" for k in keys)]
+    dreamed = set(dreamed_frames(schedule))
     rows = []
     for p in params:
         row: list = [p.index]
         for name in names:
             value = getattr(p, name)
             row += list(value) if isinstance(value, tuple) else [value]
-        rows.append(row + [p.layers.get(k, 0.0) for k in keys])
+        rows.append(row + [int(p.index in dreamed)] + [p.layers.get(k, 0.0) for k in keys])
     return header, rows
 
 
@@ -162,6 +172,8 @@ def timeline_png(schedule: Schedule, *, figsize=FIGSIZE, dpi: int = DPI) -> byte
             ax.patch.set_visible(False)
         for name, values in lines:
             ax.plot(t.frames, values, label=name, linewidth=1.4)
+            if name == "cadence" and t.dreamed is not None:  # the frames that are dreamed, on the line
+                ax.plot(t.dreamed, values[t.dreamed], "o", markersize=2.5, color="0.2", label="dreamed")
         ax.set_ylabel(title, fontsize=8)
         ax.tick_params(labelsize=8)
         ax.margins(x=0)

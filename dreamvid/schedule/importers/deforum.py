@@ -166,10 +166,23 @@ def _notes(settings: Mapping, mode: str, out: Draft) -> None:
     border = settings.get("border")
     if border is not None:
         out.notes.append(f"border: {show(border)}: dreamvid fills the edges a move reveals by reflection")
-    cadence = settings.get("diffusion_cadence")
-    if cadence not in (None, 1, "1"):
-        out.notes.append(f"diffusion_cadence: {show(cadence)}: dreamvid dreams every frame (the camera path is "
-                         "the same: Deforum moves every in-between frame too)")
+    _cadence(settings, mode, out)
+
+
+def _cadence(settings: Mapping, mode: str, out: Draft) -> None:
+    """``diffusion_cadence`` k > 1 is dreamvid's ``cadence: k`` (dream every k-th frame, the
+    frames between warped); dreamvid's cadence works on image inputs only, so a video input
+    is dreamed every frame and says so."""
+    if settings.get("diffusion_cadence") in (None, 1, "1"):
+        return
+    if isinstance(settings["diffusion_cadence"], str) and settings["diffusion_cadence"].strip().isdigit():
+        settings = {**settings, "diffusion_cadence": int(settings["diffusion_cadence"])}
+    cadence = _integer(settings, "diffusion_cadence", 1, D.MAX_FRAMES, "frames per diffusion")
+    if mode == "Video Input":
+        out.notes.append(f"diffusion_cadence: {cadence}: dreamvid dreams every frame of a video input (its "
+                         "cadence works on image inputs)")
+    elif cadence > 1:
+        out.cadence = cadence
 
 
 def keyframes(key: str, text: Any, frames: int, seed: int) -> Points:

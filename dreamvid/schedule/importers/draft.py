@@ -51,6 +51,7 @@ class Draft:
     input: str | None = None  # a path as the file wrote it (None: noise)
     audio: str | None = None
     colour: str | None = None
+    cadence: int | None = None  # dream every k-th frame (None: every frame, dreamvid's default)
     camera: dict[str, Points] = field(default_factory=dict)  # CAMERA_KEYS -> keyframes in video frames
     mapping_style: bool = False  # write keyframes as {frame: value} (per-frame series) rather than a string
     notes: list[str] = field(default_factory=list)  # one line each: what was not carried over, and why
@@ -172,6 +173,8 @@ def schedule_data(draft: Draft, layers: list[dict[str, float]], output: Path) ->
     defaults: dict[str, Any] = {"camera": "deforum", "interpolation": "linear"}
     if draft.colour is not None:
         defaults["colour"] = draft.colour
+    if draft.cadence is not None:
+        defaults["cadence"] = draft.cadence
     data["defaults"] = defaults
     lengths = segment_lengths(draft.frames, len(layers))
     if len(lengths) < len(layers):
