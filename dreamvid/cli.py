@@ -260,7 +260,7 @@ def cmd_bench(args) -> int:
         torch.set_num_threads(args.threads)
     result = run(device=args.device, size=args.size, layers=args.layers, iterations=args.iterations,
                  frames=args.frames, octaves=args.octaves, compile=compile, random_weights=args.random_weights,
-                 preset=args.preset, precision=args.precision)  # fmt: skip
+                 preset=args.preset, precision=args.precision, colour=args.colour)  # fmt: skip
     print(json.dumps(result, indent=1) if args.json else format_report(result))
     return 0
 
@@ -449,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile dreamvid's network (default: on CUDA only)")
     p.add_argument("--preset", default="medium", help="libx264 preset of both paths (default medium)")
+    p.add_argument("--colour", choices=D.COLOURS, help="dreamvid's colour control (default: the schedule's default, "
+                   f"{D.COLOUR}; the baseline has none)")  # fmt: skip
     p.add_argument("--threads", type=_positive(int), help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--random-weights", action="store_true", help="random weights (same compute, no weight file)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")

@@ -117,8 +117,8 @@ def test_winograd_in_bench_is_the_same_convolution(cin, cout, size, pad):
 
 
 def test_bench_measures_dreamvid_through_the_renders_frame_source(tmp_path, monkeypatch):
-    """``dreamvid bench`` gets its frames as render() does (FrameSource: on CUDA the host copy
-    overlaps the next dream), so it measures that overlap."""
+    """``dreamvid bench`` renders with render() itself, which gets its frames through
+    FrameSource (on CUDA the host copy overlaps the next dream), so it measures that overlap."""
     from dreamvid.rendering.framesource import FrameSource
     from dreamvid.tools import bench
 
@@ -126,4 +126,59 @@ def test_bench_measures_dreamvid_through_the_renders_frame_source(tmp_path, monk
     monkeypatch.setattr(FrameSource, "get", lambda self, n, previous: asked.append(n) or real(self, n, previous))
     schedule = bench.bench_schedule(tmp_path, (96, 96), "mixed3", 1, 2, 1, "cpu", False)
     result, _, _ = bench.run_dreamvid(schedule, 2, random_weights=True)
-    assert asked == [1, 2, 3] and result["frame_shape"] == [1, 3, 96, 96]
+    assert asked == [0, 1, 2, 3] and result["frame_shape"] == [1, 3, 96, 96]
+
+
+# Stages every default frame of an image or noise input goes through (a mask, a clip's flow and the
+# blends are off by default; the peek is written at most every 2 s)
+FRAME_STAGES = {"camera", "dream", "colour_match", "saturation_match", "blend", "clip_guard", "to_uint8", "encoder",
+                "frame_file", "checkpoint", "finish"}  # fmt: skip
+
+
+def test_bench_stages_add_up_to_the_frame(tmp_path):
+    """The frame by stage, with the schedule's default colour control: every stage of a default
+    frame is there, and together they are the frame's time within 10 %."""
+    from dreamvid.tools import bench
+
+    schedule = bench.bench_schedule(tmp_path, (96, 96), "mixed3", 1, 3, 1, "cpu", False)
+    assert schedule.params(1).colour == "histogram" and schedule.params(1).saturation_match > 0  # the defaults
+    result, _, _ = bench.run_dreamvid(schedule, 3, random_weights=True)
+    stages = result["stages_ms_per_frame"]
+    assert FRAME_STAGES <= set(stages) and all(ms >= 0 for ms in stages.values())
+    assert stages["dream"] > 0 and stages["colour_match"] > 0
+    total = result["ms_per_frame"]
+    assert sum(stages.values()) == pytest.approx(total, rel=0.10)
+    assert result["unaccounted_ms_per_frame"] == pytest.approx(total - sum(stages.values()))
+    assert result["dream_ms_per_frame"] == stages["dream"]
+    cpu = result["stages_cpu_ms_per_frame"]  # this process's CPU time per stage, the same stages
+    assert set(cpu) == set(stages) and cpu["dream"] > 0
+    assert 0 < result["rest_share"] < 1 and 0 < result["rest_cpu_share"] < 1
+
+
+def test_stages_are_timed_only_inside_a_timer():
+    """Without a timer a stage is a no-op (it never calls a device's sync); with one, each stage
+    name sums its time and syncs at its start and end; a timer covers its own thread only."""
+    import threading
+
+    from dreamvid.core.stages import StageTimer, stage, timing
+
+    syncs, ticks = [], iter(range(100))
+    timer = StageTimer(sync=lambda: syncs.append(1), clock=lambda: float(next(ticks)))
+    with stage("dream"):
+        pass
+    assert syncs == [] and timer.seconds == {}
+    with timing(timer):
+        for _ in range(2):
+            with stage("dream"):
+                pass
+        other = threading.Thread(target=lambda: stage("camera").__enter__())
+        other.start()
+        other.join()
+    with stage("dream"):
+        pass
+    assert timer.seconds == {"dream": 2.0} and set(timer.cpu_seconds) == {"dream"} and len(syncs) == 4
+    with timing(timer):  # clock 4: a reference dreamed again inside its stage counts as dream
+        with stage("colour_reference"):  # 4 .. 9
+            with stage("dream"):  # 5 .. 8
+                next(ticks), next(ticks)
+    assert timer.seconds == {"dream": 5.0, "colour_reference": 2.0}

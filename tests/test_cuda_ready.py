@@ -307,15 +307,77 @@ def test_clip_guard_by_sort_picks_the_same_values_as_kthvalue(tail):
     assert [t.item() for t in _tails(image, tail, by_sort=True)] == [t.item() for t in _tails(image, tail, by_sort=False)]
 
 
-@pytest.mark.parametrize("midpoint", [False, True])
-def test_histogram_shares_without_unique_equal_the_unique_ones(midpoint):
-    """The sort-and-search shares (no host sync) are bit for bit the torch.unique ones."""
-    from dreamvid.pixels.colour import _quantiles, _shares
+def _shares_by_unique(values: torch.Tensor, midpoint: bool) -> torch.Tensor:
+    """Each value's cumulative share among ``values`` from torch.unique (the host waits for it)."""
+    from dreamvid.pixels.colour import _quantiles
 
-    values = (torch.rand(4000, generator=torch.Generator().manual_seed(1)) * 50).round() / 50  # many ties
     _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
-    assert torch.equal(_shares(values, values.dtype, midpoint), _quantiles(counts, values.numel(), values.dtype,
-                                                                           midpoint)[inverse])  # fmt: skip
+    return _quantiles(counts, values.numel(), values.dtype, midpoint)[inverse]
+
+
+@pytest.mark.parametrize("midpoint", [False, True])
+def test_histogram_shares_by_count_equal_the_unique_ones(midpoint):
+    """The shares counted per level (no sort, no host sync) are bit for bit the torch.unique ones
+    when no two distinct values share a level (here 51 values, ties many)."""
+    from dreamvid.core import defaults as D
+    from dreamvid.pixels.colour import _key_shares, _level_keys
+
+    values = (torch.rand(1, 1, 40, 100, generator=torch.Generator().manual_seed(1)) * 50).round() / 50
+    keys = _level_keys(values, D.HISTOGRAM_LEVELS).reshape(1, -1)
+    shares = _key_shares(keys, D.HISTOGRAM_LEVELS, values.dtype, midpoint)[0][keys[0]]
+    assert torch.equal(shares, _shares_by_unique(values.reshape(-1), midpoint))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_saturation_match_by_count_equals_the_sort(dtype):
+    """The saturation target counted per shown (max, min) pair is bit for bit the one a sort of the
+    pixels' shown saturations gives (issue 31: linear time, no sort)."""
+    from dreamvid.pixels import colour as C
+
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(1, 3, 61, 67, generator=g, dtype=dtype) ** 2
+    image[0, :, :4] = 0.5  # greys
+    reference = C.Reference(torch.rand(1, 3, 30, 40, generator=g, dtype=dtype)).saturation
+    shown = C.saturation(C.as_shown(image)).reshape(-1)
+    for strength in (1.0, 0.6):
+        q = _shares_by_unique(shown, midpoint=True)
+        expected = C.blend(shown, C._interp(q, reference.quantiles[0], reference.values[0]), strength)
+        assert torch.equal(C._matched_saturation(image, reference, strength).reshape(-1), expected)
+    image[0, 0, 10, :5] = float("nan")  # the dream's finite check reports a NaN frame: the match must not fail first
+    clean = C.Reference(image[:, :, 20:])
+    for match, histogram in ((C.match_saturation, clean.saturation), (C.match_histogram, clean.histogram)):
+        assert match(image, histogram, 1.0).shape == image.shape
+
+
+def test_a_clips_per_frame_colour_reference_is_counted_without_a_host_sync(monkeypatch, photo):
+    """With a video input and ``colour_reference: input`` the reference is the clip's frame n,
+    new every frame (issue 34): its histograms are counted, not torch.unique'd, so building
+    and using them makes no host wait; the maps equal the sorted reference's (the saturation's
+    bit for bit, the channels' within their 2^14 levels)."""
+    from types import SimpleNamespace
+
+    from dreamvid.pixels import colour as C
+    from dreamvid.pixels.images import fit, to_tensor
+    from dreamvid.rendering.step import ClipReferences
+
+    frames = [to_tensor(fit(photo, (64, 48))), to_tensor(fit(photo[::-1], (64, 48)))]
+    schedule = SimpleNamespace(input_path=None)
+    references = ClipReferences(schedule, lambda n: frames[n], lambda previous, n: None)
+    p = SimpleNamespace(index=1, colour="histogram", colour_reference="input", colour_strength=0.75,
+                        saturation_match=1.0, input_blend=0.0, smoothing=0.0, clip_guard=0.0)  # fmt: skip
+    dreamed = (frames[0] * 1.1 - 0.05).clamp(0, 1)
+    C.control(dreamed, dreamed, frames[0], references.get(SimpleNamespace(**{**vars(p), "index": 0}), dreamed), p)
+    with SyncCounter(monkeypatch) as counter:  # frame 1, after frame 0 made the tables a process makes once
+        reference = references.get(p, dreamed)
+        out = C.control(dreamed, dreamed, frames[1], reference, p)
+    assert counter.seen == [] and reference.counted
+    sorted_reference = C.Reference(frames[1])
+    assert torch.equal(C.match_saturation(dreamed, reference.saturation),
+                       C.match_saturation(dreamed, sorted_reference.saturation))  # fmt: skip
+    levels = C.match_histogram(dreamed, reference.histogram) - C.match_histogram(dreamed, sorted_reference.histogram)
+    assert levels.abs().max().item() < 1e-3  # the reference's values stand on 2^14 levels
+    assert (out - C.control(dreamed, dreamed, frames[1], sorted_reference, p)).abs().mean().item() < 1e-4
+    assert (out - dreamed).abs().mean().item() > 1e-2  # matched to frame 1, not frame 0
 
 
 def test_studio_previews_dream_without_compiling(tmp_path, monkeypatch):

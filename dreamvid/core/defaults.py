@@ -35,6 +35,7 @@ MASK_FOLLOWS = "camera"  # the mask moves with the camera (or stays fixed to the
 MAX_GUIDE_VECTORS = 1024  # a guide's feature vectors per layer (more are average-pooled down)
 
 # -- colour control against drift over long zooms (dreamvid/colour.py, docs/quality.md) ------
+COLOURS = ("lab", "histogram", "none")  # the colour modes (dreamvid/pixels/colour.py)
 COLOUR = "histogram"  # per-channel histogram match to the reference after each dream
 COLOUR_REFERENCE = "auto"  # the input image, or the first dreamed frame when the input is noise
 COLOUR_STRENGTH = 0.75  # the weakest histogram match that met the drift targets
@@ -43,6 +44,7 @@ INPUT_BLEND = 0.0  # share of the input image mixed back into each frame
 SMOOTHING = 0.0  # share of the camera-moved previous frame kept
 CLIP_GUARD = 0.0  # frames reaching 0 or 1 are mapped into [clip_guard, 1 - clip_guard]
 CLIP_GUARD_TAIL = 0.005  # share of values at each end the guard's range ignores (hot pixels, not the frame)
+HISTOGRAM_LEVELS = 1 << 14  # levels the histogram match ranks a frame's values on: a count per level, not a sort
 
 # -- a video clip as the input (dreamvid/video.py, docs/video.md); per segment ----------------
 FLOWS = ("dis", "farneback", "raft", "none")  # optical flow methods (dreamvid/flow.py)

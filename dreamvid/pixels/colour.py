@@ -10,7 +10,8 @@ without leaving it.
 - :func:`match_lab`: match each LAB channel's mean and std to a reference (Deforum's
   "colour coherence"); ``strength`` moves the statistics part of the way.
 - :func:`match_histogram`: map each RGB channel's histogram onto the reference's (the
-  cumulative-distribution matching of ``skimage.exposure.match_histograms``).
+  cumulative-distribution matching of ``skimage.exposure.match_histograms``, the frame's
+  values counted on 2^14 levels instead of sorted).
 - :func:`match_saturation`: map each pixel's HSV saturation ``(max - min) / max`` (as the
   8-bit video shows it) onto the reference's saturation distribution (the same quantile
   mapping, ties kept in their proportions), at constant luma, never making a clipped value.
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from dreamvid.core import defaults as D
+from dreamvid.core.stages import stage
 from dreamvid.pixels.images import to_device
 
 _XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
@@ -114,8 +116,9 @@ class Histogram:
 
 
 def _quantiles(counts: torch.Tensor, n: int, dtype, midpoint: bool) -> torch.Tensor:
-    """Each distinct value's cumulative share: the top of its run of ties (as skimage), or its middle."""
-    top = counts.cumsum(0).to(dtype)
+    """Each distinct value's cumulative share (along the last dimension of ``counts``, the
+    values in increasing order): the top of its run of ties (as skimage), or its middle."""
+    top = counts.cumsum(-1).to(dtype)
     return (top - counts.to(dtype) / 2 if midpoint else top) / n
 
 
@@ -140,13 +143,53 @@ def histogram(reference: torch.Tensor, midpoint: bool = False) -> Histogram:
     return Histogram(tuple(values), tuple(quantiles), midpoint)
 
 
+def counted_histogram(reference: torch.Tensor) -> Histogram:
+    """:func:`histogram` of a reference that changes every frame (a clip's frame n), in linear
+    time and with shapes known in advance (``torch.unique`` makes a GPU's host wait): each
+    channel counted on :data:`~dreamvid.core.defaults.HISTOGRAM_LEVELS` levels
+    (:func:`_level_keys`), which stand for its values (at most 1/32766 off)."""
+    levels = D.HISTOGRAM_LEVELS
+    keys = _level_keys(reference, levels).reshape(reference.shape[1], -1)
+    values = torch.arange(levels, dtype=reference.dtype, device=reference.device) / (levels - 1)
+    return _knots(_counts(keys, levels), values, reference.dtype, midpoint=False)
+
+
+def counted_saturation(reference: torch.Tensor) -> Histogram:
+    """``histogram(saturation(as_shown(reference)), midpoint=True)`` as :func:`counted_histogram`
+    makes it, and exact: the shown saturations are counted per value (:func:`_shown_saturations`)."""
+    which, values = _shown_saturations(reference.device, reference.dtype)
+    return _knots(_counts(which[_shown_pairs(reference)], values.numel()), values, reference.dtype, midpoint=True)
+
+
+def _knots(counts: torch.Tensor, values: torch.Tensor, dtype, midpoint: bool) -> Histogram:
+    """A :class:`Histogram` with a knot (two with ``midpoint``) for every one of ``values``,
+    counted ``counts`` (rows, K) times. A value that no pixel has repeats the knot of the
+    value below it (the first one's, below the first value counted), which :func:`_interp`
+    reads as no knot at all: the same map as :func:`histogram`'s knots of the counted values."""
+    n = counts.shape[-1]
+    index = torch.arange(n, device=counts.device).expand_as(counts)
+    present = counts > 0
+    below = torch.where(present, index, -1).cummax(-1).values  # the nearest counted value at or below
+    above = torch.where(present, index, n).flip(-1).cummin(-1).values.flip(-1)  # ... at or above
+    held = values.expand_as(counts).gather(-1, torch.where(below >= 0, below, above))
+    total = counts.sum(-1, keepdim=True).to(dtype)
+    top = counts.cumsum(-1).to(dtype)
+    if not midpoint:
+        return Histogram(tuple(held), tuple(top / total))
+    upper = (top - 0.5) / total
+    lower = torch.where(present, (top - counts.to(dtype) + 0.5) / total, upper)
+    both = lambda a, b: torch.stack([a, b], -1).flatten(-2)  # noqa: E731
+    return Histogram(tuple(both(held, held)), tuple(both(lower, upper)), midpoint=True)
+
+
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """numpy.interp on tensors (xp increasing; clamps outside it)."""
+    """numpy.interp on tensors (xp non-decreasing; clamps outside it). Where knots repeat an
+    ``xp``, the first of them counts (:func:`counted_histogram` repeats knots)."""
     if xp.numel() == 1:
         return fp.expand_as(x).clone()
     i = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
     x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
-    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    t = torch.where(x1 > x0, (x - x0) / (x1 - x0), 0.0).clamp(0, 1)  # x1 = x0 only below the first knot
     return f0 + t * (f1 - f0)
 
 
@@ -154,28 +197,38 @@ def match_histogram(image: torch.Tensor, reference: Histogram, strength: float =
     """Map each channel's cumulative distribution onto the reference's, then blend by ``strength``.
 
     A source value at cumulative share q becomes the reference value at share q
-    (interpolated), as ``skimage.exposure.match_histograms`` does.
+    (interpolated), as ``skimage.exposure.match_histograms`` does. The frame's values are
+    ranked on :data:`~dreamvid.core.defaults.HISTOGRAM_LEVELS` levels (:func:`_level_keys`):
+    a count per level, not a sort, so the shares cost linear time and no host sync, and they
+    equal skimage's wherever no two distinct values share a level.
     """
     if strength == 0:
         return image
-    out = torch.empty_like(image)
-    for c, channel in enumerate(image[0]):
-        q = _shares(channel.reshape(-1), image.dtype, reference.midpoint)
-        out[0, c] = _interp(q, reference.quantiles[c], reference.values[c]).reshape(channel.shape)
+    channels = image.shape[1]
+    keys = _level_keys(image, D.HISTOGRAM_LEVELS).reshape(channels, -1)
+    shares = _key_shares(keys, D.HISTOGRAM_LEVELS, image.dtype, reference.midpoint)
+    mapped = torch.stack([_interp(shares[c], reference.quantiles[c], reference.values[c]) for c in range(channels)])
+    out = mapped.gather(1, keys).reshape(image.shape)
     return blend(image, out, strength)
 
 
-def _shares(values: torch.Tensor, dtype, midpoint: bool) -> torch.Tensor:
-    """Each value's cumulative share among ``values``, as :func:`_quantiles` gives it for its
-    distinct value: from a sort and two binary searches, with shapes known in advance (a
-    ``torch.unique`` makes the host wait for the device to learn how many values there are)."""
-    values = values.contiguous()
-    ordered = torch.sort(values).values
-    top = torch.searchsorted(ordered, values, right=True)  # values <= v: the top of v's run of ties
-    if not midpoint:
-        return top.to(dtype) / values.numel()
-    counts = top - torch.searchsorted(ordered, values)  # the run's length
-    return (top.to(dtype) - counts.to(dtype) / 2) / values.numel()
+def _level_keys(image: torch.Tensor, levels: int) -> torch.Tensor:
+    """Each value's level, ``round(x (levels - 1))`` of ``x`` clamped to [0, 1], as int64
+    (a NaN, which the dream's finite check reports, lands on a valid level too)."""
+    return torch.round(image.clamp(0, 1) * (levels - 1)).long().clamp_(0, levels - 1)
+
+
+def _key_shares(keys: torch.Tensor, count: int, dtype, midpoint: bool) -> torch.Tensor:
+    """(rows, ``count``): each key's cumulative share among its row of ``keys`` (rows, N) (keys
+    in [0, count), in the order of the values they stand for), as :func:`_quantiles` gives it
+    for a distinct value. A count per key (``scatter_add_``: ``bincount`` makes CUDA's host wait)."""
+    return _quantiles(_counts(keys, count), keys.shape[1], dtype, midpoint)
+
+
+def _counts(keys: torch.Tensor, count: int) -> torch.Tensor:
+    """(rows, ``count``): how often each key is in its row of ``keys``."""
+    counts = torch.zeros(keys.shape[0], count, dtype=torch.long, device=keys.device)
+    return counts.scatter_add_(1, keys, torch.ones_like(keys))
 
 
 _LUMA = (0.2126, 0.7152, 0.0722)  # Rec.709 weights on the gamma-encoded values, as dreamvid stats measures
@@ -211,7 +264,7 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
     """
     if strength == 0:
         return image
-    target = match_histogram(saturation(as_shown(image)), reference, strength)
+    target = _matched_saturation(image, reference, strength)
     luma = (image * _per_channel(_LUMA, image)).sum(1, keepdim=True)
     top, bottom = image.amax(1, keepdim=True), image.amin(1, keepdim=True)
     chroma, above = top - bottom, top - luma
@@ -219,6 +272,39 @@ def match_saturation(image: torch.Tensor, reference: Histogram, strength: float 
     room = torch.minimum((1 - _MARGIN - luma) / above.clamp(min=_EPS), (luma - _MARGIN) / (luma - bottom).clamp(min=_EPS))
     k = torch.minimum(k, room.clamp(min=1))  # a pixel already that close to 0 or 1 may lose colour, not gain it
     return torch.where(chroma > _EPS, (luma + k * (image - luma)).clamp(0, 1), image)
+
+
+def _matched_saturation(image: torch.Tensor, reference: Histogram, strength: float) -> torch.Tensor:
+    """``match_histogram(saturation(as_shown(image)), reference, strength)`` as a sort of the
+    pixels would rank them, bit for bit, in linear time: a shown pixel's saturation is one of
+    the 21 000 or so values an 8-bit (max, min) pair can make (:func:`_shown_saturations`), so
+    the pixels are counted per value, and the reference's map is evaluated once per value."""
+    which, values = _shown_saturations(image.device, image.dtype)
+    keys = which[_shown_pairs(image)]
+    shares = _key_shares(keys, values.numel(), image.dtype, reference.midpoint)[0]
+    target = blend(values, _interp(shares, reference.quantiles[0], reference.values[0]), strength)
+    return target[keys].reshape(1, 1, *image.shape[2:])
+
+
+def _shown_pairs(image: torch.Tensor) -> torch.Tensor:
+    """(1, H W): each pixel's shown (:func:`as_shown`) max and min as ``max * 256 + min``."""
+    shown = torch.round(image.clamp(0, 1) * 255)  # as_shown's 0..255
+    return (shown.amax(1) * 256 + shown.amin(1)).long().clamp_(0, 256 * 256 - 1).reshape(1, -1)
+
+
+@functools.lru_cache(maxsize=8)
+def _shown_saturations(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every saturation an 8-bit pixel can show, as :func:`saturation` of :func:`as_shown`
+    computes it in ``dtype``: (for each pair ``max * 256 + min``, the index of its value;
+    the distinct values, increasing). Made once per device and dtype; never changed in place."""
+    top = torch.arange(256, dtype=dtype).repeat_interleave(256)
+    bottom = torch.arange(256, dtype=dtype).repeat(256)
+    pixels = torch.stack([top, bottom, bottom])[None, :, None, :] / 255  # as as_shown divides
+    valid = bottom <= top
+    values, index = torch.unique(saturation(pixels).reshape(-1)[valid], return_inverse=True)
+    which = torch.zeros(256 * 256, dtype=torch.long)
+    which[valid] = index
+    return to_device(which, device), to_device(values, device)
 
 
 def blend(image: torch.Tensor, other: torch.Tensor, amount: float) -> torch.Tensor:
@@ -263,10 +349,15 @@ def _tails(image: torch.Tensor, tail: float, by_sort: bool | None = None) -> tup
 
 
 class Reference:
-    """The colour reference of a render and its statistics, computed once and cached."""
+    """The colour reference of a render and its statistics, computed once and cached.
 
-    def __init__(self, image: torch.Tensor):
+    ``counted``: a reference that changes every frame (a clip's frame n): its histograms are
+    counted (:func:`counted_histogram`, :func:`counted_saturation`) in linear time, without
+    making a GPU's host wait."""
+
+    def __init__(self, image: torch.Tensor, counted: bool = False):
         self.image = image
+        self.counted = counted
         self._lab: tuple[torch.Tensor, torch.Tensor] | None = None
         self._histogram: Histogram | None = None
         self._saturation: Histogram | None = None
@@ -280,13 +371,14 @@ class Reference:
     @property
     def histogram(self) -> Histogram:
         if self._histogram is None:
-            self._histogram = histogram(self.image)
+            self._histogram = counted_histogram(self.image) if self.counted else histogram(self.image)
         return self._histogram
 
     @property
     def saturation(self) -> Histogram:
         if self._saturation is None:
-            self._saturation = histogram(saturation(as_shown(self.image)), midpoint=True)
+            self._saturation = (counted_saturation(self.image) if self.counted
+                                else histogram(saturation(as_shown(self.image)), midpoint=True))
         return self._saturation
 
 
@@ -302,11 +394,14 @@ def control(dreamed: torch.Tensor, moved: torch.Tensor, input_image: torch.Tenso
     """
     out = dreamed
     if p.colour != "none" and reference is not None:
-        if p.colour == "lab":
-            out = match_lab(out, reference.lab_stats, p.colour_strength)
-        else:
-            out = match_histogram(out, reference.histogram, p.colour_strength)
-        out = match_saturation(out, reference.saturation, p.saturation_match)
-    out = blend(out, input_image, p.input_blend)
-    out = blend(out, moved, p.smoothing)
-    return clip_guard(out, p.clip_guard)
+        with stage("colour_match"):
+            if p.colour == "lab":
+                out = match_lab(out, reference.lab_stats, p.colour_strength)
+            else:
+                out = match_histogram(out, reference.histogram, p.colour_strength)
+        with stage("saturation_match"):
+            out = match_saturation(out, reference.saturation, p.saturation_match)
+    with stage("blend"):
+        out = blend(blend(out, input_image, p.input_blend), moved, p.smoothing)
+    with stage("clip_guard"):
+        return clip_guard(out, p.clip_guard)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dreamvid.core.stages import stage
 from dreamvid.pixels.images import to_uint8
 from dreamvid.rendering.cadence import Cadenced, State
 
@@ -45,13 +46,15 @@ class FrameSource:
         frame = self._made_ahead(n, previous)
         if frame is None:
             frame = self.frames.make(n, previous)
-        copy = self._start_copy(frame.frame)
+        with stage("to_uint8"):
+            copy = self._start_copy(frame.frame)
         if self.ahead and n + 1 < self.total:
             try:
                 self._next = (n + 1, frame, self.frames.make(n + 1, frame), None)
             except Exception as err:  # noqa: BLE001 -- raised when frame n + 1 is asked for
                 self._next = (n + 1, frame, None, err)
-        return frame, self._finish_copy(copy)
+        with stage("to_uint8"):
+            return frame, self._finish_copy(copy)
 
     def _made_ahead(self, n: int, previous: State | None) -> State | None:
         ahead, self._next = self._next, None

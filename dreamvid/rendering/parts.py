@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamvid.core.stages import stage
 from dreamvid.rendering import checkpoint as ckpt
 from dreamvid.rendering import workdir
 from dreamvid.rendering.checkpoint import Checkpoint
@@ -55,8 +56,10 @@ class Parts:
     def add(self, n: int, rgb: np.ndarray) -> bool:
         """Encode frame ``n`` and keep it on disk; True when that closed a part."""
         self._open()
-        self.writer.write(rgb)
-        self.pending.append(workdir.save_frame(self.folder, self.work, n, rgb))
+        with stage("encoder"):
+            self.writer.write(rgb)
+        with stage("frame_file"):
+            self.pending.append(workdir.save_frame(self.folder, self.work, n, rgb))
         if (n + 1) % self.every:
             return False
         self.closed.append((self._close(), self.first, n))
@@ -69,7 +72,8 @@ class Parts:
         Returns the saved frame."""
         if self.read_only:  # the folder is not ours to change; our frames go with the scratch folder
             return self.saved
-        self._checkpoint(n, state)
+        with stage("checkpoint"):
+            self._checkpoint(n, state)
         for name, _ in self._encoded:
             (self.work / name).unlink(missing_ok=True)
         self._encoded, self.saved = [], n

@@ -19,6 +19,7 @@ import numpy as np
 from dreamvid.core import defaults as D
 from dreamvid.core.errors import describe_os_error
 from dreamvid.core.files import write_atomic
+from dreamvid.core.stages import stage
 from dreamvid.pixels.images import jpeg
 from dreamvid.rendering.workdir import peek_comment
 
@@ -41,6 +42,14 @@ class Peek:
         if not self.paths or (self.last is not None and now - self.last < self.every and n < total - 1):
             return
         self.last = now
+        with stage("peek"):
+            if not self._write(n, total, rgb):
+                return
+        self.written += 1
+        self.seconds += self.clock() - now
+
+    def _write(self, n: int, total: int, rgb: np.ndarray) -> bool:
+        """The JPEG written to every path; False (and the peek stopped) when a write failed."""
         data = jpeg(rgb, max_side=D.PEEK_SIDE, quality=D.PEEK_QUALITY, comment=peek_comment(n + 1, total))
         for path in self.paths:
             try:
@@ -48,6 +57,5 @@ class Peek:
             except OSError as err:
                 self.on_warning(f"the peek stops: {describe_os_error(err)}; the render goes on")
                 self.paths = []
-                return
-        self.written += 1
-        self.seconds += self.clock() - now
+                return False
+        return True

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dreamvid.core.errors import DreamvidError, first_line
+from dreamvid.core.stages import stage
 from dreamvid.engine.ascent import (
     AutoTile,
     DreamSettings,
@@ -175,9 +176,10 @@ class Dreamer:
             return moved
         settings = DreamSettings(p.iterations, p.step, p.octaves, p.octave_scale, round(p.jitter * self.scale),
                                  gradient_norm=p.gradient_norm, amp_dtype=self.amp_dtype)  # fmt: skip
-        out = self._ascend(moved, self.objective(p), settings, n, pull)
-        self.checks.add(out, f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
-                             f"segments[{p.segment}].step (now {p.step:g})")  # fmt: skip
+        with stage("dream"):
+            out = self._ascend(moved, self.objective(p), settings, n, pull)
+            self.checks.add(out, f"frame {n}: the image became NaN/inf; expected finite pixels: lower "
+                                 f"segments[{p.segment}].step (now {p.step:g})")  # fmt: skip
         return out
 
     def objective(self, p: FrameParams) -> Objective:
@@ -283,15 +285,15 @@ class Motion:
             return move(image, p.zoom, p.rotate, (p.translate[0] * k, p.translate[1] * k), p.center, p.camera)
 
         if self.video is None:
-            image, pull = camera(previous), None
-        else:
+            with stage("camera"):
+                return camera(previous).contiguous(memory_format=torch.channels_last), None
+        with stage("flow"):
             start = self.video.start(n, previous, p)
-            if n == 0:
-                image, pull = start.image, None
-            else:
-                start = video.moved(start, camera)
-                image, pull = start.image, video.after_step(start, p.temporal)
-        return image.contiguous(memory_format=torch.channels_last), pull
+        if n == 0:
+            return start.image.contiguous(memory_format=torch.channels_last), None
+        with stage("camera"):
+            start = video.moved(start, camera)
+            return start.image.contiguous(memory_format=torch.channels_last), video.after_step(start, p.temporal)
 
     def matrix(self, n: int) -> torch.Tensor:
         """Frame ``n``'s camera move as a 3x3 float64 output-to-input map (:func:`.camera.homogeneous`)."""
@@ -351,8 +353,9 @@ class Mask:
         """``moved + m (out - moved)`` with ``m = 1 - mask_strength (1 - mask)``."""
         if p.mask_strength == 0:
             return out
-        m = 1.0 - p.mask_strength * (1.0 - self.at(p.index))
-        return torch.lerp(moved, out, m)
+        with stage("mask"):
+            m = 1.0 - p.mask_strength * (1.0 - self.at(p.index))
+            return torch.lerp(moved, out, m)
 
     def at(self, n: int) -> torch.Tensor:
         """Frame ``n``'s mask (1, 1, H, W) in [0, 1]: the fitted mask, moved by the camera moves
@@ -392,7 +395,8 @@ class ColourControl:
 
     def __call__(self, dreamed: Image, moved: Image, p: FrameParams) -> Image:
         matching = p.colour != "none" and (p.colour_strength > 0 or p.saturation_match > 0)
-        reference = self.references.get(p, dreamed) if matching else None
+        with stage("colour_reference"):
+            reference = self.references.get(p, dreamed) if matching else None
         return colour.control(dreamed, moved, self.input_at(p.index), reference, p)
 
 
@@ -439,8 +443,8 @@ class ClipReferences:
 
     def get(self, p: FrameParams, dreamed: Image) -> colour.Reference:
         which = _reference_name(self.schedule, p)
-        if which == "input":
-            return colour.Reference(self.source(p.index))
+        if which == "input":  # a new reference each frame: counted, not sorted (no host sync)
+            return colour.Reference(self.source(p.index), counted=True)
         if which not in self.built:
             image = dreamed if p.index == 0 else self.dream_without_colour(None, 0)
             self.built[which] = colour.Reference(image)

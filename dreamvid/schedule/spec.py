@@ -44,7 +44,7 @@ from dreamvid.schedule.keyframes import INTERPOLATIONS, Keyframes, Rule, parse_k
 NOISE = "noise"  # the `input` value that means "start from noise"
 CODECS = ("auto", "libx264", "libx264rgb", "libx265", "h264_nvenc", "hevc_nvenc", "libsvtav1", "prores_ks")
 OBJECTIVES = ("square", "mean")
-COLOUR_MODES = ("lab", "histogram", "none")  # see dreamvid/colour.py
+COLOUR_MODES = D.COLOURS  # see dreamvid/pixels/colour.py
 COLOUR_REFERENCES = ("auto", "input", "frame1")  # auto: input for an image, frame1 for noise
 # pixel formats with chroma subsampling: width and height must both be even
 _SUBSAMPLED_PIX_FMTS = frozenset(

@@ -6,15 +6,15 @@ and encode with libx264 (crf 18, preset medium as a schedule's default encoder, 
 
 - ``baseline``: :mod:`dreamvid.tools.baseline`, fp32 NCHW eager, the full network each step,
   zoom through OpenCV on the CPU, encoding in the loop, one ``.item()`` per step;
-- ``dreamvid``: :class:`dreamvid.rendering.step.Dreamer` through
-  :class:`dreamvid.rendering.framesource.FrameSource` (on CUDA frame n's host copy overlaps
-  frame n+1's dream) and :class:`dreamvid.media.write.VideoWriter`, as
-  :func:`dreamvid.rendering.loop.render` uses them (colour
-  control off, as the baseline has none), in the precision ``precision`` resolves to
-  (:mod:`dreamvid.engine.precision`).
+- ``dreamvid``: :func:`dreamvid.rendering.loop.render` itself (on CUDA frame n's host copy
+  overlaps frame n+1's dream), with the schedule's default colour control (the baseline has
+  none; ``colour``: another mode), in the precision ``precision`` resolves to
+  (:mod:`dreamvid.engine.precision`); its frame timed by stage (:mod:`dreamvid.core.stages`).
 
 Reported per path: ms per frame (the loop's wall time, the encoder's flush at the end
-included), the dream step's FLOPs (forward + input gradient, counted with
+included; for dreamvid also the join of its parts and a checkpoint after the last frame),
+dreamvid's frame by stage (wall and CPU time) and everything but the dream per frame
+(:func:`rest_of_frame`), the dream step's FLOPs (forward + input gradient, counted with
 ``torch.utils.flop_counter.FlopCounterMode``) and achieved GFLOP/s, peak memory (CUDA:
 ``max_memory_allocated``; CPU: peak RSS, reset before each path through
 ``/proc/self/clear_refs``), the encoder's share (ffmpeg's CPU time and the time the loop
@@ -28,6 +28,7 @@ The library never prints: :func:`run` returns a dict, the CLI formats it.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import tempfile
 import time
@@ -35,30 +36,30 @@ from pathlib import Path
 
 import torch
 
+from dreamvid.core.progress import Progress
+from dreamvid.core.stages import STAGES, StageTimer, timing
 from dreamvid.engine.ascent import DreamSettings, octave_sizes
 from dreamvid.engine.model import load_model, pick_device
 from dreamvid.engine.objectives import weighted
 from dreamvid.engine.precision import choose as choose_precision
 from dreamvid.engine.precision import cpu_features
 from dreamvid.media import ffmpeg
-from dreamvid.media.write import VideoWriter
 from dreamvid.schedule.schedule import parse_schedule
-from dreamvid.schedule.spec import DefaultsSpec
 from dreamvid.tools import baseline as _baseline
 
 ENCODER = {"codec": "libx264", "crf": 18, "preset": "medium", "pix_fmt": "yuv420p"}
 
 
 def bench_schedule(work: Path, size, layers: str, iterations: int, frames: int, octaves: int, device: str,
-                   compile, tile=None, preset: str = "medium", precision: str = "auto"):  # fmt: skip
-    """The schedule both paths render: noise input, zoom 1.02, jitter 32, step 0.01."""
-    neutral = {"colour": "none", "saturation_match": 0.0, "clip_guard": 0.0, "input_blend": 0.0, "smoothing": 0.0}  # the baseline has none
+                   compile, tile=None, preset: str = "medium", precision: str = "auto", colour: str | None = None):  # fmt: skip
+    """The schedule both paths render: noise input, zoom 1.02, jitter 32, step 0.01; dreamvid's
+    colour control as a schedule's default (``colour``: another ``colour`` value, e.g. none)."""
     segment = {"frames": frames + 2, "layers": {layers: 1.0}, "iterations": iterations, "octaves": octaves,
                "zoom": 1.02, "jitter": 32, "step": 0.01}  # fmt: skip
     data = {"input": "noise", "output": str(work / "dreamvid.mp4"), "size": list(size), "fps": 30, "seed": 0,
             "device": device, "compile": compile, "tile": tile, "precision": precision,
             "encoder": {**ENCODER, "preset": preset},
-            "segments": [segment], "defaults": {k: v for k, v in neutral.items() if k in DefaultsSpec.model_fields}}  # fmt: skip
+            "segments": [segment], "defaults": {} if colour is None else {"colour": colour}}  # fmt: skip
     return parse_schedule(data, source=work / "bench.yaml")
 
 
@@ -188,32 +189,84 @@ def _time_loop(frames: int, device, render_one, finish) -> dict:
 
 
 def run_dreamvid(schedule, frames: int, random_weights: bool = False, net=None) -> tuple[dict, torch.Tensor, object]:
-    """dreamvid's path; ``net``: a network already loaded (and compiled) in this process."""
-    from dreamvid.rendering.cadence import dreamed
-    from dreamvid.rendering.framesource import FrameSource
+    """dreamvid's path: :func:`dreamvid.rendering.loop.render` itself, with the frame's stages
+    timed (:mod:`dreamvid.core.stages`); ``net``: a network already loaded (and compiled) in
+    this process. On CUDA the stages are timed in a second render, as their synchronisation
+    would hide the overlap (frame n's copy during frame n+1's dream) that the first measures."""
     from dreamvid.rendering.step import Dreamer
 
     if net is None:
         net = load_model(schedule.model, random_init=random_weights, device=pick_device(schedule.device))
-    dreamer = Dreamer(schedule, net)
+    dreamer = Dreamer(schedule, net)  # the same start, precision and FLOPs as the render's own Dreamer
     first = dreamer.first_frame()
-    state = {"frame": dreamed(0, first)}  # the state after frame 0 (rendering/cadence.py)
-    source = FrameSource(dreamer, frames + 2)  # as render() gets its frames: on CUDA one ahead of the copy
-    writer = VideoWriter(schedule.output_path, schedule.size, schedule.fps, **schedule.encoder.model_dump())
-
-    def render_one(n):
-        t = time.perf_counter()
-        state["frame"], rgb = source.get(n, state["frame"])
-        t1 = time.perf_counter()
-        writer.write(rgb)
-        return t1 - t, time.perf_counter() - t1
-
-    try:
-        result = _time_loop(frames, dreamer.device, render_one, writer.close)
-    finally:
-        writer.abort()  # no-op after close
-    result["frame_shape"] = list(state["frame"].frame.shape)
+    device = dreamer.device
+    if device.type == "cuda":
+        result = _time_render(schedule, net, frames, None)
+        result["stages_with_sync"] = _time_render(schedule, net, frames, StageTimer(lambda: _sync(device)))
+        result.update({k: result["stages_with_sync"][k] for k in ("stages_ms_per_frame", "stages_cpu_ms_per_frame",
+                                                                    "unaccounted_ms_per_frame")})
+    else:
+        result = _time_render(schedule, net, frames, StageTimer())
+    stages = result["stages_ms_per_frame"]
+    result["dream_ms_per_frame"] = stages.get("dream", 0.0)
+    result["encode_wait_ms_per_frame"] = stages.get("encoder", 0.0) + stages.get("finish", 0.0)
+    result.update(rest_of_frame(result))
     return result, first, dreamer
+
+
+PER_RENDER = ("finish", "checkpoint")  # once per render (or per part of checkpoint_every frames), not per frame
+
+
+def rest_of_frame(result: dict) -> dict:
+    """Everything but the dream in a frame of a long render: the frame without the dream and
+    without what the bench's few frames pay once (:data:`PER_RENDER`), in ms and as a share."""
+    timed = result.get("stages_with_sync", result)
+    out = {}
+    for key, total, stages in (("", timed["ms_per_frame"], result["stages_ms_per_frame"]),
+                               ("cpu_", timed["process_cpu_ms_per_frame"], result["stages_cpu_ms_per_frame"])):  # fmt: skip
+        frame = total - sum(stages.get(name, 0.0) for name in PER_RENDER)
+        rest = frame - stages.get("dream", 0.0)
+        out.update({f"rest_{key}ms_per_frame": rest, f"rest_{key}share": rest / frame})
+    return out
+
+
+def _time_render(schedule, net, frames: int, timer: StageTimer | None) -> dict:
+    """A render of frames 0..frames+1: frame 1 is the warm-up, frames 2..frames+1 and the end
+    (the encoder's flush, the join) are timed, as :func:`_time_loop` times the baseline."""
+    from dreamvid.rendering.loop import render
+
+    device = next(net.parameters()).device
+    marks: dict = {}
+
+    def callback(p: Progress) -> None:
+        if p.event == "frame" and p.frame == 2:  # frame 1, the warm-up, is done
+            _sync(device)
+            marks["warm"] = time.perf_counter()
+            _reset_peak(device)
+            marks["cpu"], marks["own"] = _children_cpu_s(), time.process_time()
+            if timer is not None:
+                timer.reset()
+        elif p.event == "frame" and p.frame == frames + 2:
+            marks["last"], marks["last_cpu"] = time.perf_counter(), time.process_time()
+
+    t = time.perf_counter()
+    with timing(timer) if timer is not None else contextlib.nullcontext():
+        render(schedule, model=net, frames=frames + 2, fresh=True, callback=callback)
+    end = time.perf_counter()
+    own = time.process_time() - marks["own"]
+    ms = {name: s / frames * 1000 for name, s in (timer.seconds if timer is not None else {}).items()}
+    cpu_ms = {name: s / frames * 1000 for name, s in (timer.cpu_seconds if timer is not None else {}).items()}
+    if ms:
+        ms["finish"] = (end - marks["last"]) / frames * 1000  # the encoder's flush and the join, spread
+        cpu_ms["finish"] = (time.process_time() - marks["last_cpu"]) / frames * 1000
+    total = (end - marks["warm"]) / frames * 1000
+    return {"ms_per_frame": total, "warmup_s": marks["warm"] - t,
+            "process_cpu_ms_per_frame": own / frames * 1000,
+            "encoder_cpu_ms_per_frame": (_children_cpu_s() - marks["cpu"]) / (frames + 2) * 1000,  # its frames 0..frames+1
+            "peak_memory_bytes": _peak_bytes(device), "frame_shape": [1, 3, schedule.size[1], schedule.size[0]],
+            "stages_ms_per_frame": {name: ms[name] for name in (*STAGES, "finish") if name in ms},
+            "stages_cpu_ms_per_frame": {name: cpu_ms[name] for name in (*STAGES, "finish") if name in cpu_ms},
+            "unaccounted_ms_per_frame": total - sum(ms.values()) if ms else None}  # fmt: skip
 
 
 def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.device, random_weights: bool) -> dict:
@@ -254,14 +307,14 @@ def run_baseline(schedule, first: torch.Tensor, frames: int, device: torch.devic
 
 def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterations: int = 10, frames: int = 5,
         octaves: int = 1, compile="auto", random_weights: bool = False, tile=None, preset: str = "medium",
-        precision: str = "auto") -> dict:  # fmt: skip
+        precision: str = "auto", colour: str | None = None) -> dict:  # fmt: skip
     """Run both paths; returns the measurements (see the module docstring)."""
     dev = pick_device(device)
     choice = choose_precision(precision, dev)  # what the Dreamer will use
     with tempfile.TemporaryDirectory(prefix="dreamvid-bench-") as tmp:
         work = Path(tmp)
         schedule = bench_schedule(work, size, layers, iterations, frames, octaves, str(dev), compile, tile, preset,
-                                  precision)  # fmt: skip
+                                  precision, colour)  # fmt: skip
         ours, first, dreamer = run_dreamvid(schedule, frames, random_weights)
         objective = weighted(schedule.params(1).layers)
         shapes = octave_sizes(size[1], size[0], octaves, 1.4)  # FLOPs per step, summed over octaves
@@ -283,7 +336,7 @@ def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterat
         "settings": {"size": list(size), "layers": layers, "iterations": iterations, "frames": frames,
                      "octaves": octaves, "compile": dreamvid_compiled(schedule.compile, dev),
                      "precision": choice.name, "precision_requested": precision, "precision_why": choice.why,
-                     "encoder": schedule.encoder.model_dump()},  # fmt: skip
+                     "encoder": schedule.encoder.model_dump(), "colour": _colour_settings(schedule)},  # fmt: skip
         "peaks": peaks,  # GFLOP/s per precision: {"gemm", "conv", "peak", "source"}
         "peak_gflops_per_s": peaks[choice.name]["peak"],  # of dreamvid's precision
         "baseline": base,
@@ -291,6 +344,13 @@ def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterat
         "speedup": base["ms_per_frame"] / ours["ms_per_frame"],
         "ceiling": base["ms_per_frame"] / ceiling_ms_per_frame(ours, iterations, peaks[choice.name]["peak"]),
     }
+
+
+def _colour_settings(schedule) -> dict:
+    """The colour control frame 1 renders with (the schedule's defaults unless ``--colour``)."""
+    p = schedule.params(1)
+    return {k: getattr(p, k) for k in ("colour", "colour_strength", "saturation_match", "input_blend", "smoothing",
+                                       "clip_guard")}  # fmt: skip
 
 
 def ceiling_ms_per_frame(ours: dict, iterations: int, peak_gflops: float) -> float:
@@ -320,8 +380,21 @@ def format_report(r: dict) -> str:
                      f"{p['peak_memory_bytes'] / 2**30:8.2f}G {p['encoder_share']:8.1%} "
                      f"{p['encoder_cpu_ms_per_frame']:6.0f}ms {p['process_cpu_ms_per_frame']:8.0f} "
                      f"{p['warmup_s']:7.1f}s")  # fmt: skip
+    lines += _stage_lines(r["dreamvid"])
     peaks = "; ".join(f"{name} {p['peak']:.0f} GFLOP/s (gemm {p['gemm']:.0f}" + (f", conv {p['conv']:.0f})" if p["conv"] else ")")
                       for name, p in r["peaks"].items())  # fmt: skip
     lines.append(f"speedup: {r['speedup']:.2f}x per frame; ceiling {r['ceiling']:.2f}x with every dream FLOP at "
                  f"the practical {s['precision']} peak (peaks: {peaks})")
     return "\n".join(lines)
+
+
+def _stage_lines(p: dict) -> list[str]:
+    """dreamvid's frame by stage: ms per frame and share of the frame, largest first."""
+    stages, total = p["stages_ms_per_frame"], p.get("stages_with_sync", p)["ms_per_frame"]
+    cells = [f"{name} {ms:.1f} ({ms / total:.1%})" for name, ms in sorted(stages.items(), key=lambda kv: -kv[1])]
+    cells.append(f"unaccounted {p['unaccounted_ms_per_frame']:.1f} ({p['unaccounted_ms_per_frame'] / total:.1%})")
+    sync = " (a second render, synchronised at each stage)" if "stages_with_sync" in p else ""
+    return [f"dreamvid's frame by stage{sync}, ms: " + ", ".join(cells),
+            f"everything but the dream, per frame (without {' and '.join(PER_RENDER)}, paid once per render or part): "
+            f"{p['rest_ms_per_frame']:.1f} ms, {p['rest_share']:.1%} of the frame (CPU time: "
+            f"{p['rest_cpu_ms_per_frame']:.1f} ms, {p['rest_cpu_share']:.1%})"]
