@@ -43,6 +43,32 @@ def run_cli(*args, cwd=None, timeout=300):
     )
 
 
+def run_here(*args, cwd=None):
+    """``dreamvid ARGS`` run in this process (``dreamvid.cli.main``); returns a CompletedProcess
+    like :func:`run_cli`. A process start costs seconds (torch's import, the model's load): tests
+    not about the program's process itself (its signals, its first import) run commands here.
+    The signal handlers a render installs are put back; ``cwd`` is entered for the call."""
+    import contextlib
+    import io
+    import signal
+
+    from dreamvid import cli
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(argv)
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    return subprocess.CompletedProcess(["dreamvid", *argv], code, out.getvalue(), err.getvalue())
+
+
 def write_schedule(folder, *, segments=None, **top):
     """A tiny schedule (96x64, few frames, 2 iterations) in ``folder``; returns its path."""
     import cv2

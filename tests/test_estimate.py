@@ -9,7 +9,7 @@ import pytest
 
 import dreamvid
 from dreamvid.rendering.estimate import duration, frame_cost, heaviest_frame
-from tests.conftest import run_cli, write_schedule
+from tests.conftest import run_here, write_schedule
 
 LIGHT = {"frames": 4, "layers": {"mixed0": 1.0}, "iterations": 1}
 HEAVY = {"frames": 3, "layers": {"mixed3": 1.0}, "iterations": 3, "transition": 1}
@@ -43,7 +43,7 @@ def test_the_estimate_scales_the_timed_frame_by_the_costs(tmp_path, net):
 
 def test_validate_estimate_prints_one_more_line(tmp_path):
     path = write_schedule(tmp_path, segments=[LIGHT, HEAVY])
-    r = run_cli("validate", path, "--estimate")
+    r = run_here("validate", path, "--estimate")
     assert r.returncode == 0, r.stderr
     *summary, last = r.stdout.strip().splitlines()
     assert summary[0].startswith("s.yaml: 7 frames") and last.startswith("estimate: ") and "peak memory" in last

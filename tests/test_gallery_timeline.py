@@ -13,7 +13,7 @@ from dreamvid.pixels.images import fit, read_image, to_tensor
 from dreamvid.schedule.schedule import load_schedule
 from dreamvid.tools import gallery, timeline
 
-from .conftest import run_cli, write_schedule
+from .conftest import run_here, write_schedule
 
 
 def _sheet_size(tiles: int, side: int, columns: int) -> tuple[int, int]:
@@ -26,7 +26,7 @@ def _sheet_size(tiles: int, side: int, columns: int) -> tuple[int, int]:
 def test_gallery_cli_writes_a_labelled_grid(tmp_path):
     cv2.imwrite(str(tmp_path / "in.png"), (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8))
     keys = ["conv2d_2", "mixed0", "mixed0:3"]
-    r = run_cli("gallery", "--image", "in.png", "--size", 64, "--iterations", 1, "--octaves", 1, "--columns", 3,
+    r = run_here("gallery", "--image", "in.png", "--size", 64, "--iterations", 1, "--octaves", 1, "--columns", 3,
                 "--layers", *keys, "-o", "g.png", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     sheet = cv2.imread(str(tmp_path / "g.png"))[:, :, ::-1]
@@ -45,7 +45,7 @@ def test_gallery_cli_writes_a_labelled_grid(tmp_path):
 
 
 def test_gallery_cli_rejects_an_unknown_layer_before_writing(tmp_path):
-    r = run_cli("gallery", "--size", 64, "--layers", "mixed0", "mixed9x", "-o", "g.png", cwd=tmp_path)
+    r = run_here("gallery", "--size", 64, "--layers", "mixed0", "mixed9x", "-o", "g.png", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "mixed9x" in r.stderr and "expected one of" in r.stderr
     assert not (tmp_path / "g.png").exists()
@@ -77,7 +77,7 @@ def test_too_small_tiles_name_the_size_that_works(net):
 
 def test_validate_plot_writes_the_timeline(tmp_path):
     path = write_schedule(tmp_path)
-    r = run_cli("validate", path, "--plot", "t.png", cwd=tmp_path)
+    r = run_here("validate", path, "--plot", "t.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     png = cv2.imread(str(tmp_path / "t.png"))
     assert png.shape[:2] == (round(timeline.FIGSIZE[1] * timeline.DPI), round(timeline.FIGSIZE[0] * timeline.DPI))
@@ -86,7 +86,7 @@ def test_validate_plot_writes_the_timeline(tmp_path):
 
 def test_validate_plot_writes_nothing_for_a_bad_schedule(tmp_path):
     path = write_schedule(tmp_path, segments=[{"frames": 4, "layers": {"mixed9x": 1.0}}])
-    r = run_cli("validate", path, "--plot", "t.png", cwd=tmp_path)
+    r = run_here("validate", path, "--plot", "t.png", cwd=tmp_path)
     assert r.returncode == 2 and "mixed9x" in r.stderr
     assert not (tmp_path / "t.png").exists()
 
@@ -147,9 +147,9 @@ def test_gallery_guide_is_shown_and_pulls_the_tiles(tmp_path, net):
 
 def test_gallery_cli_takes_a_guide(tmp_path):
     cv2.imwrite(str(tmp_path / "g.png"), skimage.data.chelsea()[::4, ::4, ::-1])
-    r = run_cli("gallery", "--size", 64, "--iterations", 1, "--octaves", 1, "--layers", "mixed0", "--guide", "g.png",
+    r = run_here("gallery", "--size", 64, "--iterations", 1, "--octaves", 1, "--layers", "mixed0", "--guide", "g.png",
                 "--guide-weight", 2, "-o", "out.png", "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert cv2.imread(str(tmp_path / "out.png")).shape[:2] == _sheet_size(3, 64, 3)  # input, guide, mixed0
-    r = run_cli("gallery", "--size", 64, "--layers", "mixed0", "--guide", "nothere.png", "-o", "x.png", cwd=tmp_path)
+    r = run_here("gallery", "--size", 64, "--layers", "mixed0", "--guide", "nothere.png", "-o", "x.png", cwd=tmp_path)
     assert r.returncode == 2 and "nothere.png" in r.stderr and not (tmp_path / "x.png").exists()

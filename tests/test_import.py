@@ -15,7 +15,7 @@ import yaml
 import dreamvid
 from dreamvid.schedule.importers import ImportError_, import_file, write_import
 from dreamvid.schedule.schedule import parse_schedule
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_here
 
 DEFORUM = ROOT / "schedules" / "deforum-2d.txt"
 PARSEQ = ROOT / "schedules" / "parseq-manifest.json"
@@ -251,7 +251,7 @@ def test_a_bad_file_is_one_line_and_nothing_is_written(tmp_path, content, expect
 
 def test_the_command_writes_the_schedule_lists_what_it_left_and_refuses_bad_files(tmp_path):
     out = tmp_path / "deforum.yaml"
-    r = run_cli("import", DEFORUM, "-o", out, "--layers", "mixed3 mixed4+mixed4:97")
+    r = run_here("import", DEFORUM, "-o", out, "--layers", "mixed3 mixed4+mixed4:97")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"wrote {out} (Deforum settings: 48 frames at 12 fps, 2 segments)")
     assert "  not carried: prompts = a mapping" in r.stdout
@@ -261,11 +261,11 @@ def test_the_command_writes_the_schedule_lists_what_it_left_and_refuses_bad_file
     assert data["input"] == os.path.relpath((DEFORUM.parent / "logo.png").resolve(), out.parent.resolve())  # from the schedule
     assert [p.name for p in tmp_path.iterdir()] == ["deforum.yaml"]  # no temp file left
     before = out.read_text()
-    again = run_cli("import", PARSEQ, "-o", out)  # a file is there: refused, untouched
+    again = run_here("import", PARSEQ, "-o", out)  # a file is there: refused, untouched
     assert again.returncode == 2 and "a file is already there" in again.stderr and out.read_text() == before
     bad = tmp_path / "bad.txt"
     bad.write_text('{"max_frames": 5, "W": true}')
-    r = run_cli("import", bad, "-o", tmp_path / "bad.yaml")
+    r = run_here("import", bad, "-o", tmp_path / "bad.yaml")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"dreamvid: error: {bad}: W: got true; expected the width in pixels, an integer 32..8192"]
     assert not (tmp_path / "bad.yaml").exists()

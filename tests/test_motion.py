@@ -11,7 +11,7 @@ import pytest
 
 import dreamvid
 from dreamvid.rendering.motion import caption
-from tests.conftest import pan_clip, run_cli
+from tests.conftest import pan_clip, run_cli, run_here
 from tests.test_api import decode
 
 LOSSLESS = {"codec": "libx264rgb", "crf": 0, "pix_fmt": "rgb24"}  # decoded frames equal the frames given
@@ -90,13 +90,13 @@ def test_cli_writes_the_video_beside_the_output_and_a_frame_as_png(image_input):
     video = image_input / "out" / "v.motion.mp4"
     frames = decode(video)
     assert len(frames) == 12 and not (image_input / "out" / "v.mp4").exists()
-    r = run_cli("preview", s, "--motion", "--frame", "7", "--no-captions", "-o", image_input / "f7.png")
+    r = run_here("preview", s, "--motion", "--frame", "7", "--no-captions", "-o", image_input / "f7.png")
     assert r.returncode == 0 and r.stdout.strip() == f"wrote {image_input / 'f7.png'} (frame 7 of the camera path)"
     f7 = cv2.imread(str(image_input / "f7.png"))[:, :, ::-1]
     (expected,) = dreamvid.motion_frames(dreamvid.load_schedule(s), start=7, stop=8)
     assert np.array_equal(f7, expected)
-    r = run_cli("preview", s, "--motion", "--frame", "12")
+    r = run_here("preview", s, "--motion", "--frame", "12")
     assert r.returncode == 2
     assert r.stderr.strip() == f"dreamvid: error: {s}: frame 12 is outside the schedule; expected 0..11"  # as preview's
-    r = run_cli("preview", s, "--motion", "--scale", "0.5")
+    r = run_here("preview", s, "--motion", "--scale", "0.5")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--scale applies to dreamed previews" in r.stderr

@@ -10,7 +10,7 @@ import pytest
 import dreamvid
 from dreamvid.rendering import workdir
 from dreamvid.rendering.peek import Peek
-from tests.conftest import run_cli, write_schedule
+from tests.conftest import run_here, write_schedule
 
 
 def test_render_peek_shows_the_last_frame_it_made(tmp_path, net):
@@ -53,7 +53,7 @@ def test_a_failed_peek_warns_once_and_the_render_goes_on(tmp_path):
 @pytest.mark.parametrize("where", ["missing/p.jpg", "."])
 def test_a_bad_peek_path_is_one_line_before_any_work(tmp_path, where):
     path = write_schedule(tmp_path)
-    r = run_cli("render", path, "--peek", tmp_path / where, "--quiet")
+    r = run_here("render", path, "--peek", tmp_path / where, "--quiet")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--peek: " in r.stderr
     assert not (tmp_path / "out").exists()
 

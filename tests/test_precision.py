@@ -14,7 +14,7 @@ from dreamvid.engine import precision
 from dreamvid.engine.ascent import DreamSettings, dream
 from dreamvid.engine.objectives import layer
 
-from .conftest import run_cli, write_schedule
+from .conftest import run_here, write_schedule
 
 CPU = torch.device("cpu")
 AVX2 = ("fpu", "sse2", "avx", "avx2", "fma")
@@ -152,13 +152,13 @@ def test_cli_precision_overrides_the_schedule_and_lands_in_the_checkpoint(tmp_pa
     from dreamvid.rendering.workdir import list_checkpoints
 
     path = write_schedule(tmp_path, segments=[{"frames": 4, "layers": {"mixed0": 1.0}}], precision="fp32")
-    r = run_cli("render", path, "--frames", "4", "--keep-parts", "--quiet", "--precision", "bf16", "--device", "cpu")
+    r = run_here("render", path, "--frames", "4", "--keep-parts", "--quiet", "--precision", "bf16", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     saved = ckpt.load(list_checkpoints(tmp_path / "out" / "video.mp4.parts")[0])
     native = precision.native_bf16(CPU)
     assert saved.precision == ("bf16" if native else "fp32")
     assert ("no bf16 arithmetic" in r.stderr) == (not native)
-    r = run_cli("preview", path, "--frame", "1", "--precision", "fp16")
+    r = run_here("preview", path, "--frame", "1", "--precision", "fp16")
     assert r.returncode == 2 and "--precision" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -18,7 +18,7 @@ from dreamvid.pixels.images import fit, read_image, to_tensor
 from dreamvid.rendering.loop import render
 from dreamvid.rendering.step import Dreamer
 from dreamvid.schedule.schedule import load_schedule
-from tests.conftest import ENV, run_cli, write_schedule
+from tests.conftest import ENV, run_here, write_schedule
 from tests.procs import ffmpeg_children
 
 ZOOM = 1.15
@@ -33,7 +33,7 @@ def psnr(a, b):
 def rendered(tmp_path_factory):
     folder = tmp_path_factory.mktemp("render")
     path = write_schedule(folder, defaults={"iterations": 2, "octaves": 1, "jitter": 8, "step": 0.01, "zoom": ZOOM})
-    r = run_cli("render", path, "--quiet")
+    r = run_here("render", path, "--quiet")
     assert r.returncode == 0, r.stderr
     return path, folder / "out" / "video.mp4", read_frames(folder / "out" / "video.mp4")
 
@@ -68,7 +68,7 @@ def test_preview_equals_the_video_frame(rendered, tmp_path):
     path, video, frames = rendered
     k = 7
     out = tmp_path / "p.png"
-    r = run_cli("preview", path, "--frame", k, "-o", out, "--quiet")
+    r = run_here("preview", path, "--frame", k, "-o", out, "--quiet")
     assert r.returncode == 0, r.stderr
     img = (read_image(out) * 255).round().astype(np.uint8)
     assert psnr(img, frames[k]) > 30
@@ -127,17 +127,17 @@ def test_sigint_leaves_no_output_and_no_ffmpeg(tmp_path):
 
 def test_frames_option_renders_only_the_first_frames(tmp_path):
     path = write_schedule(tmp_path)
-    r = run_cli("render", path, "--frames", "3", "-o", tmp_path / "short.mp4", "--quiet")
+    r = run_here("render", path, "--frames", "3", "-o", tmp_path / "short.mp4", "--quiet")
     assert r.returncode == 0, r.stderr
     assert probe_video(tmp_path / "short.mp4")["frames"] == 3
 
 
 def test_validate_prints_a_summary_and_rejects_bad_schedules(tmp_path):
     path = write_schedule(tmp_path)
-    r = run_cli("validate", path)
+    r = run_here("validate", path)
     assert r.returncode == 0 and "12 frames" in r.stdout and "mixed3" in r.stdout
     bad = write_schedule(tmp_path / "bad", segments=[{"frames": 3, "layers": {"mixed9x": 1.0}}])
-    r = run_cli("validate", bad)
+    r = run_here("validate", bad)
     assert r.returncode == 2
     assert "segments[0].layers.mixed9x" in r.stderr and "s.yaml" in r.stderr and "Traceback" not in r.stderr
 

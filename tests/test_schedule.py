@@ -505,17 +505,17 @@ def test_a_camera_jump_without_a_transition_is_named(tmp_path):
 
 def test_validate_warns_about_a_camera_jump(tmp_path):
     import dreamvid
-    from tests.conftest import run_cli, write_schedule
+    from tests.conftest import run_here, write_schedule
 
     path = write_schedule(tmp_path, segments=[{"frames": 3, "layers": {"mixed3": 1.0}},
                                               {"frames": 3, "layers": {"mixed3": 1.0}, "zoom": 1.1}])
-    r = run_cli("validate", path)
+    r = run_here("validate", path)
     assert r.returncode == 0, r.stderr
     assert "dreamvid: warning: s.yaml: segments[1]: zoom jumps from 1.05 to 1.1 at frame 3" in r.stderr
     seen = []
     dreamvid.validate(path, callback=seen.append)
     assert [p.event for p in seen] == ["warning"] and "zoom jumps" in seen[0].message
-    r = run_cli("validate", write_schedule(tmp_path / "smooth"))  # the same camera in both segments: quiet
+    r = run_here("validate", write_schedule(tmp_path / "smooth"))  # the same camera in both segments: quiet
     assert r.returncode == 0 and "warning" not in r.stderr
 
 

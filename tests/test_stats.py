@@ -10,7 +10,7 @@ import pytest
 
 from dreamvid.media import stats as S
 from dreamvid.media.read import iter_frames
-from tests.conftest import run_cli
+from tests.conftest import run_here
 
 W, H = 40, 30
 
@@ -61,7 +61,7 @@ def test_frame_metrics_match_hand_computed_values(video):
 
 def test_stats_command_writes_plot_json_and_csv(video, tmp_path):
     plot, js, table = tmp_path / "p" / "stats.png", tmp_path / "stats.json", tmp_path / "stats.csv"
-    r = run_cli("stats", video, "--plot", plot, "--json", js, "--csv", table)
+    r = run_here("stats", video, "--plot", plot, "--json", js, "--csv", table)
     assert r.returncode == 0, r.stderr
     assert "luminance" in r.stdout and "saturation" in r.stdout and "clipped" in r.stdout
     assert cv2.imread(str(plot)).shape == (600, 800, 3)
@@ -81,11 +81,11 @@ def test_stats_command_writes_plot_json_and_csv(video, tmp_path):
 
 
 def test_stats_of_a_missing_or_broken_video_is_one_line(tmp_path):
-    r = run_cli("stats", tmp_path / "none.mp4")
+    r = run_here("stats", tmp_path / "none.mp4")
     assert r.returncode == 2 and "none.mp4: video not found" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    r = run_cli("stats", bad, "--plot", tmp_path / "p.png")
+    r = run_here("stats", bad, "--plot", tmp_path / "p.png")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "bad.mp4" in r.stderr
     assert not (tmp_path / "p.png").exists()

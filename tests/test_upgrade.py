@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from dreamvid.media.read import read_frames
-from tests.conftest import run_cli
+from tests.conftest import run_here
 from tests.test_colour_fidelity import stream_line
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stopped-render-0.1.0"
@@ -26,7 +26,7 @@ def test_a_render_stopped_by_0_1_0_resumes_and_keeps_its_saved_frames(tmp_path):
     pending = [np.load(work / f"frame-{n:08d}.npy") for n in (4, 5)]  # frames 4-5 as 0.1.0 dreamed them
     assert len(part) == 4
 
-    r = run_cli("render", str(folder / "s.yaml"))
+    r = run_here("render", str(folder / "s.yaml"))
     assert r.returncode == 0, r.stderr
     assert "resuming at frame 6 of 10" in r.stderr
     assert "belongs to another schedule" not in r.stderr and "warning" not in r.stderr, r.stderr

@@ -11,7 +11,7 @@ import yaml
 
 from dreamvid.pixels.camera import affine_theta, move
 from dreamvid.tools.warp_error import pair_error
-from tests.conftest import run_cli, write_schedule, write_video_schedule
+from tests.conftest import run_here, write_schedule, write_video_schedule
 from tests.test_motion import LOSSLESS, NO_DREAM
 
 W, H = 64, 48
@@ -48,13 +48,13 @@ def test_integer_shift_forward_is_exactly_zero_and_backward_is_not():
 
 def render(folder, defaults):
     path = write_schedule(folder, size=[W, H], encoder=LOSSLESS, defaults=defaults, segments=CAMERA)
-    done = run_cli("render", path)
+    done = run_here("render", path)
     assert done.returncode == 0, done.stderr
     return path, folder / "out" / "video.mp4"
 
 
 def warp_stats(video, schedule, folder):
-    done = run_cli("stats", video, "--schedule", schedule, "--json", folder / "s.json", "--csv", folder / "s.csv")
+    done = run_here("stats", video, "--schedule", schedule, "--json", folder / "s.json", "--csv", folder / "s.csv")
     assert done.returncode == 0, done.stderr
     assert "warp error" in done.stdout
     data = json.loads((folder / "s.json").read_text())
@@ -93,7 +93,7 @@ def test_still_image_under_the_camera_is_near_zero_a_dream_and_noise_are_not(tmp
 def test_a_video_longer_than_the_schedule_is_one_line_and_exit_2(tmp_path):
     schedule = write_schedule(tmp_path, size=[W, H], segments=[{"frames": 4, "layers": {"mixed0": 1.0}}])
     video = noise_video(tmp_path / "long.mkv", count=6)
-    done = run_cli("stats", video, "--schedule", schedule, "--json", tmp_path / "s.json")
+    done = run_here("stats", video, "--schedule", schedule, "--json", tmp_path / "s.json")
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "long.mkv" in done.stderr and "4" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "s.json").exists()
@@ -121,7 +121,7 @@ def test_stats_files_carry_the_warp_error_and_a_frame_without_valid_pixels_is_nu
 
 
 def source_error(video, clip, folder):
-    done = run_cli("stats", video, "--source", clip, "--json", folder / "s.json")
+    done = run_here("stats", video, "--source", clip, "--json", folder / "s.json")
     assert done.returncode == 0, done.stderr
     data = json.loads((folder / "s.json").read_text())
     assert len(data["metrics"]["warp_error"]) == 8 and data["metrics"]["warp_error"][0] == 0.0
@@ -136,7 +136,7 @@ def test_source_flow_and_temporal_lower_the_warp_error_of_a_clip_render(tmp_path
         folder = tmp_path / name
         path = write_video_schedule(folder, frames=8, defaults={"iterations": 3, "octaves": 1, "jitter": 8,
                                                                 "step": 0.02, **over})  # fmt: skip
-        done = run_cli("render", path)
+        done = run_here("render", path)
         assert done.returncode == 0, done.stderr
         errors[name] = source_error(folder / "out" / "video.mp4", folder / "clip.mp4", folder)
     clip = tmp_path / "flow" / "clip.mp4"
