@@ -115,6 +115,23 @@ def test_frames_between_dreams_follow_the_camera(tmp_path, net):
     assert (frames[2] - moved).abs().mean() < 0.5 * (frames[2] - frames[0]).abs().mean()
 
 
+@pytest.mark.parametrize("start", ["photo", "noise"])
+def test_cadence_steadies_the_video_its_warp_error_is_lower(tmp_path, net, start):
+    """The warp error (``dreamvid stats --schedule``) of the frames at cadence 3 is below that
+    at cadence 1: the frames between two dreams are crossfades of camera-moved dreams, not
+    fresh dreams (docs/quality.md measures 0.57 -> 0.30 on a photo, 0.49 -> 0.32 on noise)."""
+    from dreamvid.tools.warp_error import warp_errors
+
+    errors = {}
+    for k in (1, 3):
+        s = schedule_at(tmp_path / f"k{k}", [{"frames": 10, "layers": {"mixed3": 1.0}, "cadence": k}],
+                        input="in.png" if start == "photo" else "noise",  # in.png: the coffee photo
+                        defaults={**SMALL["defaults"], "iterations": 2, "zoom": 1.03})  # fmt: skip
+        errors[k] = float(np.mean(warp_errors(dreamvid.frames(s, model=net, progress=False), s)[1:]))
+    print(f"{start}: warp error cadence 1 {errors[1]:.3g}, cadence 3 {errors[3]:.3g}")
+    assert errors[3] < 0.8 * errors[1], errors
+
+
 def test_a_lossless_render_equals_frames_and_preview_between_dreams(tmp_path, net):
     s = schedule_at(tmp_path, CHANGING, encoder=LOSSLESS)
     video = read_frames(render(s, model=net))

@@ -85,7 +85,6 @@ def warp_errors(frames: Iterable[np.ndarray], schedule: Schedule, video: str = "
     return out
 
 
-
 def flow_pair_error(previous: np.ndarray, current: np.ndarray, prev_source: np.ndarray, source: np.ndarray,
                     flow: flows.FlowFn) -> float:  # fmt: skip
     """The mean squared difference of ``current`` and ``previous`` warped along the source's backward
