@@ -302,9 +302,9 @@ def cmd_stats(args) -> int:
 
         data[stats.WARP] = warp_errors(iter_frames(args.video), load_schedule(args.schedule), str(args.video))
     elif args.source:
-        from dreamvid.tools.warp_error import source_warp_errors
+        from dreamvid.tools.warp_error import clip_frames, source_warp_errors
 
-        data[stats.WARP] = source_warp_errors(iter_frames(args.video), iter_frames(args.source), str(args.video),
+        data[stats.WARP] = source_warp_errors(iter_frames(args.video), clip_frames(args.source), str(args.video),
                                               str(args.source))  # fmt: skip
     print(f"{args.video}: {len(data['frame'])} frames")
     print(stats.summary(data))

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import subprocess
 
 import imageio_ffmpeg
 import numpy as np
@@ -11,7 +12,7 @@ import yaml
 
 from dreamvid.pixels.camera import affine_theta, move
 from dreamvid.tools.warp_error import pair_error
-from tests.conftest import run_here, write_schedule, write_video_schedule
+from tests.conftest import pan_clip, run_here, write_schedule, write_video_schedule
 from tests.test_motion import LOSSLESS, NO_DREAM
 
 W, H = 64, 48
@@ -118,6 +119,35 @@ def test_stats_files_carry_the_warp_error_and_a_frame_without_valid_pixels_is_nu
     png = cv2.imread(str(S.plot(tmp_path / "p.png", {"a": data})))
     assert png.shape == (600, 800, 3)
 
+
+
+def test_a_variable_rate_source_is_read_as_the_render_reads_it(tmp_path):
+    """A variable-rate clip is resampled to its average rate when a render reads it; --source
+    reads it so too, or frame n of the video meets another source frame than its own. Measured
+    (a 4 px/frame pan, 12 frames at 24 fps then 12 at 8 fps): 1.2e-5 as rendered, 0.016 with
+    the clip's frames as decoded."""
+    from dreamvid.media.read import ClipReader, iter_frames, probe_clip
+    from dreamvid.media.write import VideoWriter
+    from dreamvid.tools.warp_error import source_warp_errors
+
+    pan = pan_clip(tmp_path / "pan.mp4", frames=24, speed=4)
+    clip = tmp_path / "vfr.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(pan), "-vf",
+                    "setpts='if(lt(N,12),N/24,12/24+(N-12)/8)/TB'", "-fps_mode", "passthrough", "-c:v", "libx264",
+                    "-crf", "0", str(clip)], check=True)  # fmt: skip
+    info = probe_clip(clip)
+    assert info.variable_rate
+    video = tmp_path / "as-rendered.mkv"  # the clip's frames as a render reads them, kept losslessly
+    with ClipReader(info) as reader, VideoWriter(video, info.size, info.fps, **LOSSLESS) as writer:
+        for frame in reader:
+            writer.write((frame * 255).round().astype(np.uint8))
+    done = run_here("stats", video, "--source", clip, "--json", tmp_path / "s.json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert len(data["metrics"]["warp_error"]) == info.frames
+    decoded = source_warp_errors(iter_frames(video), iter_frames(clip))  # the clip's frames as decoded: wrong pairs
+    print(f"as rendered {data['warp_error_mean']:.3g}, as decoded {np.mean(decoded[1:]):.3g}")
+    assert data["warp_error_mean"] < 0.01 * np.mean(decoded[1:])
 
 
 def source_error(video, clip, folder):

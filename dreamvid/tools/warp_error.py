@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from dreamvid.core.errors import InputError
+from dreamvid.media.read import ClipReader, probe_clip
 from dreamvid.pixels import flow as flows
 from dreamvid.pixels.camera import affine_theta
 from dreamvid.pixels.images import fit
@@ -94,6 +95,14 @@ def flow_pair_error(previous: np.ndarray, current: np.ndarray, prev_source: np.n
     moved = flows.warp(_tensor(previous), backward.double())
     valid = ~flows.occlusion(backward, forward)[:, 0]
     return _masked_mse(moved, _tensor(current), valid)
+
+
+def clip_frames(path) -> Iterator[np.ndarray]:
+    """A source clip's frames as a render reads them (HxWx3 uint8): a variable-rate clip
+    resampled to its average rate, so frame n is the video's frame n's source."""
+    with ClipReader(probe_clip(path)) as reader:
+        for frame in reader:
+            yield (frame * 255.0).round().astype(np.uint8)
 
 
 def source_warp_errors(frames: Iterable[np.ndarray], source: Iterable[np.ndarray], video: str = "the video",
