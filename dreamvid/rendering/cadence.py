@@ -71,7 +71,7 @@ class Cadenced:
             raise ValueError(f"frame {n} needs the state after frame {n - 1}")
         a = state.dreamed
         b, dream = state.ahead if state.ahead is not None else (next_dreamed(self.schedule, a), None)
-        if dream is None:  # cadence 1: the plain step from frame n-1
+        if dream is None:  # dream b, once (b == a + 1: the plain step from frame n-1, as without cadence)
             dream = self.dreamer.next_frame(state.dream, b) if b == a + 1 else self.dreamer.next_frame(state.dream, b, a)
         if n == b:
             return dreamed(n, dream)
