@@ -56,20 +56,24 @@ def test_killed_render_resumes_to_the_same_video(tmp_path, reference, sig):
     work = tmp_path / "out" / "video.mp4.parts"
     proc = start_render(path)
     wait_for_checkpoint(work, proc)
-    time.sleep(random.uniform(0.0, 0.6))  # a random moment after the first checkpoint
+    time.sleep(random.uniform(0.0, 0.3))  # a random moment after the first checkpoint (the render runs 1.2-1.5 s past it)
     killed_during_render = proc.poll() is None
     children = ffmpeg_children(proc.pid)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     if killed_during_render:
         assert proc.returncode == (-9 if sig == signal.SIGKILL else 130), err
-        assert not (tmp_path / "out" / "video.mp4").exists()
+    # the signal can land after the join renamed the whole video onto the output, before the
+    # process exited: then the output is that whole video, never a part of it
+    finished = (tmp_path / "out" / "video.mp4").exists()
+    if finished:
+        assert same_video(tmp_path / "out" / "video.mp4", reference)
     time.sleep(0.2)
     assert not [pid for pid in children if _alive(pid)], "ffmpeg outlived the render"
 
     r = run_cli("render", path)
     assert r.returncode == 0, r.stderr
-    if killed_during_render:
+    if killed_during_render and not finished:
         assert "resuming at frame" in r.stderr
     assert same_video(tmp_path / "out" / "video.mp4", reference)
     assert not work.exists()
