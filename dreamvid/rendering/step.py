@@ -278,7 +278,8 @@ class Motion:
         frame ``previous`` is, when earlier than n - 1 (a cadence; image inputs only): it is
         moved by the camera moves of frames since+1..n composed into one warp."""
         if since is not None and since < n - 1:
-            return self.carried(previous, since, n).contiguous(memory_format=torch.channels_last), None
+            with stage("camera"):
+                return self.carried(previous, since, n).contiguous(memory_format=torch.channels_last), None
         k = self.scale
 
         def camera(image: Image) -> Image:
