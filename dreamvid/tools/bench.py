@@ -319,6 +319,7 @@ def run(*, device: str = "auto", size=(256, 256), layers: str = "mixed3", iterat
         objective = weighted(schedule.params(1).layers)
         shapes = octave_sizes(size[1], size[0], octaves, 1.4)  # FLOPs per step, summed over octaves
         ours["flops_per_step"] = step_flops(lambda x: _truncated_step(dreamer, x, objective), shapes, dev)
+        dreamer.close()  # a clip input's stream and flow worker end here
         dreamer = None  # free its network before the baseline loads its own
         base = run_baseline(schedule, first, frames, dev, random_weights)
     peaks = {"fp32": practical_peak(dev)}
